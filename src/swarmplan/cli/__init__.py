@@ -1,0 +1,1 @@
+"""swarmplan.cli layer (see docs/architecture.md)."""

@@ -1,0 +1,88 @@
+"""Human-readable output: placement tables and the block-coverage picture."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from swarmplan.perf.model import PerfModel
+from swarmplan.placement.types import Placement
+
+
+def coverage_bar(start: int, n: int, L: int, width: int) -> str:
+    """One character per block (or per L/width blocks when L is larger than the width)."""
+    cells = []
+    for c in range(width):
+        lo, hi = c * L // width + 1, (c + 1) * L // width
+        held = n > 0 and start <= hi and start + n - 1 >= lo
+        cells.append("█" if held else "·")
+    return "".join(cells)
+
+
+def placement_table(pm: PerfModel, pl: Placement) -> Table:
+    sw = pm.swarm
+    table = Table(title=f"{pl.method} placement of {sw.model.name} ({pm.L} blocks) on {sw.scenario}", title_justify="left")
+    for col in ("server", "GPU", "location", "blocks", "#", "cache slots"):
+        table.add_column(col, justify="right" if col in ("#", "cache slots") else "left", no_wrap=True)
+    for j in range(pm.n_servers):
+        s, n = int(pl.start[j]), int(pl.n_blocks[j])
+        blocks = f"{s}–{s + n - 1}" if n > 0 else "—"
+        table.add_row(sw.server_names[j], sw.server_gpus[j], sw.server_locations[j], blocks, str(n),
+                      str(int(pl.cache_slots[j])))
+    return table
+
+
+def coverage_picture(pm: PerfModel, pl: Placement, width: int = 60) -> str:
+    """Each server's blocks as a bar over 1..L, and how many servers hold each block (9 = 9 or more)."""
+    L = pm.L
+    width = min(L, width)
+    names = pm.swarm.server_names
+    pad = max(len(n) for n in (*names, "servers/block"))
+    scale = f"{'':{pad}} |1{'':{max(width - 1 - len(str(L)), 0)}}{L}|"
+    rows = [scale]
+    for j in range(pm.n_servers):
+        rows.append(f"{names[j]:>{pad}} |{coverage_bar(int(pl.start[j]), int(pl.n_blocks[j]), L, width)}|")
+    cover = pl.coverage(L)
+    digits = "".join(str(min(int(cover[lo - 1 : max(hi, lo)].min()), 9))
+                     for lo, hi in ((c * L // width + 1, (c + 1) * L // width) for c in range(width)))
+    rows.append(f"{'servers/block':>{pad}} |{digits}|")
+    return "\n".join(rows)
+
+
+def print_plan(console: Console, pm: PerfModel, pl: Placement) -> None:
+    console.print(placement_table(pm, pl))
+    console.print(coverage_picture(pm, pl), highlight=False, markup=False)
+    cover = pl.coverage(pm.L)
+    lines = [f"memory model: {pl.memory_model}; blocks covered: {int((cover > 0).sum())}/{pm.L} "
+             f"(min {int(cover.min())} servers per block)"]
+    if pl.R is not None:
+        extra = ""
+        if "single_request_ms" in pl.info:
+            extra = f" (paper rule: T₁ = {pl.info['single_request_ms'] / 1000:.1f} s, R_max = {pl.info['R_max']})"
+        lines.append(f"target concurrency R = {pl.R}{extra}")
+    if pl.bound_ms_per_token is not None:
+        lines.append(f"bound: ≤ {pl.bound_ms_per_token:.1f} ms per token while at most R requests are active "
+                     "(decode only; excludes prefill, waiting and set-up delays)")
+    if pl.method == "petals":
+        lines.append(f"min per-block throughput: {pl.info['min_block_throughput']:.1f} tokens/s")
+    console.print("\n".join(lines), highlight=False)
+
+
+def plan_json(scenario: str, pm: PerfModel, pl: Placement) -> dict:
+    sw = pm.swarm
+    return {
+        "scenario": scenario,
+        "method": pl.method,
+        "n_blocks": pm.L,
+        "R": pl.R,
+        "bound_ms_per_token": pl.bound_ms_per_token,
+        "memory_model": pl.memory_model,
+        "servers": [
+            {"name": sw.server_names[j], "gpu": sw.server_gpus[j], "location": sw.server_locations[j],
+             "start_block": int(pl.start[j]) if pl.n_blocks[j] > 0 else None,
+             "end_block": int(pl.start[j] + pl.n_blocks[j] - 1) if pl.n_blocks[j] > 0 else None,
+             "cache_slots": int(pl.cache_slots[j]),
+             "petals_block_indices": pl.petals_block_indices()[j]}
+            for j in range(pm.n_servers)
+        ],
+    }

@@ -1,0 +1,17 @@
+"""The one exception type for errors a user can cause (see DESIGN: Conventions)."""
+
+
+class SwarmplanError(Exception):
+    """A problem with the user's input: names the offending field and what to change.
+
+    The CLI prints ``str(err)`` without a traceback and exits with status 2.
+    """
+
+    def __init__(self, field: str, problem: str, fix: str = ""):
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        text = f"{field}: {problem}" if field else problem
+        if fix:
+            text += f" — {fix}"
+        super().__init__(text)

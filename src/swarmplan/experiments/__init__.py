@@ -1,0 +1,1 @@
+"""swarmplan.experiments layer (see docs/architecture.md)."""

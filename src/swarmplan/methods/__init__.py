@@ -1,0 +1,1 @@
+"""swarmplan.methods layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""swarmplan.perf layer (see docs/architecture.md)."""

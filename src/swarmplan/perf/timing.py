@@ -1,0 +1,61 @@
+"""Per-hop, per-chain and per-request times (docs/model.md §3; Sun et al. 2025, BPRR §3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def prefill_ms_per_block(slope_ms_per_token, base_ms, input_tokens):
+    """docs/model.md §3.1 — τ^in = slope · l_in + base (A100: 0.0743·20 + 32.99 = 34.476 ms)."""
+    return np.asarray(slope_ms_per_token) * input_tokens + np.asarray(base_ms)
+
+
+def token_rtt_ms(rtt_raw_ms, overhead_ms: float):
+    """docs/model.md §3.2 — RTT_cj = RTT_raw(c, j) + o (o = 100 ms)."""
+    return np.asarray(rtt_raw_ms) + overhead_ms
+
+
+def input_rtt_ms(rtt_raw_ms, per_token_ms: float, base_ms: float, input_tokens):
+    """docs/model.md §3.2 — RTT^in_cj = RTT_raw(c, j) + 0.7049 · l_in + 67 (81.098 ms extra at l_in = 20)."""
+    return np.asarray(rtt_raw_ms) + per_token_ms * np.asarray(input_tokens) + base_ms
+
+
+def chain_token_ms(rtt_ms, tau_ms, processed) -> float:
+    """docs/model.md §3.3 — t_tok(p) = Σ_k (RTT_{c j_k} + τ_{j_k} n_k) for one decode step."""
+    return float(np.sum(np.asarray(rtt_ms) + np.asarray(tau_ms) * np.asarray(processed)))
+
+
+def chain_first_token_ms(rtt_in_ms, tau_in_ms, processed) -> float:
+    """docs/model.md §3.3 — t_1(p) = Σ_k (RTT^in_{c j_k} + τ^in_{j_k} n_k) (prefill and first token)."""
+    return float(np.sum(np.asarray(rtt_in_ms) + np.asarray(tau_in_ms) * np.asarray(processed)))
+
+
+def request_service_ms(first_token_ms: float, token_ms: float, output_tokens: int) -> float:
+    """docs/model.md §3.3 — T(p) = t_1(p) + (l_out − 1) · t_tok(p)."""
+    return first_token_ms + (output_tokens - 1) * token_ms
+
+
+def hop_service_ms(rtt_in, rtt, tau_in, tau, processed, output_tokens):
+    """docs/model.md §3.3/§8 — a hop's whole-request time: [RTT^in + (l_out−1)RTT] + [τ^in + (l_out−1)τ]·k.
+    Summed over a chain this is T(p); it is WS-RR's edge weight without the wait."""
+    return (rtt_in + (output_tokens - 1) * rtt) + (tau_in + (output_tokens - 1) * tau) * processed
+
+
+def backoff_ms(raw_wait_ms: float, first_ms: float = 1000.0, max_ms: float = 60_000.0) -> float:
+    """docs/model.md §3.4 — B(W): 0 if W ≤ 0, else the smallest cumulative sum of min(first·2^a, max)
+    (1, 3, 7, 15, 31, 63, 123, 183, … s) that is ≥ W (PETALS-style retries, Sun et al. 2025 §9.4)."""
+    if raw_wait_ms <= 0:
+        return 0.0
+    total, step = 0.0, first_ms
+    while total < raw_wait_ms:
+        total += step
+        step = min(step * 2, max_ms)
+    return total
+
+
+def fit_scale_factors(block_gb_model: float, block_gb_ref: float, params_model: int | None, params_ref: int):
+    """docs/model.md §3.1 — fitted times are for BLOOM-176B NF4 blocks; for another model decode (memory-bound)
+    scales with block bytes and prefill (compute-bound) with parameters per block."""
+    decode = block_gb_model / block_gb_ref
+    prefill = (params_model / params_ref) if params_model else decode
+    return decode, prefill

@@ -1,0 +1,1 @@
+"""swarmplan.placement layer (see docs/architecture.md)."""

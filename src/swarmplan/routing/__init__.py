@@ -1,0 +1,1 @@
+"""swarmplan.routing layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""swarmplan.scenario layer (see docs/architecture.md)."""

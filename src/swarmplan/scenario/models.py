@@ -1,0 +1,160 @@
+"""Typed scenario description (pydantic v2). The YAML file maps one to one onto these models.
+
+Units are in the field names (``_ms``, ``_gb``, ``_per_s``). Everything random (server locations, GPU
+types, arrivals) is drawn later from an explicit seed (scenario.realize), so a Scenario is plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """The LLM: a preset name, explicit architecture numbers, or a preset with overrides (docs/model.md §2)."""
+
+    preset: str | None = Field(None, description="bloom-176b | llama-2-70b | llama-2-7b | llama-3-8b")
+    n_blocks: PositiveInt | None = Field(None, description="number of transformer blocks L")
+    params_per_block: PositiveInt | None = None
+    d_model: PositiveInt | None = Field(None, description="hidden size")
+    kv_groups: PositiveInt | None = Field(None, description="attention heads per KV head (1 = no GQA)")
+    quant: Literal["nf4", "int8", "none"] | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] | None = None
+    block_gb: PositiveFloat | None = Field(None, description="weights per block in GB (overrides the derived size)")
+    kv_bytes_per_token_per_block: PositiveFloat | None = Field(None, description="K+V bytes per token per block")
+    attn_cache_tokens: PositiveInt | None = Field(None, description="PETALS' fixed attention cache per block")
+
+
+class GpuSpec(_Strict):
+    """A GPU type: a preset with overrides or explicit values (docs/model.md §3.1, §12)."""
+
+    preset: str | None = None
+    memory_gb: PositiveFloat | None = None
+    decode_ms_per_block: PositiveFloat | None = Field(None, description="τ: decode time per block per token")
+    prefill_ms_per_token_per_block: float | None = Field(None, ge=0)
+    prefill_ms_per_block: float | None = Field(None, ge=0, description="intercept of the prefill fit")
+    max_blocks: PositiveInt | None = None
+    inference_rps: PositiveFloat | None = None
+    forward_rps: PositiveFloat | None = None
+    network_rps: PositiveFloat | None = None
+
+
+class ServerDraw(_Strict):
+    """Servers drawn at random topology nodes per Monte Carlo run, as the paper does."""
+
+    count: PositiveInt
+    gpu_fractions: dict[str, float] = Field(..., description="GPU type → fraction of servers (sums to 1)")
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        total = sum(self.gpu_fractions.values())
+        if not self.gpu_fractions or any(v < 0 for v in self.gpu_fractions.values()) or abs(total - 1) > 1e-6:
+            raise ValueError(f"gpu_fractions must be non-negative and sum to 1 (they sum to {total:g})")
+        return self
+
+
+class ServerEntry(_Strict):
+    name: str
+    gpu: str
+    node: str | None = Field(None, description="topology node (id or label)")
+    rtt_ms: dict[str, NonNegativeFloat] | None = Field(None, description="measured RTT to each client (ms)")
+
+    @model_validator(mode="after")
+    def _where(self):
+        if (self.node is None) == (self.rtt_ms is None):
+            raise ValueError("give exactly one of 'node' (a topology node) or 'rtt_ms' (RTT to each client)")
+        return self
+
+
+class ClientDraw(_Strict):
+    count: PositiveInt = 1
+
+
+class ClientEntry(_Strict):
+    name: str
+    node: str | None = None
+
+
+class MatrixSpec(_Strict):
+    nodes: list[str]
+    rtt_ms: list[list[float]]
+
+    @model_validator(mode="after")
+    def _square(self):
+        n = len(self.nodes)
+        if len(self.rtt_ms) != n or any(len(r) != n for r in self.rtt_ms):
+            raise ValueError(f"rtt_ms must be a {n}×{n} matrix matching 'nodes'")
+        return self
+
+
+class NetworkSpec(_Strict):
+    """Where RTTs come from: a topology (GraphML or REPETITA .graph), an RTT CSV, or a matrix (docs/model.md §11)."""
+
+    topology: str | None = Field(None, description="built-in name (Abvt, Bellcanada, GtsCe, …) or a .graphml/.graph path")
+    rtt_csv: str | None = Field(None, description="CSV with columns src,dst,rtt_ms (symmetric)")
+    matrix: MatrixSpec | None = None
+    delay_us_per_km: PositiveFloat = Field(1.66541, description="link delay rule of REPETITA (µs per km)")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("topology", "rtt_csv", "matrix") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one RTT source, not {' and '.join(given)}")
+        return self
+
+
+class TimingSpec(_Strict):
+    """Timing knobs of the paper's online model (docs/model.md §3.2, §3.4, §4.5)."""
+
+    overhead_ms: float = Field(100.0, ge=0, description="o: per-token serialisation/transfer overhead per hop")
+    input_overhead_per_token_ms: float = Field(0.7049, ge=0)
+    input_overhead_base_ms: float = Field(67.0, ge=0)
+    initial_delay_ms: float = Field(70.0, ge=0, description="d_init: session set-up per request")
+    fair_allocation_delay_ms: float = Field(0.0, ge=0, description="d_alloc of every method under the 'fair' profile")
+    paper_allocation_delay_proposed_ms: float = Field(60_000.0, ge=0)
+    paper_allocation_delay_petals_ms: float = Field(250_000.0, ge=0)
+    backoff_first_ms: PositiveFloat = 1000.0
+    backoff_max_ms: PositiveFloat = 60_000.0
+    petals_overhead_ms: float = Field(18.0, ge=0)
+    petals_cache_penalty_ms: float = Field(10_000.0, ge=0)
+    petals_unknown_rtt_ms: PositiveFloat = Field(300.0, description="RTT PETALS assumes when none is known")
+
+
+class WorkloadSpec(_Strict):
+    arrivals: Literal["poisson", "trace"] = "poisson"
+    rate_per_s: PositiveFloat = 0.5
+    n_requests: PositiveInt = 100
+    lengths: Literal["fixed", "trace"] = "fixed"
+    input_tokens: PositiveInt = 20
+    output_tokens: PositiveInt = 128
+    trace: str | None = Field(None, description="built-in trace (azure-code, azure-conv) or an Azure-format CSV")
+    cache_tokens: PositiveInt | None = Field(None, description="tokens the KV cache of one request is sized for")
+
+    @model_validator(mode="after")
+    def _trace_needed(self):
+        if (self.arrivals == "trace" or self.lengths == "trace") and self.trace is None:
+            raise ValueError("arrivals or lengths come from a trace, so 'trace' must name one")
+        return self
+
+
+class PlacementSpec(_Strict):
+    R: PositiveInt | None = Field(None, description="target concurrency R; default: the paper's rule (§6)")
+    petals_balance_quality: float = Field(0.75, ge=0)
+
+
+class Scenario(_Strict):
+    name: str = "scenario"
+    description: str = ""
+    model: ModelSpec = ModelSpec(preset="bloom-176b")
+    gpus: dict[str, GpuSpec] = Field(default_factory=dict)
+    servers: ServerDraw | list[ServerEntry]
+    clients: ClientDraw | list[ClientEntry] = ClientDraw()
+    network: NetworkSpec = NetworkSpec()
+    timing: TimingSpec = TimingSpec()
+    workload: WorkloadSpec = WorkloadSpec()
+    placement: PlacementSpec = PlacementSpec()

@@ -1,0 +1,223 @@
+"""RTT matrices from topologies, RTT CSVs or explicit matrices (docs/model.md §11).
+
+A Topology-Zoo GraphML becomes link delays by REPETITA's rule (delay µs = ⌊1.66541·d_km + 5⌋, haversine,
+R = 6371 km; a link touching a node without coordinates gets the rounded mean of the other delays), which
+reproduces the BPRR simulator's ``.graph`` inputs exactly. RTT_raw(u, v) = 2 × shortest-path delay.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import shortest_path
+
+from swarmplan.errors import SwarmplanError
+
+EARTH_RADIUS_KM = 6371.0
+BUILTIN_TOPOLOGIES = ("Abvt", "AttMpls", "Bellcanada", "Cogentco", "GtsCe", "Interoute", "Kdl")
+
+
+@dataclass(frozen=True)
+class RttNetwork:
+    """Nodes and the raw (no overhead) round-trip time between every pair, in ms."""
+
+    names: tuple[str, ...]  # canonical name per node ("<id>_<label>" for topologies)
+    aliases: dict[str, int]  # every accepted reference (id, label, canonical name) → index
+    rtt_raw_ms: np.ndarray  # (n, n), symmetric, zero diagonal
+
+    def index(self, ref: str, field: str) -> int:
+        if ref in self.aliases:
+            return self.aliases[ref]
+        sample = ", ".join(list(self.names)[:6])
+        raise SwarmplanError(field, f"unknown node {ref!r}", f"use a node id or label of the topology (e.g. {sample}, …)")
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """docs/model.md §11 — great-circle distance, R = 6371 km (REPETITA's rule)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def read_graphml(path: Path | str, delay_us_per_km: float = 1.66541) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Parse a Topology-Zoo GraphML: node names ``<id>_<label>`` and undirected edges (u, v, delay µs)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise SwarmplanError("network.topology", f"cannot read GraphML {path}: {exc}", "give a valid .graphml file")
+    ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
+    keys = {k.get("attr.name"): k.get("id") for k in root.findall("g:key", ns) if k.get("for") == "node"}
+    graph = root.find("g:graph", ns)
+    if graph is None:
+        raise SwarmplanError("network.topology", f"{path} has no <graph>", "give a Topology-Zoo GraphML file")
+    ids, names, coords = [], [], []
+    for node in graph.findall("g:node", ns):
+        data = {d.get("key"): (d.text or "") for d in node.findall("g:data", ns)}
+        label = data.get(keys.get("label"), "None")
+        lat, lon = data.get(keys.get("Latitude")), data.get(keys.get("Longitude"))
+        ids.append(node.get("id"))
+        names.append(f"{node.get('id')}_{label.replace(' ', '_')}")
+        coords.append((float(lat), float(lon)) if lat and lon else None)
+    index = {nid: i for i, nid in enumerate(ids)}
+    raw_edges: list[tuple[int, int, int | None]] = []
+    for edge in graph.findall("g:edge", ns):
+        u, v = index[edge.get("source")], index[edge.get("target")]
+        if coords[u] is None or coords[v] is None:
+            raw_edges.append((u, v, None))
+        else:
+            d_km = haversine_km(*coords[u], *coords[v])
+            raw_edges.append((u, v, int(math.floor(delay_us_per_km * d_km + 5))))
+    known = [d for _, _, d in raw_edges if d is not None]
+    fill = _round_half_up(sum(known) / len(known)) if known else 1
+    edges = [(u, v, fill if d is None else d) for u, v, d in raw_edges]
+    return names, edges
+
+
+def read_repetita(path: Path | str) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Parse a REPETITA ``.graph`` file (NODES / EDGES sections, delays in µs)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise SwarmplanError("network.topology", f"cannot read {path}: {exc}", "check the path")
+    try:
+        n = int(lines[0].split()[1])
+        names = [lines[2 + i].split()[0] for i in range(n)]
+        e_at = next(i for i, ln in enumerate(lines) if ln.startswith("EDGES"))
+        edges = []
+        for ln in lines[e_at + 2 : e_at + 2 + int(lines[e_at].split()[1])]:
+            _, s, t, _w, _bw, delay = ln.split()
+            edges.append((int(s), int(t), int(delay)))
+    except (IndexError, ValueError, StopIteration) as exc:
+        raise SwarmplanError("network.topology", f"{path} is not a REPETITA .graph file ({exc})", "check its NODES/EDGES sections")
+    return names, edges
+
+
+def _aliases(names: list[str]) -> dict[str, int]:
+    """Accept the canonical name, the bare id and (when unique) the bare label of each node."""
+    out: dict[str, int] = {}
+    labels: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        out[name] = i
+        nid, _, label = name.partition("_")
+        out.setdefault(nid, i)
+        labels.setdefault(label, []).append(i)
+        labels.setdefault(label.replace("_", " "), []).append(i)
+    for label, idx in labels.items():
+        if label and len(set(idx)) == 1:
+            out.setdefault(label, idx[0])
+    return out
+
+
+def network_from_edges(names: list[str], edges: list[tuple[int, int, int]]) -> RttNetwork:
+    """docs/model.md §11 — undirected delays (µs → ms), all-pairs shortest paths, RTT_raw = 2·dist."""
+    n = len(names)
+    u = np.array([e[0] for e in edges] + [e[1] for e in edges])
+    v = np.array([e[1] for e in edges] + [e[0] for e in edges])
+    d = np.array([e[2] for e in edges] * 2, dtype=float) / 1000.0
+    # Parallel edges: keep the smallest delay (coo → csr would sum duplicates).
+    best: dict[tuple[int, int], float] = {}
+    for a, b, w in zip(u.tolist(), v.tolist(), d.tolist()):
+        if a != b and w < best.get((a, b), math.inf):
+            best[(a, b)] = w
+    rows, cols = zip(*best.keys()) if best else ((), ())
+    # A zero-length link still connects: store a tiny positive weight so the sparse graph keeps it.
+    vals = [max(w, 1e-12) for w in best.values()]
+    mat = coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+    dist = shortest_path(mat, method="D", directed=True)
+    if np.isinf(dist).any():
+        raise SwarmplanError("network.topology", "the topology is not connected", "use a connected graph")
+    dist[dist < 1e-9] = 0.0
+    return RttNetwork(tuple(names), _aliases(names), 2.0 * dist)
+
+
+def builtin_topology_path(name: str):
+    return resources.files("swarmplan.scenario").joinpath("data").joinpath("topologies").joinpath(f"{name}.graphml")
+
+
+def load_topology(ref: str, delay_us_per_km: float, base_dir: Path | None) -> RttNetwork:
+    """A built-in topology name or a path to a ``.graphml`` / ``.graph`` file."""
+    lookup = {n.lower(): n for n in BUILTIN_TOPOLOGIES}
+    if ref.lower() in lookup:
+        with resources.as_file(builtin_topology_path(lookup[ref.lower()])) as p:
+            return network_from_edges(*read_graphml(p, delay_us_per_km))
+    path = _resolve(ref, base_dir)
+    if not path.exists():
+        raise SwarmplanError(
+            "network.topology", f"no built-in topology or file named {ref!r}",
+            f"use one of {', '.join(BUILTIN_TOPOLOGIES)} or an existing .graphml/.graph path",
+        )
+    if path.suffix == ".graph":
+        return network_from_edges(*read_repetita(path))
+    return network_from_edges(*read_graphml(path, delay_us_per_km))
+
+
+def load_rtt_csv(ref: str, base_dir: Path | None) -> RttNetwork:
+    """A long-format CSV ``src,dst,rtt_ms``; missing pairs are filled by shortest paths over the given ones."""
+    path = _resolve(ref, base_dir)
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise SwarmplanError("network.rtt_csv", f"cannot read {path}: {exc}", "check the path")
+    if not rows or not {"src", "dst", "rtt_ms"} <= set(rows[0]):
+        raise SwarmplanError("network.rtt_csv", f"{path} needs the columns src,dst,rtt_ms", "add a header row src,dst,rtt_ms")
+    names: list[str] = []
+    index: dict[str, int] = {}
+    triples = []
+    for k, row in enumerate(rows, start=2):
+        for key in ("src", "dst"):
+            if row[key] not in index:
+                index[row[key]] = len(names)
+                names.append(row[key])
+        try:
+            rtt = float(row["rtt_ms"])
+        except ValueError:
+            raise SwarmplanError("network.rtt_csv", f"{path}:{k}: rtt_ms {row['rtt_ms']!r} is not a number", "fix that row")
+        if rtt < 0:
+            raise SwarmplanError("network.rtt_csv", f"{path}:{k}: negative RTT", "RTTs must be ≥ 0 ms")
+        triples.append((index[row["src"]], index[row["dst"]], rtt))
+    return _network_from_rtts(names, triples, "network.rtt_csv")
+
+
+def network_from_matrix(spec) -> RttNetwork:
+    m = np.asarray(spec.rtt_ms, dtype=float)
+    if (m < 0).any():
+        raise SwarmplanError("network.matrix.rtt_ms", "negative RTT", "RTTs must be ≥ 0 ms")
+    if not np.allclose(m, m.T):
+        raise SwarmplanError("network.matrix.rtt_ms", "the matrix is not symmetric", "give RTT(u,v) = RTT(v,u)")
+    np.fill_diagonal(m, 0.0)
+    return RttNetwork(tuple(spec.nodes), {n: i for i, n in enumerate(spec.nodes)}, m)
+
+
+def _network_from_rtts(names, triples, field) -> RttNetwork:
+    n = len(names)
+    best: dict[tuple[int, int], float] = {}
+    for a, b, rtt in triples:
+        for key in ((a, b), (b, a)):
+            best[key] = min(best.get(key, math.inf), max(rtt, 1e-12))
+    rows, cols = zip(*best.keys())
+    mat = coo_matrix((list(best.values()), (rows, cols)), shape=(n, n)).tocsr()
+    dist = shortest_path(mat, method="D", directed=True)
+    if np.isinf(dist).any():
+        raise SwarmplanError(field, "some nodes have no RTT path between them", "add the missing pairs")
+    dist[dist < 1e-9] = 0.0
+    return RttNetwork(tuple(names), {nm: i for i, nm in enumerate(names)}, dist)
+
+
+def _resolve(ref: str, base_dir: Path | None) -> Path:
+    p = Path(ref).expanduser()
+    if not p.is_absolute() and base_dir is not None and (base_dir / p).exists():
+        return base_dir / p
+    return p

@@ -1,0 +1,219 @@
+"""Turn a validated Scenario into a concrete Swarm: resolve presets, draw server locations, build RTTs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
+from swarmplan.scenario.network import RttNetwork, load_rtt_csv, load_topology, network_from_matrix
+from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
+from swarmplan.scenario.swarm import ModelParams, Swarm
+from swarmplan.scenario.workload import nominal_lengths
+
+_TIME_FIELDS = ("decode_ms_per_block", "prefill_ms_per_token_per_block", "prefill_ms_per_block")
+
+
+def resolve_model(scenario: Scenario) -> ModelParams:
+    spec = scenario.model
+    base: dict = {}
+    if spec.preset is not None:
+        if spec.preset not in MODEL_PRESETS:
+            raise SwarmplanError("model.preset", f"unknown model preset {spec.preset!r}",
+                                 f"use one of {', '.join(MODEL_PRESETS)} or give n_blocks, block_gb and kv_bytes_per_token_per_block")
+        base = dict(MODEL_PRESETS[spec.preset])
+    given = {k: v for k, v in spec.model_dump().items() if v is not None and k != "preset"}
+    merged = {**base, **given}
+    if "n_blocks" not in merged:
+        raise SwarmplanError("model.n_blocks", "missing", "give a preset or n_blocks")
+    if "block_gb" not in merged and "params_per_block" not in merged:
+        raise SwarmplanError("model.block_gb", "the block size is unknown", "give block_gb or params_per_block")
+    if "kv_bytes_per_token_per_block" not in merged and "d_model" not in merged:
+        raise SwarmplanError("model.kv_bytes_per_token_per_block", "the KV-cache size is unknown",
+                             "give kv_bytes_per_token_per_block or d_model")
+    return ModelParams(
+        name=spec.preset or "custom",
+        n_blocks=merged["n_blocks"],
+        params_per_block=merged.get("params_per_block"),
+        d_model=merged.get("d_model"),
+        kv_groups=merged.get("kv_groups", 1),
+        quant=merged.get("quant", "none"),
+        dtype=merged.get("dtype", "bfloat16"),
+        block_gb_override=merged.get("block_gb"),
+        kv_bytes_override=merged.get("kv_bytes_per_token_per_block"),
+        attn_cache_tokens_override=merged.get("attn_cache_tokens"),
+    )
+
+
+def resolve_gpu(scenario: Scenario, name: str, field: str) -> tuple[dict, bool]:
+    """GPU numbers for a type name and whether its times come from a preset fit (and so get scaled)."""
+    if name in scenario.gpus:
+        spec = scenario.gpus[name]
+        base = {}
+        if spec.preset is not None:
+            if spec.preset not in GPU_PRESETS:
+                raise SwarmplanError(f"gpus.{name}.preset", f"unknown GPU preset {spec.preset!r}",
+                                     f"use one of {', '.join(GPU_PRESETS)}")
+            base = dict(GPU_PRESETS[spec.preset])
+        given = {k: v for k, v in spec.model_dump().items() if v is not None and k != "preset"}
+        merged = {**base, **given}
+        from_preset = spec.preset is not None and not any(f in given for f in _TIME_FIELDS)
+    elif name in GPU_PRESETS:
+        merged, from_preset = dict(GPU_PRESETS[name]), True
+    else:
+        known = sorted(set(GPU_PRESETS) | set(scenario.gpus))
+        raise SwarmplanError(field, f"unknown GPU type {name!r}", f"use one of {', '.join(known)} or define it under gpus:")
+    for need in ("memory_gb", "decode_ms_per_block"):
+        if merged.get(need) is None:
+            raise SwarmplanError(f"gpus.{name}.{need}", "missing", "give it, or start from a preset: (e.g. preset: a100-80gb)")
+    merged.setdefault("prefill_ms_per_token_per_block", 0.0)
+    merged.setdefault("prefill_ms_per_block", 0.0)
+    return merged, from_preset
+
+
+def _network(scenario: Scenario, base_dir: Path | None) -> RttNetwork | None:
+    net = scenario.network
+    if net.topology is not None:
+        return load_topology(net.topology, net.delay_us_per_km, base_dir)
+    if net.rtt_csv is not None:
+        return load_rtt_csv(net.rtt_csv, base_dir)
+    if net.matrix is not None:
+        return network_from_matrix(net.matrix)
+    return None
+
+
+def _largest_remainder(count: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Split ``count`` servers by fractions; round(C·η) for two types (e.g. 9 × 0.2 → 2 A100)."""
+    exact = {k: count * f for k, f in fractions.items()}
+    floor = {k: int(np.floor(v)) for k, v in exact.items()}
+    left = count - sum(floor.values())
+    for k in sorted(exact, key=lambda k: -(exact[k] - floor[k]))[:left]:
+        floor[k] += 1
+    return floor
+
+
+def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None = None) -> Swarm:
+    """One concrete swarm. Drawn servers/clients use ``rng``; explicit ones are taken as written."""
+    model = resolve_model(scenario)
+    network = _network(scenario, base_dir)
+    gpu_cache: dict[str, tuple[dict, bool]] = {}
+
+    def gpu(name: str, field: str):
+        if name not in gpu_cache:
+            gpu_cache[name] = resolve_gpu(scenario, name, field)
+        return gpu_cache[name]
+
+    # Clients.
+    if isinstance(scenario.clients, ClientDraw):
+        if network is None:
+            raise SwarmplanError("clients", "drawn clients need a network", "set network.topology (or list clients explicitly)")
+        n_nodes = len(network.names)
+        if scenario.clients.count >= n_nodes:
+            raise SwarmplanError("clients.count", f"{scenario.clients.count} clients on {n_nodes} nodes leave no node for servers",
+                                 "draw fewer clients or use a larger topology")
+        client_idx = [int(i) for i in rng.choice(n_nodes, size=scenario.clients.count, replace=False)]
+        client_names = tuple(f"client{i + 1}" if scenario.clients.count > 1 else "client" for i in range(len(client_idx)))
+        client_nodes: list[int | None] = client_idx
+    else:
+        client_names = tuple(c.name for c in scenario.clients)
+        if len(set(client_names)) != len(client_names):
+            raise SwarmplanError("clients", "client names repeat", "give every client a distinct name")
+        client_nodes = [network.index(c.node, f"clients.{i}.node") if (c.node is not None and network) else None
+                        for i, c in enumerate(scenario.clients)]
+        for i, c in enumerate(scenario.clients):
+            if c.node is not None and network is None:
+                raise SwarmplanError(f"clients.{i}.node", "a node needs a network", "set network.topology, rtt_csv or matrix")
+
+    # Servers: (name, gpu type, node index or None, explicit client RTTs or None).
+    servers: list[tuple[str, str, int | None, list[float] | None]] = []
+    if isinstance(scenario.servers, ServerDraw):
+        draw = scenario.servers
+        if network is None:
+            raise SwarmplanError("servers", "drawn servers need a network", "set network.topology or list servers explicitly")
+        taken = {n for n in client_nodes if n is not None}
+        free = [i for i in range(len(network.names)) if i not in taken]
+        if draw.count > len(free):
+            raise SwarmplanError("servers.count", f"{draw.count} servers but only {len(free)} free nodes",
+                                 f"draw at most {len(free)} servers or use a larger topology")
+        nodes = [int(free[i]) for i in rng.choice(len(free), size=draw.count, replace=False)]
+        counts = _largest_remainder(draw.count, draw.gpu_fractions)
+        types = [t for t, c in counts.items() for _ in range(c)]
+        for t in types:
+            gpu(t, f"servers.gpu_fractions.{t}")
+        types = [types[i] for i in rng.permutation(len(types))]
+        # Slower GPU types first (the authors re-index MIG first, A100 last); stable within a type.
+        order = sorted(range(len(types)), key=lambda i: -gpu(types[i], "")[0]["decode_ms_per_block"])
+        for rank, i in enumerate(order):
+            servers.append((f"s{rank + 1:02d}", types[i], nodes[i], None))
+    else:
+        names = [s.name for s in scenario.servers]
+        if len(set(names)) != len(names):
+            raise SwarmplanError("servers", "server names repeat", "give every server a distinct name")
+        for i, s in enumerate(scenario.servers):
+            gpu(s.gpu, f"servers.{i}.gpu")
+            if s.node is not None:
+                if network is None:
+                    raise SwarmplanError(f"servers.{i}.node", "a node needs a network", "set network.topology, rtt_csv or matrix")
+                servers.append((s.name, s.gpu, network.index(s.node, f"servers.{i}.node"), None))
+            else:
+                missing = [c for c in client_names if c not in s.rtt_ms]
+                if missing:
+                    raise SwarmplanError(f"servers.{i}.rtt_ms", f"no RTT to client(s) {', '.join(missing)}",
+                                         "give an RTT in ms to every client")
+                servers.append((s.name, s.gpu, None, [s.rtt_ms[c] for c in client_names]))
+    if not servers:
+        raise SwarmplanError("servers", "no servers", "list or draw at least one server")
+
+    n, c = len(servers), len(client_names)
+    rtt_c = np.zeros((c, n))
+    rtt_s = np.full((n, n), np.nan)
+    for j, (_, _, node, explicit) in enumerate(servers):
+        for ci in range(c):
+            if explicit is not None:
+                rtt_c[ci, j] = explicit[ci]
+            elif client_nodes[ci] is None:
+                raise SwarmplanError(f"clients.{ci}.node", "servers sit on nodes but this client has none",
+                                     "give the client a node")
+            else:
+                rtt_c[ci, j] = network.rtt_raw_ms[client_nodes[ci], node]
+        for k, (_, _, node2, _) in enumerate(servers):
+            if node is not None and node2 is not None:
+                rtt_s[j, k] = network.rtt_raw_ms[node, node2]
+    np.fill_diagonal(rtt_s, 0.0)
+
+    specs = [gpu(t, "") for _, t, _, _ in servers]
+
+    def col(key, default=np.nan):
+        return np.array([default if s[0].get(key) is None else s[0][key] for s in specs], dtype=float)
+
+    l_in, l_out, cache_tokens = nominal_lengths(scenario.workload, base_dir)
+    for j, (name, t, _, _) in enumerate(servers):
+        if specs[j][0]["memory_gb"] <= 0:
+            raise SwarmplanError(f"gpus.{t}.memory_gb", "must be > 0", "give the GPU memory in GB")
+    return Swarm(
+        scenario=scenario.name,
+        model=model,
+        server_names=tuple(s[0] for s in servers),
+        server_gpus=tuple(s[1] for s in servers),
+        server_locations=tuple(network.names[s[2]] if s[2] is not None else "-" for s in servers),
+        memory_gb=col("memory_gb"),
+        decode_ms_per_block=col("decode_ms_per_block"),
+        prefill_ms_per_token_per_block=col("prefill_ms_per_token_per_block", 0.0),
+        prefill_ms_per_block=col("prefill_ms_per_block", 0.0),
+        times_from_preset=np.array([s[1] for s in specs], dtype=bool),
+        max_blocks=np.array([model.n_blocks if s[0].get("max_blocks") is None else min(s[0]["max_blocks"], model.n_blocks)
+                             for s in specs], dtype=np.int64),
+        inference_rps=col("inference_rps"),
+        forward_rps=col("forward_rps"),
+        network_rps=col("network_rps"),
+        client_names=client_names,
+        client_locations=tuple(network.names[x] if (x is not None and network) else "-" for x in client_nodes),
+        rtt_raw_client_ms=rtt_c,
+        rtt_raw_server_ms=rtt_s,
+        timing=scenario.timing,
+        input_tokens=l_in,
+        output_tokens=l_out,
+        cache_tokens=cache_tokens,
+    )

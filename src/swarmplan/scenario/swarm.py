@@ -1,0 +1,64 @@
+"""A concrete swarm: one draw of a Scenario (servers at nodes, GPU numbers, RTTs) as plain arrays.
+
+Placement methods, routers and the simulator work on this (through perf.PerfModel), never on the YAML.
+Server order matters only for tie-breaking and follows the authors' simulator for drawn servers
+(slower GPU types first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from swarmplan.scenario.models import TimingSpec
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Architecture numbers of the LLM; perf.memory turns them into GB."""
+
+    name: str
+    n_blocks: int
+    params_per_block: int | None
+    d_model: int | None
+    kv_groups: int
+    quant: str
+    dtype: str
+    block_gb_override: float | None
+    kv_bytes_override: float | None
+    attn_cache_tokens_override: int | None
+
+
+@dataclass(frozen=True)
+class Swarm:
+    scenario: str
+    model: ModelParams
+    server_names: tuple[str, ...]
+    server_gpus: tuple[str, ...]
+    server_locations: tuple[str, ...]
+    memory_gb: np.ndarray
+    decode_ms_per_block: np.ndarray  # as given by the GPU type (unscaled)
+    prefill_ms_per_token_per_block: np.ndarray
+    prefill_ms_per_block: np.ndarray
+    times_from_preset: np.ndarray  # bool: fitted on the reference model, to be scaled (docs/model.md §3.1)
+    max_blocks: np.ndarray  # int; n_blocks where the GPU has no clamp
+    inference_rps: np.ndarray  # NaN where unknown
+    forward_rps: np.ndarray
+    network_rps: np.ndarray
+    client_names: tuple[str, ...]
+    client_locations: tuple[str, ...]
+    rtt_raw_client_ms: np.ndarray  # (clients, servers)
+    rtt_raw_server_ms: np.ndarray  # (servers, servers); NaN where unknown
+    timing: TimingSpec
+    input_tokens: int  # the workload's nominal l_in (mean for traces), used by placement
+    output_tokens: int  # nominal l_out
+    cache_tokens: int  # tokens one request's KV cache is sized for
+
+    @property
+    def n_servers(self) -> int:
+        return len(self.server_names)
+
+    @property
+    def n_clients(self) -> int:
+        return len(self.client_names)

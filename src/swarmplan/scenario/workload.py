@@ -1,0 +1,118 @@
+"""Request streams: seeded Poisson arrivals or trace replay; fixed or trace lengths (docs/model.md §9.1)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.models import WorkloadSpec
+
+BUILTIN_TRACES = {
+    "azure-code": "AzureLLMInferenceTrace_code.csv",
+    "azure-conv": "AzureLLMInferenceTrace_conv.csv",
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One realisation of the request stream; arrays indexed by request."""
+
+    arrival_ms: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    client: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.arrival_ms)
+
+
+@dataclass(frozen=True)
+class Trace:
+    offset_ms: np.ndarray  # arrival times relative to the first request
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def _read_trace_file(path: str) -> Trace:
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise SwarmplanError("workload.trace", f"cannot read {path}: {exc}", "check the path")
+    need = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
+    if not rows or not need <= set(rows[0]):
+        raise SwarmplanError("workload.trace", f"{path} is not in the Azure LLM trace format",
+                             "give a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens")
+    try:
+        # 7 fractional digits (100 ns): keep microseconds.
+        stamps = [datetime.fromisoformat(r["TIMESTAMP"].strip()[:26]) for r in rows]
+        t0 = stamps[0]
+        offset = np.array([(s - t0).total_seconds() * 1000.0 for s in stamps])
+        l_in = np.array([int(r["ContextTokens"]) for r in rows])
+        l_out = np.array([int(r["GeneratedTokens"]) for r in rows])
+    except ValueError as exc:
+        raise SwarmplanError("workload.trace", f"{path}: unreadable row ({exc})", "fix or remove that row")
+    if (l_in < 1).any() or (l_out < 1).any():
+        raise SwarmplanError("workload.trace", f"{path}: token counts must be ≥ 1", "drop rows with 0 tokens")
+    return Trace(offset, l_in, l_out)
+
+
+def load_trace(ref: str, base_dir: Path | None = None) -> Trace:
+    if ref in BUILTIN_TRACES:
+        with resources.as_file(resources.files("swarmplan.scenario").joinpath("data").joinpath("traces").joinpath(BUILTIN_TRACES[ref])) as p:
+            return _read_trace_file(str(p))
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+        path = base_dir / path
+    if not path.exists():
+        raise SwarmplanError("workload.trace", f"no built-in trace or file named {ref!r}",
+                             f"use one of {', '.join(BUILTIN_TRACES)} or an existing CSV path")
+    return _read_trace_file(str(path))
+
+
+def poisson_arrivals_ms(rate_per_s: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """docs/model.md §9.1 — i.i.d. exponential gaps of mean 1/λ, the first gap 0 (as the authors' code)."""
+    gaps = rng.exponential(1000.0 / rate_per_s, size=n)
+    gaps[0] = 0.0
+    return np.cumsum(gaps)
+
+
+def draw_workload(spec: WorkloadSpec, n_clients: int, rng: np.random.Generator,
+                  n_requests: int | None = None, base_dir: Path | None = None) -> Workload:
+    n = n_requests or spec.n_requests
+    trace = load_trace(spec.trace, base_dir) if spec.trace else None
+    if spec.arrivals == "trace":
+        if n > len(trace.offset_ms):
+            raise SwarmplanError("workload.n_requests", f"the trace has only {len(trace.offset_ms)} requests",
+                                 f"ask for at most {len(trace.offset_ms)}")
+        arrival = trace.offset_ms[:n].copy()
+        rows = np.arange(n)
+    else:
+        arrival = poisson_arrivals_ms(spec.rate_per_s, n, rng)
+        rows = rng.integers(0, len(trace.offset_ms), size=n) if trace is not None else None
+    if spec.lengths == "trace":
+        l_in, l_out = trace.input_tokens[rows], trace.output_tokens[rows]
+    else:
+        l_in = np.full(n, spec.input_tokens)
+        l_out = np.full(n, spec.output_tokens)
+    client = rng.integers(0, n_clients, size=n) if n_clients > 1 else np.zeros(n, dtype=int)
+    return Workload(arrival, l_in.astype(np.int64), l_out.astype(np.int64), client.astype(np.int64))
+
+
+def nominal_lengths(spec: WorkloadSpec, base_dir: Path | None = None) -> tuple[int, int, int]:
+    """(l_in, l_out, cache tokens) that placement plans for: fixed values, or the trace's means."""
+    if spec.lengths == "trace":
+        tr = load_trace(spec.trace, base_dir)
+        l_in, l_out = int(round(tr.input_tokens.mean())), int(round(tr.output_tokens.mean()))
+    else:
+        l_in, l_out = spec.input_tokens, spec.output_tokens
+    return l_in, l_out, spec.cache_tokens or (l_in + l_out)

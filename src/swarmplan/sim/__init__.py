@@ -1,0 +1,1 @@
+"""swarmplan.sim layer (see docs/architecture.md)."""
