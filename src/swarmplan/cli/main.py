@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -67,6 +68,90 @@ def plan(
         print(json.dumps(plan_json(sc.name, pm, pl)))
     else:
         print_plan(console, pm, pl)
+
+
+@app.command()
+def compare(
+    scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated (default: all)"),
+    runs: int = typer.Option(5, "--runs", min=1, help="Monte Carlo runs (servers and arrivals re-drawn)"),
+    requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests per run (default: the scenario's)"),
+    seed: int = typer.Option(0, "--seed"),
+    profile: str = typer.Option("fair", "--profile", help="fair (same delays for all) | paper (60 s vs 250 s)"),
+    cache_test: str = typer.Option("petals", "--petals-cache-test", help="petals (PETALS' real test) | authors"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write summary.json and requests.csv here"),
+    force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
+    sets: Optional[List[str]] = SetOpt,
+) -> None:
+    """Compare methods over Monte Carlo runs: mean ± std per metric and the change against PETALS."""
+    from rich.progress import Progress
+
+    from swarmplan.cli.render import compare_table
+    from swarmplan.experiments.compare import compare as run_compare
+    from swarmplan.methods.registry import get_methods
+
+    _check_choice("--profile", profile, ("fair", "paper"))
+    _check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
+    sc, base = load_scenario(scenario, sets or [])
+    chosen = get_methods([m.strip() for m in methods.split(",")] if methods else None)
+    targets = _output_files(out, ("summary.json", "requests.csv"), force)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{sc.name}: {runs} runs × {len(chosen)} methods", total=runs * len(chosen))
+        result = run_compare(sc, chosen, runs, requests, seed, profile, cache_test, base,
+                             progress=lambda: bar.advance(task), keep_rows=out is not None)
+    console.print(compare_table(result))
+    if targets:
+        targets[0].write_text(json.dumps(result.to_json(), indent=2))
+        result.write_requests_csv(targets[1])
+        console.print(f"wrote {targets[0]} and {targets[1]}")
+
+
+@app.command()
+def simulate(
+    scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
+    method: str = typer.Option("cg-bprr", "--method", "-m"),
+    requests: Optional[int] = typer.Option(None, "--requests", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    profile: str = typer.Option("fair", "--profile"),
+    cache_test: str = typer.Option("petals", "--petals-cache-test"),
+    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+    sets: Optional[List[str]] = SetOpt,
+) -> None:
+    """Run one method once and print per-request results."""
+    from swarmplan.cli.render import requests_table
+    from swarmplan.experiments.compare import compare as run_compare
+    from swarmplan.methods.registry import get_methods
+
+    _check_choice("--profile", profile, ("fair", "paper"))
+    _check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
+    sc, base = load_scenario(scenario, sets or [])
+    result = run_compare(sc, get_methods([method]), 1, requests, seed, profile, cache_test, base)
+    summary = result.per_run[method][0]
+    if as_json:
+        print(json.dumps({"scenario": sc.name, "method": method, "profile": profile, "summary": summary}))
+        return
+    console.print(requests_table(result.rows))
+    console.print(f"profile: {profile}; " + ", ".join(f"{k} = {v:.4g}" for k, v in summary.items()
+                                                       if isinstance(v, (int, float))), highlight=False)
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SwarmplanError(option, f"unknown value {value!r}", f"use one of {', '.join(choices)}")
+
+
+def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> list[Path]:
+    """Files to write under ``out``; refuses to overwrite what a user already has unless --force."""
+    if out is None:
+        return []
+    if out.exists() and not out.is_dir():
+        raise SwarmplanError("--out", f"{out} exists and is not a folder", "give a folder path")
+    paths = [out / n for n in names]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise SwarmplanError("--out", f"would overwrite {', '.join(existing)}", "choose another folder or pass --force")
+    out.mkdir(parents=True, exist_ok=True)
+    return paths
 
 
 def main() -> None:

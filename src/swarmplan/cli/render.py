@@ -86,3 +86,42 @@ def plan_json(scenario: str, pm: PerfModel, pl: Placement) -> dict:
             for j in range(pm.n_servers)
         ],
     }
+
+
+_LABELS = {
+    "per_token_s": "per-token (s)", "ttft_s": "TTFT (s)", "wait_s": "wait (s)", "service_s": "service (s)",
+    "response_p95_s": "response p95 (s)", "response_p99_s": "response p99 (s)", "max_concurrency": "max concurrency",
+}
+
+
+def compare_table(result) -> Table:
+    """Metrics as rows, methods as columns: mean ± std and the change of the mean against PETALS."""
+    stats = result.stats()
+    ref = stats.get("petals")
+    table = Table(title=(f"{result.scenario}: {result.runs} runs × {result.requests} requests; profile '{result.profile}'; "
+                         f"PETALS cache test '{result.cache_test}'"), title_justify="left",
+                  caption="mean ± std over runs; (%): change of the mean against petals")
+    table.add_column("metric")
+    for name in stats:
+        table.add_column(name, justify="right")
+    for key, label in _LABELS.items():
+        cells = []
+        for name, st in stats.items():
+            mean, std = st[key]["mean"], st[key]["std"]
+            text = f"{mean:.3g} ± {std:.2g}"
+            if ref is not None and name != "petals" and key != "max_concurrency" and ref[key]["mean"] > 0:
+                text += f"\n({100 * (mean / ref[key]['mean'] - 1):+.0f}%)"
+            cells.append(text)
+        table.add_row(label, *cells)
+    return table
+
+
+def requests_table(rows: list[dict], limit: int = 40) -> Table:
+    table = Table(title=f"per-request results ({len(rows)} requests" + (f", first {limit}" if len(rows) > limit else "") + ")",
+                  title_justify="left")
+    cols = ("request", "arrival_s", "chain", "blocks", "wait_s", "ttft_s", "response_s", "per_token_s")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("chain", "blocks") else "right")
+    for row in rows[:limit]:
+        table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+    return table

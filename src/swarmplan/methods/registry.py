@@ -1,0 +1,122 @@
+"""Named end-to-end methods: placement + routing + memory model (docs/model.md §10; Sun et al. 2025 §8.4).
+
+Every method of one Monte Carlo run shares a MethodContext, so PETALS' random join order and the CG-BP
+placement are drawn/computed once and reused by the variants that the paper derives from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Literal
+
+import numpy as np
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.perf import memory
+from swarmplan.perf.model import PerfModel
+from swarmplan.placement.cgbp import cg_bp
+from swarmplan.placement.petals import petals_placement
+from swarmplan.placement.registry import resolve_R
+from swarmplan.placement.types import Placement
+from swarmplan.routing.base import Router
+from swarmplan.routing.petals import CacheTest, PetalsRouter
+from swarmplan.routing.wsrr import WsRrRouter
+
+Family = Literal["proposed", "petals"]
+Profile = Literal["fair", "paper"]
+
+
+@dataclass
+class MethodContext:
+    pm: PerfModel
+    rng: np.random.Generator
+    rate_per_s: float
+    R: int | None = None
+    cache_test: CacheTest = "petals"
+    use_fast_path: bool = True
+    _memo: dict = field(default_factory=dict)
+
+    @cached_property
+    def join_order(self) -> list[int]:
+        """PETALS' random join order, shared by Petals, Opt Num and Opt RR (BPRR §8.4)."""
+        return self.rng.permutation(self.pm.n_servers).tolist()
+
+    @cached_property
+    def cgbp(self) -> Placement:
+        R, info = resolve_R(self.pm, self.R, self.rate_per_s)
+        pl = cg_bp(self.pm, R)
+        pl.info.update(info)
+        return pl
+
+    @cached_property
+    def petals(self) -> Placement:
+        return petals_placement(self.pm, order=self.join_order)
+
+    def petals_router(self, pl: Placement, session_capacity) -> PetalsRouter:
+        return PetalsRouter(self.pm, pl, self.cache_test, session_capacity, self.use_fast_path)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    family: Family
+    description: str
+    build: Callable[[MethodContext], tuple[Placement, Router]]
+
+
+def _petals_sessions(ctx: MethodContext, pl: Placement):
+    return np.full(ctx.pm.n_servers, memory.session_capacity_petals(ctx.pm.petals_cache_gb, ctx.pm.kv_gb))
+
+
+def _build_petals(ctx):
+    pl = ctx.petals
+    return pl, ctx.petals_router(pl, _petals_sessions(ctx, pl))
+
+
+def _build_opt_order(ctx):
+    first = list(ctx.cgbp.order)
+    order = first + [j for j in range(ctx.pm.n_servers) if j not in set(first)]
+    pl = petals_placement(ctx.pm, order=order, method="opt-order")
+    return pl, ctx.petals_router(pl, _petals_sessions(ctx, pl))
+
+
+def _build_opt_num(ctx):
+    pm = ctx.pm
+    pl = petals_placement(pm, order=ctx.join_order, n_blocks=ctx.cgbp.n_blocks, memory_model="proposed", method="opt-num")
+    sessions = memory.session_capacity_proposed(pm.memory_gb, pl.n_blocks, pm.block_gb, pm.kv_gb)
+    return pl, ctx.petals_router(pl, sessions)
+
+
+def _build_cgbprr(ctx):
+    pl = ctx.cgbp
+    return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("petals", "petals", "PETALS: its block count, lowest-throughput windows (random join order), "
+               "min-latency routing, fixed attention cache", _build_petals),
+        Method("opt-order", "petals", "PETALS with CG-BP's join order", _build_opt_order),
+        Method("opt-num", "petals", "PETALS with CG-BP's block counts and the proposed memory model", _build_opt_num),
+        Method("cg-bprr", "proposed", "CG-BP placement + WS-RR routing (Sun et al. 2025)", _build_cgbprr),
+    ]
+}
+
+
+def allocation_delay_ms(method: Method, profile: Profile, pm: PerfModel) -> float:
+    """docs/model.md §10 — 'paper': 60 s for the proposed method, 250 s for PETALS-based ones; 'fair': one value."""
+    t = pm.swarm.timing
+    if profile == "fair":
+        return t.fair_allocation_delay_ms
+    return t.paper_allocation_delay_proposed_ms if method.family == "proposed" else t.paper_allocation_delay_petals_ms
+
+
+def get_methods(names: list[str] | None) -> list[Method]:
+    if not names:
+        return list(METHODS.values())
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise SwarmplanError("--methods", f"unknown method(s) {', '.join(unknown)}", f"use some of {', '.join(METHODS)}")
+    return [METHODS[n] for n in names]

@@ -1,0 +1,60 @@
+"""What every routing policy provides to the simulator, and the per-(client, lengths) static costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swarmplan.perf.chains import ChainGraph, build_chain_graph, shortest_chain
+from swarmplan.perf.model import PerfModel
+from swarmplan.placement.types import Placement
+from swarmplan.routing.slots import SlotBook
+
+
+@dataclass
+class Route:
+    servers: list[int]
+    processed: list[int]
+    waits_ms: list[float]  # raw wait at each chain server
+    info: dict = field(default_factory=dict)
+
+
+class Router:
+    """Chooses a chain per arriving request. Subclasses give static edge weights and a state-aware route."""
+
+    name = "router"
+
+    def __init__(self, pm: PerfModel, placement: Placement, use_fast_path: bool = True):
+        self.pm = pm
+        self.placement = placement
+        self.graph: ChainGraph = build_chain_graph(placement.start, placement.n_blocks, pm.L)
+        cap = np.asarray(placement.cache_slots)
+        # An edge needing more slots than its server has can never be used (docs/model.md §9.3 guard).
+        self.edge_fits = self.graph.k <= cap[self.graph.dst]
+        self.use_fast_path = use_fast_path
+        self._static: dict[tuple, tuple[list[int], list[int], np.ndarray]] = {}
+
+    def static_weights(self, client: int, l_in: int, l_out: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def sink_weights(self, client: int) -> np.ndarray | None:
+        return None
+
+    def static_route(self, client: int, l_in: int, l_out: int):
+        key = (client, l_in, l_out)
+        hit = self._static.get(key)
+        if hit is None:
+            w = np.where(self.edge_fits, self.static_weights(client, l_in, l_out), np.inf)
+            cost, servers, processed = shortest_chain(self.graph, w, self.sink_weights(client))
+            if not servers:
+                raise RuntimeError("the placement has no feasible chain")
+            hit = (servers, processed, w)
+            self._static[key] = hit
+        return hit
+
+    def route(self, book: SlotBook, now: float, client: int, l_in: int, l_out: int) -> Route:
+        raise NotImplementedError
+
+    def chain_waits(self, book: SlotBook, now: float, servers, processed) -> list[float]:
+        return [book.wait_ms(j, k, now) for j, k in zip(servers, processed)]
