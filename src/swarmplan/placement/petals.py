@@ -17,7 +17,8 @@ def server_throughputs(pm: PerfModel, n_blocks: np.ndarray) -> np.ndarray:
     sw = pm.swarm
     # docs/model.md §4.2 — unknown probe numbers: PETALS' 100 Mbit/s network default, forward from the fit.
     net = np.where(np.isnan(sw.network_rps), 1e8 / ((sw.model.d_model or 14336) * 16), sw.network_rps)
-    fwd = np.where(np.isnan(sw.forward_rps), 1000.0 * 1024 / pm.tau_in_for(1024), sw.forward_rps)
+    prefill_1024 = np.maximum(pm.tau_in_for(1024), 1e-9)
+    fwd = np.where(np.isnan(sw.forward_rps), 1000.0 * 1024 / prefill_1024, sw.forward_rps)
     return np.where(n_blocks > 0, petals_throughput(fwd, net, np.maximum(n_blocks, 1)), 0.0)
 
 
