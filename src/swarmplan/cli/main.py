@@ -46,11 +46,17 @@ def schema() -> None:
 @app.command()
 def plan(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
-    method: str = typer.Option("cg-bp", "--method", "-m", help="petals | cg-bp | gsa"),
+    method: str = typer.Option("cg-bp", "--method", "-m", help="petals | cg-bp | gsa | milp | milp-reference"),
     R: Optional[int] = typer.Option(None, "--R", help="target concurrency (default: the paper's rule)"),
     seed: int = typer.Option(0, "--seed", help="seed for drawn servers and PETALS' join order"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     rebalance: bool = typer.Option(False, "--rebalance", help="petals: run PETALS' rebalancing after joining"),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="milp: solver time limit (s)"),
+    gap: float = typer.Option(1e-4, "--gap", help="milp: relative gap at which to stop"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="milp: solver threads"),
+    verbose: bool = typer.Option(False, "--verbose", help="milp: show the solver log"),
+    every_server: bool = typer.Option(False, "--every-server", help="milp: every server holds ≥ 1 block (the authors' model)"),
+    quality: bool = typer.Option(True, "--quality/--no-quality", help="evaluate per-token time and the gap to a lower bound"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Place the model's blocks on the scenario's servers and show the placement."""
@@ -62,12 +68,24 @@ def plan(
     sc, base = load_scenario(scenario, sets or [])
     swarm_rng, _, method_rng = seed_streams(seed)
     pm = PerfModel.from_swarm(realize(sc, swarm_rng, base))
-    options = {"rebalance": rebalance, "balance_quality": sc.placement.petals_balance_quality} if method == "petals" else {}
-    pl = place(method, pm, R if R is not None else sc.placement.R, method_rng, sc.workload.rate_per_s, **options)
+    from swarmplan.methods.quality import placement_quality
+    from swarmplan.placement.milp import MilpOptions
+    from swarmplan.placement.registry import resolve_R
+
+    options: dict = {}
+    if method == "petals":
+        options = {"rebalance": rebalance, "balance_quality": sc.placement.petals_balance_quality}
+    elif method.startswith("milp"):
+        options = {"options": MilpOptions(time_limit, gap, threads, verbose, every_server)}
+    R = R if R is not None else sc.placement.R
+    pl = place(method, pm, R, method_rng, sc.workload.rate_per_s, **options)
+    q = None
+    if quality:
+        q = placement_quality(pm, pl, pl.R if pl.R is not None else resolve_R(pm, R, sc.workload.rate_per_s)[0])
     if as_json:
-        print(json.dumps(plan_json(sc.name, pm, pl)))
+        print(json.dumps(plan_json(sc.name, pm, pl, q)))
     else:
-        print_plan(console, pm, pl)
+        print_plan(console, pm, pl, q)
 
 
 @app.command()

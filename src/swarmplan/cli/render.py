@@ -49,7 +49,7 @@ def coverage_picture(pm: PerfModel, pl: Placement, width: int = 60) -> str:
     return "\n".join(rows)
 
 
-def print_plan(console: Console, pm: PerfModel, pl: Placement) -> None:
+def print_plan(console: Console, pm: PerfModel, pl: Placement, quality=None) -> None:
     console.print(placement_table(pm, pl))
     console.print(coverage_picture(pm, pl), highlight=False, markup=False)
     cover = pl.coverage(pm.L)
@@ -65,10 +65,23 @@ def print_plan(console: Console, pm: PerfModel, pl: Placement) -> None:
                      "(decode only; excludes prefill, waiting and set-up delays)")
     if pl.method == "petals":
         lines.append(f"min per-block throughput: {pl.info['min_block_throughput']:.1f} tokens/s")
+    if "objective_ms_per_token" in pl.info:
+        i = pl.info
+        bound = "—" if i["best_bound_ms_per_token"] is None else f"{i['best_bound_ms_per_token']:.1f}"
+        gap = "—" if i["gap"] is None else f"{100 * i['gap']:.2f}%"
+        lines.append(f"MILP ({i['formulation']}, {i['variables']} variables, {i['constraints']} rows): {i['status']} in "
+                     f"{i['solve_seconds']:.1f} s; objective {i['objective_ms_per_token']:.1f} ms/token, best bound {bound}, gap {gap}")
+    if quality is not None:
+        if quality.per_token_ms is None:
+            lines.append(f"with R = {quality.R} concurrent requests this placement cannot hold them all in memory")
+        else:
+            lines.append(f"per-token decode with R = {quality.R} concurrent requests (optimal routing): "
+                         f"{quality.per_token_ms:.1f} ms; lower bound {quality.lower_bound_ms:.1f} ms "
+                         f"({quality.bound_source}); gap {100 * quality.gap:.1f}%")
     console.print("\n".join(lines), highlight=False)
 
 
-def plan_json(scenario: str, pm: PerfModel, pl: Placement) -> dict:
+def plan_json(scenario: str, pm: PerfModel, pl: Placement, quality=None) -> dict:
     sw = pm.swarm
     return {
         "scenario": scenario,
@@ -77,6 +90,11 @@ def plan_json(scenario: str, pm: PerfModel, pl: Placement) -> dict:
         "R": pl.R,
         "bound_ms_per_token": pl.bound_ms_per_token,
         "memory_model": pl.memory_model,
+        "per_token_ms": None if quality is None else quality.per_token_ms,
+        "lower_bound_ms_per_token": None if quality is None else quality.lower_bound_ms,
+        "gap": None if quality is None else quality.gap,
+        "solver": {k: pl.info[k] for k in ("objective_ms_per_token", "best_bound_ms_per_token", "gap", "status",
+                                           "solve_seconds", "formulation") if k in pl.info} or None,
         "servers": [
             {"name": sw.server_names[j], "gpu": sw.server_gpus[j], "location": sw.server_locations[j],
              "start_block": int(pl.start[j]) if pl.n_blocks[j] > 0 else None,

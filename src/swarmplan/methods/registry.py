@@ -21,6 +21,7 @@ from swarmplan.placement.registry import resolve_R
 from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.petals import CacheTest, PetalsRouter
+from swarmplan.routing.optrr import OptRrRouter
 from swarmplan.routing.wsrr import WsRrRouter
 
 Family = Literal["proposed", "petals"]
@@ -88,6 +89,11 @@ def _build_opt_num(ctx):
     return pl, ctx.petals_router(pl, sessions)
 
 
+def _build_opt_rr(ctx):
+    pl = ctx.petals
+    return pl, OptRrRouter(ctx.pm, pl, ctx.use_fast_path)
+
+
 def _build_cgbprr(ctx):
     pl = ctx.cgbp
     return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
@@ -100,6 +106,8 @@ METHODS: dict[str, Method] = {
                "min-latency routing, fixed attention cache", _build_petals),
         Method("opt-order", "petals", "PETALS with CG-BP's join order", _build_opt_order),
         Method("opt-num", "petals", "PETALS with CG-BP's block counts and the proposed memory model", _build_opt_num),
+        Method("opt-rr", "petals", "PETALS' placement, each arrival on the chain minimising service + max wait",
+               _build_opt_rr),
         Method("cg-bprr", "proposed", "CG-BP placement + WS-RR routing (Sun et al. 2025)", _build_cgbprr),
     ]
 }

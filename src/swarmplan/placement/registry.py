@@ -41,7 +41,42 @@ def _gsa(pm, R, rng, rate, **_):
     return pl
 
 
-PLACEMENTS: dict[str, Callable[..., Placement]] = {"petals": _petals, "cg-bp": _cgbp, "gsa": _gsa}
+def cgbp_warm_start(pm: PerfModel, R: int):
+    """CG-BP's placement and, per client, all its requests on the fastest per-token chain: feasible for the
+    MILP because the conservative rule keeps slots for R requests on every block (docs/model.md §5.3)."""
+    from swarmplan.perf.chains import build_chain_graph, shortest_chain
+    from swarmplan.placement.milp import requests_per_client
+
+    try:
+        pl = cg_bp(pm, R)
+    except SwarmplanError:
+        return None
+    g = build_chain_graph(pl.start, pl.n_blocks, pm.L)
+    routes = []
+    for c, n in enumerate(requests_per_client(R, pm.rtt_ms.shape[0]).tolist()):
+        _, chain, blocks = shortest_chain(g, pm.rtt_ms[c, g.dst] + pm.tau_ms[g.dst] * g.k)
+        if n:
+            routes.append((c, tuple(chain), tuple(blocks), n))
+    return pl, routes
+
+
+def _milp(formulation):
+    def run(pm, R, rng, rate, options=None, **_):
+        from swarmplan.placement.milp import MilpOptions, infeasible_error, solve_milp
+
+        R, info = resolve_R(pm, R, rate)
+        result = solve_milp(pm, R, formulation, options or MilpOptions(), warm_start=cgbp_warm_start(pm, R))
+        if result.placement is None:
+            raise infeasible_error(result)
+        result.placement.info.update(info)
+        return result.placement
+
+    return run
+
+
+PLACEMENTS: dict[str, Callable[..., Placement]] = {
+    "petals": _petals, "cg-bp": _cgbp, "gsa": _gsa, "milp": _milp("layered"), "milp-reference": _milp("reference"),
+}
 
 
 def place(method: str, pm: PerfModel, R: int | None, rng: np.random.Generator, rate_per_s: float, **options) -> Placement:

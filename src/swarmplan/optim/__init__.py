@@ -1,0 +1,1 @@
+"""Optimisation helpers (HiGHS through highspy); no swarmplan imports, so every layer may use them."""
