@@ -17,7 +17,7 @@ from swarmplan.scenario.loader import DEFAULT_SCENARIO, builtin_names, load_scen
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
                   help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 SetOpt = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)")
 
@@ -46,7 +46,7 @@ def schema() -> None:
 @app.command()
 def plan(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
-    method: str = typer.Option("cg-bp", "--method", "-m", help="petals | cg-bp | gsa | milp | milp-reference"),
+    method: str = typer.Option("cg-bp", "--method", "-m", help="petals | cg-bp | gsa | milp | milp-reference | gbp-cr"),
     R: Optional[int] = typer.Option(None, "--R", help="target concurrency (default: the paper's rule)"),
     seed: int = typer.Option(0, "--seed", help="seed for drawn servers and PETALS' join order"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -57,6 +57,8 @@ def plan(
     verbose: bool = typer.Option(False, "--verbose", help="milp: show the solver log"),
     every_server: bool = typer.Option(False, "--every-server", help="milp: every server holds ≥ 1 block (the authors' model)"),
     quality: bool = typer.Option(True, "--quality/--no-quality", help="evaluate per-token time and the gap to a lower bound"),
+    c: Optional[int] = typer.Option(None, "--c", help="gbp-cr: cache reservation c (default: chosen by --criterion)"),
+    criterion: str = typer.Option("lower", "--criterion", help="gbp-cr: choose c by the Theorem-4 lower | upper bound or the surrogate"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Place the model's blocks on the scenario's servers and show the placement."""
@@ -72,6 +74,9 @@ def plan(
     from swarmplan.placement.milp import MilpOptions
     from swarmplan.placement.registry import resolve_R
 
+    if method == "gbp-cr":
+        _plan_gbpcr(sc, pm, c, criterion, as_json)
+        return
     options: dict = {}
     if method == "petals":
         options = {"rebalance": rebalance, "balance_quality": sc.placement.petals_balance_quality}
@@ -86,6 +91,33 @@ def plan(
         print(json.dumps(plan_json(sc.name, pm, pl, q)))
     else:
         print_plan(console, pm, pl, q)
+
+
+def _plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
+    from swarmplan.cli.render import chains_table, plan_json, print_plan
+    from swarmplan.methods.gbpcr import plan_chains
+
+    _check_choice("--criterion", criterion, ("lower", "upper", "surrogate"))
+    plan = plan_chains(pm, sc.workload.rate_per_s, c, criterion)
+    lo, hi = plan.bounds_ms if plan.bounds_ms else (None, None)
+    if as_json:
+        doc = plan_json(sc.name, pm, plan.placement)
+        doc.update(c=plan.c, criterion=criterion,
+                   theorem4_response_s={"lower": lo and lo / 1000, "upper": hi and hi / 1000},
+                   chains=[{"servers": [pm.swarm.server_names[j] for j in ch.servers], "blocks": list(ch.blocks),
+                            "service_s": ch.service_ms / 1000, "rate_per_s": 1000 / ch.service_ms, "capacity": ch.capacity}
+                           for ch in plan.chains])
+        print(json.dumps(doc))
+        return
+    print_plan(console, pm, plan.placement)
+    console.print(chains_table(pm, plan))
+    how = "given" if c is not None else f"minimises the Theorem-4 {criterion} bound over {plan.candidates} values" \
+        if criterion != "surrogate" else f"minimises c·K(c) over {plan.candidates} values"
+    text = f"c = {plan.c} ({how}); total service rate {sum(ch.capacity / ch.service_ms for ch in plan.chains) * 1000:.3f} jobs/s " \
+           f"for λ = {sc.workload.rate_per_s:g}/s"
+    if lo is not None:
+        text += f"\nTheorem-4 mean response time under JFFC (exponential service): {lo / 1000:.2f} s ≤ T ≤ {hi / 1000:.2f} s"
+    console.print(text, highlight=False)
 
 
 @app.command()

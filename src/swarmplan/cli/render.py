@@ -108,7 +108,8 @@ def plan_json(scenario: str, pm: PerfModel, pl: Placement, quality=None) -> dict
 
 _LABELS = {
     "per_token_s": "per-token (s)", "ttft_s": "TTFT (s)", "wait_s": "wait (s)", "service_s": "service (s)",
-    "response_p95_s": "response p95 (s)", "response_p99_s": "response p99 (s)", "max_concurrency": "max concurrency",
+    "response_mean_s": "response mean (s)", "response_p50_s": "response p50 (s)", "response_p95_s": "response p95 (s)",
+    "response_p99_s": "response p99 (s)", "max_concurrency": "max concurrency",
 }
 
 
@@ -126,7 +127,7 @@ def compare_table(result) -> Table:
         cells = []
         for name, st in stats.items():
             mean, std = st[key]["mean"], st[key]["std"]
-            text = f"{mean:.3g} ± {std:.2g}"
+            text = f"{mean:.3g}±{std:.2g}"
             if ref is not None and name != "petals" and key != "max_concurrency" and ref[key]["mean"] > 0:
                 text += f"\n({100 * (mean / ref[key]['mean'] - 1):+.0f}%)"
             cells.append(text)
@@ -142,4 +143,16 @@ def requests_table(rows: list[dict], limit: int = 40) -> Table:
         table.add_column(col, justify="left" if col in ("chain", "blocks") else "right")
     for row in rows[:limit]:
         table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+    return table
+
+
+def chains_table(pm: PerfModel, plan) -> Table:
+    """GCA's chains for a GBP-CR placement: servers, blocks, service time, rate and capacity."""
+    names = pm.swarm.server_names
+    table = Table(title=f"chains (GCA) for c = {plan.c}", title_justify="left")
+    for col in ("#", "chain", "blocks", "service (s)", "rate (jobs/s)", "capacity"):
+        table.add_column(col, justify="left" if col in ("chain", "blocks") else "right")
+    for i, ch in enumerate(sorted(plan.chains, key=lambda ch: ch.service_ms), start=1):
+        table.add_row(str(i), " > ".join(names[j] for j in ch.servers), "+".join(map(str, ch.blocks)),
+                      f"{ch.service_ms / 1000:.2f}", f"{1000 / ch.service_ms:.4f}", str(ch.capacity))
     return table

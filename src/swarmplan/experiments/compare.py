@@ -19,7 +19,8 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import draw_workload
-from swarmplan.sim.engine import SimResult, simulate
+from swarmplan.sim.engine import SimResult
+from swarmplan.sim.run import run_policy
 
 METRICS = ("per_token_s", "ttft_s", "wait_s", "service_s", "response_mean_s", "response_p50_s",
            "response_p95_s", "response_p99_s", "max_concurrency", "mean_slot_utilisation")
@@ -94,9 +95,11 @@ def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int 
                 placement, router = method.build(ctx)
             except SwarmplanError as err:
                 raise SwarmplanError(err.field, f"run {run} ({method.name}): {err.problem}", err.fix) from None
-            result = simulate(pm, placement, workload, router, allocation_delay_ms(method, profile, pm), method.name)
+            result = run_policy(pm, placement, workload, router, allocation_delay_ms(method, profile, pm), method.name)
             summary = result.summary()
             summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
+            if method.name == "gbp-cr":
+                summary.update(c=ctx.chain_plan.c, theorem4_bounds_s=[b / 1000 for b in ctx.chain_plan.bounds_ms or []])
             res.per_run[method.name].append(summary)
             if keep_rows:
                 res.rows.extend(request_rows(run, result, pm.swarm.server_names))

@@ -6,7 +6,7 @@ placement are drawn/computed once and reused by the variants that the paper deri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Literal
 
@@ -23,6 +23,7 @@ from swarmplan.routing.base import Router
 from swarmplan.routing.petals import CacheTest, PetalsRouter
 from swarmplan.routing.optrr import OptRrRouter
 from swarmplan.routing.wsrr import WsRrRouter
+from swarmplan.sim.central import JffcDispatcher
 
 Family = Literal["proposed", "petals"]
 Profile = Literal["fair", "paper"]
@@ -36,7 +37,9 @@ class MethodContext:
     R: int | None = None
     cache_test: CacheTest = "petals"
     use_fast_path: bool = True
-    _memo: dict = field(default_factory=dict)
+    c: int | None = None
+    c_criterion: str = "lower"
+    service: str = "deterministic"
 
     @cached_property
     def join_order(self) -> list[int]:
@@ -51,6 +54,13 @@ class MethodContext:
         return pl
 
     @cached_property
+    def chain_plan(self):
+        """GBP-CR placement, GCA chains and the chosen c (docs/model.md §14)."""
+        from swarmplan.methods.gbpcr import plan_chains
+
+        return plan_chains(self.pm, self.rate_per_s, self.c, self.c_criterion)
+
+    @cached_property
     def petals(self) -> Placement:
         return petals_placement(self.pm, order=self.join_order)
 
@@ -63,7 +73,7 @@ class Method:
     name: str
     family: Family
     description: str
-    build: Callable[[MethodContext], tuple[Placement, Router]]
+    build: Callable[[MethodContext], tuple[Placement, Router | JffcDispatcher]]
 
 
 def _petals_sessions(ctx: MethodContext, pl: Placement):
@@ -94,6 +104,18 @@ def _build_opt_rr(ctx):
     return pl, OptRrRouter(ctx.pm, pl, ctx.use_fast_path)
 
 
+def _build_gbpcr(ctx):
+    plan = ctx.chain_plan
+    return plan.placement, JffcDispatcher(plan.chains, ctx.service, ctx.rng)
+
+
+def _build_cgbp_jffc(ctx):
+    from swarmplan.methods.gbpcr import chains_for
+
+    pl = ctx.cgbp
+    return pl, JffcDispatcher(chains_for(ctx.pm, pl), ctx.service, ctx.rng)
+
+
 def _build_cgbprr(ctx):
     pl = ctx.cgbp
     return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
@@ -109,6 +131,9 @@ METHODS: dict[str, Method] = {
         Method("opt-rr", "petals", "PETALS' placement, each arrival on the chain minimising service + max wait",
                _build_opt_rr),
         Method("cg-bprr", "proposed", "CG-BP placement + WS-RR routing (Sun et al. 2025)", _build_cgbprr),
+        Method("gbp-cr", "proposed", "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)",
+               _build_gbpcr),
+        Method("cgbp-jffc", "proposed", "CG-BP placement + GCA chains + JFFC central queue", _build_cgbp_jffc),
     ]
 }
 

@@ -1,0 +1,85 @@
+"""GBP-CR + GCA + JFFC end to end, and the choice of the cache reservation c (docs/model.md §14.5;
+Sun, He, Hou 2026 §1.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.perf.model import PerfModel
+from swarmplan.perf.queueing import jffc_response_bounds_ms
+from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
+from swarmplan.placement.types import Placement
+from swarmplan.routing.gca import Chain, gca
+
+Criterion = Literal["lower", "upper", "surrogate"]
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    c: int
+    placement: Placement
+    chains: list[Chain]
+    bounds_ms: tuple[float, float] | None  # Theorem-4 (lower, upper) mean response time
+    criterion: str
+    candidates: int  # values of c tried
+
+
+def chains_for(pm: PerfModel, placement: Placement) -> list[Chain]:
+    tau_c, tau_p = whole_request_times(pm)
+    return gca(placement, pm.L, tau_c, tau_p)
+
+
+def max_reservation(pm: PerfModel) -> int:
+    """c_max = ⌊(max_j M_j − s_m) / s_c⌋."""
+    return int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
+
+
+def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterion: Criterion = "lower",
+                target_load: float = 0.7) -> ChainPlan:
+    """GBP-CR with the given c, or the c in 1..c_max minimising the criterion (the follow-up's default:
+    the Theorem-4 lower bound; c values that are infeasible or unstable are skipped)."""
+    lam = rate_per_s / 1000.0
+    candidates = [c] if c is not None else range(1, max_reservation(pm) + 1)
+    best: tuple[float, ChainPlan] | None = None
+    seen: dict[tuple, tuple[list[Chain], tuple[float, float] | None]] = {}
+    tried = 0
+    for cc in candidates:
+        tried += 1
+        try:
+            pl = gbp_cr(pm, cc, rate_per_s, target_load)
+        except SwarmplanError:
+            if c is not None:
+                raise
+            continue
+        key = (pl.start.tobytes(), pl.n_blocks.tobytes())
+        if key not in seen:
+            chains = chains_for(pm, pl)
+            bounds = None
+            if chains:
+                try:
+                    bounds = jffc_response_bounds_ms([ch.service_ms for ch in chains], [ch.capacity for ch in chains], lam)
+                except SwarmplanError:
+                    bounds = None
+            seen[key] = (chains, bounds)
+        chains, bounds = seen[key]
+        if criterion == "surrogate":
+            reached = pl.info["rate_of_chains_per_s"] >= pl.info["target_rate_per_s"]
+            value = cc * pl.info["K"] if reached else np.inf
+        else:
+            value = np.inf if bounds is None else bounds[0 if criterion == "lower" else 1]
+        plan = ChainPlan(cc, pl, chains, bounds, criterion, tried)
+        if c is not None:
+            if not chains:
+                raise SwarmplanError("c", f"GCA finds no chain on the GBP-CR placement for c = {cc}", "try another c")
+            return plan
+        if np.isfinite(value) and (best is None or value < best[0]):
+            best = (value, plan)
+    if best is None:
+        raise SwarmplanError("workload.rate_per_s", "no cache reservation c gives a stable set of chains",
+                             "lower the arrival rate or add servers")
+    chosen = best[1]
+    return ChainPlan(chosen.c, chosen.placement, chosen.chains, chosen.bounds_ms, criterion, tried)
