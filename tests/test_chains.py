@@ -84,7 +84,7 @@ def _disjoint_groups(items, size, K):
         yield from _disjoint_groups(rest, size, K)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(20))
 def test_gbp_cr_is_optimal_for_its_problem_with_equal_memory(seed):
     """Theorem 2: with equal memory GBP-CR forms the fewest chains that reach the rate target."""
     rng = np.random.default_rng(seed)
@@ -101,7 +101,7 @@ def test_gbp_cr_is_optimal_for_its_problem_with_equal_memory(seed):
     m = np.minimum(np.floor(pm.memory_gb / (1.0 + pm.kv_gb * c) + 1e-9), L).astype(int)
     t = tau_c + tau_p * m
     # A rate target between the best 1 and about 3 chains makes K interesting.
-    need = float(rng.uniform(0.2, 2.5)) / (min(t) * math.ceil(L / m[0]))
+    need = float(rng.uniform(0.1, 2.0)) / (min(t) * math.ceil(L / m[0]))
     pl = gbp_cr(pm, c, rate_per_s=need * 1000 * 0.7 * c)
     expected = _min_chains_brute_force(t, m, L, need)
     reached = pl.info["rate_of_chains_per_s"] >= pl.info["target_rate_per_s"] - 1e-9

@@ -117,3 +117,49 @@ def test_same_seed_same_draw():
     a = realize(sc, np.random.default_rng(7), base)
     b = realize(sc, np.random.default_rng(7), base)
     assert a.server_locations == b.server_locations and a.server_gpus == b.server_gpus
+
+
+def test_ripe_atlas_rtts_follow_the_follow_up_formula():
+    from swarmplan.scenario.network import load_ripe_atlas
+
+    net = load_ripe_atlas("ripe-atlas-eu", None)
+    assert len(net.names) == 320
+    assert (np.diag(net.rtt_raw_ms) == 0).all() and np.allclose(net.rtt_raw_ms, net.rtt_raw_ms.T)
+    # Independent recomputation for two anchors from the CSV rows.
+    import csv
+    from importlib import resources
+
+    path = resources.files("swarmplan.scenario").joinpath("data").joinpath("rtt").joinpath("LearningDataset_RTT_RipeAtlasEU.csv")
+    rows = list(csv.DictReader(path.open()))
+    a, b = net.names[0].removeprefix("anchor"), net.names[1].removeprefix("anchor")
+    vals = {x: [float(r[f"latency_m{k}"]) for r in rows if r["anchor_id"] == x for k in range(1, 5)] for x in (a, b)}
+    pos = {x: next((float(r["latitude"]), float(r["longitude"])) for r in rows if r["anchor_id"] == x) for x in (a, b)}
+    expected = 0.3 * np.median(vals[a]) + 0.3 * np.median(vals[b]) + 0.01 * haversine_km(*pos[a], *pos[b])
+    assert net.rtt_raw_ms[0, 1] == pytest.approx(expected)
+
+
+def test_roofline_times_match_the_follow_up_numbers():
+    from swarmplan.perf.timing import roofline_times
+
+    # BLOOM-176B (s_m 1.32 GB, 2.47e9 parameters ≈ 5 GFLOPs/token) on 120 TFLOPS, 1.02 GB/ms:
+    # t^I = 0.0417 ms per input token, t^O = 1.294 ms per output token (Sun, He, Hou 2026).
+    tau, slope, base = roofline_times(1.32, 2.5e9, 120.0, 1.02, 1.0)
+    assert slope == pytest.approx(0.0417, abs=1e-4) and tau == pytest.approx(1.294, abs=1e-3) and base == 1.0
+
+
+def test_trace_scenario_mirrors_the_follow_up():
+    pm = perf_of("trace-azure-code", seed=1)
+    sw = pm.swarm
+    assert sw.model.name == "llama-2-7b" and pm.L == 32
+    assert sorted(sw.server_gpus).count("mig-3g") == 3 and sorted(sw.server_gpus).count("mig-2g") == 6
+    assert (sw.input_tokens, sw.output_tokens) == (2048, 28)  # trace means
+    assert pm.kv_gb == pytest.approx(2 * 4096 * 2 * 4096 / 1e9)  # sized for the 4096-token context
+    # Roofline: τ = s_m / bandwidth on a 2g.20gb slice.
+    j = sw.server_gpus.index("mig-2g")
+    assert pm.tau_ms[j] == pytest.approx(pm.block_gb / 0.51)
+    from swarmplan.scenario.loader import load_scenario
+    from swarmplan.scenario.workload import draw_workload
+
+    sc, base = load_scenario("trace-azure-code")
+    wl = draw_workload(sc.workload, 1, np.random.default_rng(0), None, base)
+    assert wl.n == 1000 and wl.arrival_ms[0] == 0.0 and (np.diff(wl.arrival_ms) >= 0).all()

@@ -111,8 +111,14 @@ def _plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
         return
     print_plan(console, pm, plan.placement)
     console.print(chains_table(pm, plan))
-    how = "given" if c is not None else f"minimises the Theorem-4 {criterion} bound over {plan.candidates} values" \
-        if criterion != "surrogate" else f"minimises c·K(c) over {plan.candidates} values"
+    if c is not None:
+        how = "given"
+    elif plan.overloaded:
+        how = f"maximises the chains' service rate over {plan.candidates} values: every c is overloaded"
+    elif criterion == "surrogate":
+        how = f"minimises c·K(c) over {plan.candidates} values"
+    else:
+        how = f"minimises the Theorem-4 {criterion} bound over {plan.candidates} values"
     text = f"c = {plan.c} ({how}); total service rate {sum(ch.capacity / ch.service_ms for ch in plan.chains) * 1000:.3f} jobs/s " \
            f"for λ = {sc.workload.rate_per_s:g}/s"
     if lo is not None:

@@ -99,7 +99,8 @@ def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int 
             summary = result.summary()
             summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
             if method.name == "gbp-cr":
-                summary.update(c=ctx.chain_plan.c, theorem4_bounds_s=[b / 1000 for b in ctx.chain_plan.bounds_ms or []])
+                summary.update(c=ctx.chain_plan.c, overloaded=ctx.chain_plan.overloaded,
+                               theorem4_bounds_s=[b / 1000 for b in ctx.chain_plan.bounds_ms or []])
             res.per_run[method.name].append(summary)
             if keep_rows:
                 res.rows.extend(request_rows(run, result, pm.swarm.server_names))

@@ -26,6 +26,7 @@ class ChainPlan:
     bounds_ms: tuple[float, float] | None  # Theorem-4 (lower, upper) mean response time
     criterion: str
     candidates: int  # values of c tried
+    overloaded: bool = False  # no c keeps λ below the chains' service rate; c maximises that rate instead
 
 
 def chains_for(pm: PerfModel, placement: Placement) -> list[Chain]:
@@ -41,12 +42,14 @@ def max_reservation(pm: PerfModel) -> int:
 def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterion: Criterion = "lower",
                 target_load: float = 0.7) -> ChainPlan:
     """GBP-CR with the given c, or the c in 1..c_max minimising the criterion (the follow-up's default:
-    the Theorem-4 lower bound; c values that are infeasible or unstable are skipped)."""
+    the Theorem-4 lower bound; c values that are infeasible or unstable are skipped). When every c is
+    unstable (λ ≥ ν), the c with the largest total service rate ν is taken and the plan says it is overloaded."""
     lam = rate_per_s / 1000.0
     candidates = [c] if c is not None else range(1, max_reservation(pm) + 1)
     best: tuple[float, ChainPlan] | None = None
     seen: dict[tuple, tuple[list[Chain], tuple[float, float] | None]] = {}
     tried = 0
+    fastest: tuple[float, ChainPlan] | None = None  # largest ν, the fallback under overload
     for cc in candidates:
         tried += 1
         try:
@@ -72,6 +75,9 @@ def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterio
         else:
             value = np.inf if bounds is None else bounds[0 if criterion == "lower" else 1]
         plan = ChainPlan(cc, pl, chains, bounds, criterion, tried)
+        nu = sum(ch.capacity / ch.service_ms for ch in chains)
+        if chains and (fastest is None or nu > fastest[0]):
+            fastest = (nu, plan)
         if c is not None:
             if not chains:
                 raise SwarmplanError("c", f"GCA finds no chain on the GBP-CR placement for c = {cc}", "try another c")
@@ -79,7 +85,10 @@ def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterio
         if np.isfinite(value) and (best is None or value < best[0]):
             best = (value, plan)
     if best is None:
-        raise SwarmplanError("workload.rate_per_s", "no cache reservation c gives a stable set of chains",
-                             "lower the arrival rate or add servers")
+        if fastest is None:
+            raise SwarmplanError("workload.rate_per_s", "no cache reservation c gives any chain",
+                                 "add servers or memory")
+        chosen = fastest[1]
+        return ChainPlan(chosen.c, chosen.placement, chosen.chains, None, criterion, tried, overloaded=True)
     chosen = best[1]
     return ChainPlan(chosen.c, chosen.placement, chosen.chains, chosen.bounds_ms, criterion, tried)

@@ -78,6 +78,13 @@ class PerfModel:
         tau = swarm.decode_ms_per_block * scale_d
         slope = swarm.prefill_ms_per_token_per_block * scale_p
         base = swarm.prefill_ms_per_block * scale_p
+        if swarm.roofline.any():
+            params = model.params_per_block or s_m * 1e9 / 2  # size-only models: assume 2-byte weights
+            r_tau, r_slope, r_base = timing.roofline_times(s_m, params, swarm.tflops, swarm.bandwidth_gb_per_ms,
+                                                           swarm.per_block_overhead_ms)
+            tau = np.where(swarm.roofline, r_tau, tau)
+            slope = np.where(swarm.roofline, r_slope, slope)
+            base = np.where(swarm.roofline, r_base, base)
         pm = cls(
             swarm=swarm, L=model.n_blocks, block_gb=s_m, kv_gb=s_c,
             petals_cache_gb=memory.petals_cache_gb_per_block(model), autograd_gb=memory.autograd_reserve_gb(model),

@@ -59,3 +59,13 @@ def fit_scale_factors(block_gb_model: float, block_gb_ref: float, params_model: 
     decode = block_gb_model / block_gb_ref
     prefill = (params_model / params_ref) if params_model else decode
     return decode, prefill
+
+
+def roofline_times(block_gb: float, params_per_block: float, tflops, bandwidth_gb_per_ms, overhead_ms):
+    """docs/model.md §3.1 — the follow-up's per-block times from specs: decode is memory-bound,
+    τ = s_m / bandwidth (ms per token); prefill is compute-bound, 2·P FLOPs per token per block at the card's
+    TFLOPS, τ^in = t_o + l_in · 2P / (TFLOPS·1e9) ms, with t_o ≈ 1 ms. (BLOOM-176B on a 120-TFLOPS,
+    1.02 GB/ms card: 0.0417 ms per input token and 1.294 ms per output token, as in Sun, He, Hou 2026.)
+    Returns (decode ms, prefill ms per input token, prefill base ms) per server."""
+    tflops = np.asarray(tflops, dtype=float)
+    return block_gb / np.asarray(bandwidth_gb_per_ms, dtype=float), 2.0 * params_per_block / (tflops * 1e9), np.asarray(overhead_ms, dtype=float)

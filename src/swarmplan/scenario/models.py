@@ -39,6 +39,12 @@ class GpuSpec(_Strict):
     prefill_ms_per_token_per_block: float | None = Field(None, ge=0)
     prefill_ms_per_block: float | None = Field(None, ge=0, description="intercept of the prefill fit")
     max_blocks: PositiveInt | None = None
+    timing: Literal["fitted", "roofline"] | None = Field(
+        None, description="fitted: the decode/prefill values as given; roofline: derive them for the model from "
+                          "tflops and bandwidth_gb_per_ms (docs/model.md §3.1)")
+    tflops: PositiveFloat | None = None
+    bandwidth_gb_per_ms: PositiveFloat | None = None
+    per_block_overhead_ms: float | None = Field(None, ge=0, description="roofline: fixed time per block per job")
     inference_rps: PositiveFloat | None = None
     forward_rps: PositiveFloat | None = None
     network_rps: PositiveFloat | None = None
@@ -98,11 +104,12 @@ class NetworkSpec(_Strict):
     topology: str | None = Field(None, description="built-in name (Abvt, Bellcanada, GtsCe, …) or a .graphml/.graph path")
     rtt_csv: str | None = Field(None, description="CSV with columns src,dst,rtt_ms (symmetric)")
     matrix: MatrixSpec | None = None
+    ripe_atlas: str | None = Field(None, description="RIPE Atlas anchor RTTs: built-in ripe-atlas-eu or a CSV path")
     delay_us_per_km: PositiveFloat = Field(1.66541, description="link delay rule of REPETITA (µs per km)")
 
     @model_validator(mode="after")
     def _one_source(self):
-        given = [k for k in ("topology", "rtt_csv", "matrix") if getattr(self, k) is not None]
+        given = [k for k in ("topology", "rtt_csv", "matrix", "ripe_atlas") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give at most one RTT source, not {' and '.join(given)}")
         return self

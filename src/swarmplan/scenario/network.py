@@ -221,3 +221,51 @@ def _resolve(ref: str, base_dir: Path | None) -> Path:
     if not p.is_absolute() and base_dir is not None and (base_dir / p).exists():
         return base_dir / p
     return p
+
+
+BUILTIN_RTT_DATASETS = {"ripe-atlas-eu": "LearningDataset_RTT_RipeAtlasEU.csv"}
+
+
+def load_ripe_atlas(ref: str, base_dir: Path | None, own_weight: float = 0.3, ms_per_km: float = 0.01) -> RttNetwork:
+    """docs/model.md §11.1 — pairwise RTTs among RIPE Atlas anchors, synthesised as the follow-up does:
+    RTT(i, j) = 0.3·median_i + 0.3·median_j + 0.01 ms/km × haversine(i, j), where median_i is the median of
+    every RTT measured from the four monitors to anchor i."""
+    if ref in BUILTIN_RTT_DATASETS:
+        with resources.as_file(resources.files("swarmplan.scenario").joinpath("data").joinpath("rtt").joinpath(
+                BUILTIN_RTT_DATASETS[ref])) as p:
+            path = Path(p)
+            rows = _read_rows(path)
+    else:
+        path = _resolve(ref, base_dir)
+        rows = _read_rows(path)
+    need = {"anchor_id", "latency_m1", "latitude", "longitude"}
+    if not rows or not need <= set(rows[0]):
+        raise SwarmplanError("network.ripe_atlas", f"{path} is not in the RIPE Atlas dataset format",
+                             "give a CSV with anchor_id, latency_m1..m4, latitude, longitude")
+    samples: dict[str, list[float]] = {}
+    where: dict[str, tuple[float, float]] = {}
+    for row in rows:
+        a = row["anchor_id"]
+        samples.setdefault(a, []).extend(float(row[k]) for k in row if k.startswith("latency_m") and row[k])
+        where[a] = (float(row["latitude"]), float(row["longitude"]))
+    names = sorted(samples, key=int)
+    med = np.array([np.median(samples[a]) for a in names])
+    lat = np.radians([where[a][0] for a in names])
+    lon = np.radians([where[a][1] for a in names])
+    dlat = lat[:, None] - lat[None, :]
+    dlon = lon[:, None] - lon[None, :]
+    h = np.sin(dlat / 2) ** 2 + np.cos(lat)[:, None] * np.cos(lat)[None, :] * np.sin(dlon / 2) ** 2
+    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+    rtt = own_weight * (med[:, None] + med[None, :]) + ms_per_km * km
+    np.fill_diagonal(rtt, 0.0)
+    labels = [f"anchor{a}" for a in names]
+    aliases = {lab: i for i, lab in enumerate(labels)} | {a: i for i, a in enumerate(names)}
+    return RttNetwork(tuple(labels), aliases, rtt)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError as exc:
+        raise SwarmplanError("network.ripe_atlas", f"cannot read {path}: {exc}", "check the path")

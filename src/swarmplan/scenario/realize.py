@@ -8,7 +8,7 @@ import numpy as np
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
-from swarmplan.scenario.network import RttNetwork, load_rtt_csv, load_topology, network_from_matrix
+from swarmplan.scenario.network import RttNetwork, load_ripe_atlas, load_rtt_csv, load_topology, network_from_matrix
 from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
 from swarmplan.scenario.workload import nominal_lengths
@@ -68,6 +68,11 @@ def resolve_gpu(scenario: Scenario, name: str, field: str) -> tuple[dict, bool]:
     for need in ("memory_gb", "decode_ms_per_block"):
         if merged.get(need) is None:
             raise SwarmplanError(f"gpus.{name}.{need}", "missing", "give it, or start from a preset: (e.g. preset: a100-80gb)")
+    if merged.get("timing") == "roofline":
+        for need in ("tflops", "bandwidth_gb_per_ms"):
+            if merged.get(need) is None:
+                raise SwarmplanError(f"gpus.{name}.{need}", "roofline timing needs it", "give the card's spec")
+        from_preset = False
     merged.setdefault("prefill_ms_per_token_per_block", 0.0)
     merged.setdefault("prefill_ms_per_block", 0.0)
     return merged, from_preset
@@ -81,6 +86,8 @@ def _network(scenario: Scenario, base_dir: Path | None) -> RttNetwork | None:
         return load_rtt_csv(net.rtt_csv, base_dir)
     if net.matrix is not None:
         return network_from_matrix(net.matrix)
+    if net.ripe_atlas is not None:
+        return load_ripe_atlas(net.ripe_atlas, base_dir)
     return None
 
 
@@ -205,6 +212,10 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         times_from_preset=np.array([s[1] for s in specs], dtype=bool),
         max_blocks=np.array([model.n_blocks if s[0].get("max_blocks") is None else min(s[0]["max_blocks"], model.n_blocks)
                              for s in specs], dtype=np.int64),
+        roofline=np.array([s[0].get("timing") == "roofline" for s in specs], dtype=bool),
+        tflops=col("tflops"),
+        bandwidth_gb_per_ms=col("bandwidth_gb_per_ms"),
+        per_block_overhead_ms=col("per_block_overhead_ms", 1.0),
         inference_rps=col("inference_rps"),
         forward_rps=col("forward_rps"),
         network_rps=col("network_rps"),

@@ -43,6 +43,10 @@ class Swarm:
     prefill_ms_per_block: np.ndarray
     times_from_preset: np.ndarray  # bool: fitted on the reference model, to be scaled (docs/model.md §3.1)
     max_blocks: np.ndarray  # int; n_blocks where the GPU has no clamp
+    roofline: np.ndarray  # bool: derive times from tflops / bandwidth for the model (docs/model.md §3.1)
+    tflops: np.ndarray
+    bandwidth_gb_per_ms: np.ndarray
+    per_block_overhead_ms: np.ndarray
     inference_rps: np.ndarray  # NaN where unknown
     forward_rps: np.ndarray
     network_rps: np.ndarray
