@@ -12,6 +12,7 @@ from swarmplan.routing.wsrr import WsRrRouter
 from swarmplan.scenario.loader import load_scenario
 from swarmplan.scenario.workload import Workload, draw_workload
 from swarmplan.sim.engine import running_slots_peak, simulate
+from swarmplan.sim.run import run_policy
 
 # Tiny model: L = 2 blocks of 1 GB, s_c = 0.1 GB (1e6 B/token × 100 tokens), l_in = 10, l_out = 90,
 # o = 100 ms, input overhead 0.7049·10 + 67 = 74.049 ms, d_init = 70 ms, prefill 5 ms per block.
@@ -101,7 +102,7 @@ def run_all(name="paper-abvt", seed=0, n=150, profile="fair", overrides=None, fa
     out = {}
     for name_, m in METHODS.items():
         pl, router = m.build(ctx)
-        out[name_] = simulate(pm, pl, wl, router, allocation_delay_ms(m, profile, pm), name_)
+        out[name_] = run_policy(pm, pl, wl, router, allocation_delay_ms(m, profile, pm), name_)
     return pm, out
 
 

@@ -143,7 +143,9 @@ def running_slots_peak(result: SimResult) -> np.ndarray:
     peak = np.zeros(n, dtype=np.int64)
     for j, ev in enumerate(events):
         level = 0
-        for _, dk in sorted(ev, key=lambda e: (e[0], e[1])):  # releases before starts at equal times
+        # Releases before starts at equal times; times that differ only by rounding (a queued job starts at
+        # the instant another completes, and arrival + wait need not equal that float exactly) count as equal.
+        for _, dk in sorted(ev, key=lambda e: (round(e[0], 6), e[1])):
             level += dk
             peak[j] = max(peak[j], level)
     return peak
