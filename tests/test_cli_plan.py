@@ -96,3 +96,13 @@ def test_broken_yaml(run_cli, tmp_path):
     f = tmp_path / "b.yaml"
     f.write_text("servers: [\n")
     assert "not valid YAML" in _bad(run_cli, "plan", str(f))
+
+
+def test_petals_given_join_order(run_cli):
+    order = "s09,s08,s07,s06,s05,s04,s03,s02,s01"
+    code, out, err = run_cli("plan", "--method", "petals", "--join-order", order, "--json", "--no-quality")
+    assert code == 0, err
+    servers = {s["name"]: s for s in json.loads(out)["servers"]}
+    # The first joiner takes blocks 1..m (an empty swarm), whatever its GPU.
+    assert servers["s09"]["start_block"] == 1
+    assert "--join-order" in _bad(run_cli, "plan", "--method", "petals", "--join-order", "s01,s02")

@@ -51,6 +51,7 @@ def plan(
     seed: int = typer.Option(0, "--seed", help="seed for drawn servers and PETALS' join order"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     rebalance: bool = typer.Option(False, "--rebalance", help="petals: run PETALS' rebalancing after joining"),
+    join_order: Optional[str] = typer.Option(None, "--join-order", help="petals: servers' join order, comma-separated names (default: random, seeded)"),
     time_limit: float = typer.Option(60.0, "--time-limit", help="milp: solver time limit (s)"),
     gap: float = typer.Option(1e-4, "--gap", help="milp: relative gap at which to stop"),
     threads: Optional[int] = typer.Option(None, "--threads", help="milp: solver threads"),
@@ -79,7 +80,8 @@ def plan(
         return
     options: dict = {}
     if method == "petals":
-        options = {"rebalance": rebalance, "balance_quality": sc.placement.petals_balance_quality}
+        options = {"rebalance": rebalance, "balance_quality": sc.placement.petals_balance_quality,
+                   "order": _join_order(join_order, pm.swarm.server_names)}
     elif method.startswith("milp"):
         options = {"options": MilpOptions(time_limit, gap, threads, verbose, every_server)}
     R = R if R is not None else sc.placement.R
@@ -189,6 +191,17 @@ def simulate(
     console.print(requests_table(result.rows))
     console.print(f"profile: {profile}; " + ", ".join(f"{k} = {v:.4g}" for k, v in summary.items()
                                                        if isinstance(v, (int, float))), highlight=False)
+
+
+def _join_order(text: Optional[str], names: tuple[str, ...]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    order = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in order if n not in names]
+    if unknown or sorted(order) != sorted(names):
+        problem = f"unknown server(s) {', '.join(unknown)}" if unknown else "must name every server exactly once"
+        raise SwarmplanError("--join-order", problem, f"list all of {', '.join(names)}")
+    return [names.index(n) for n in order]
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

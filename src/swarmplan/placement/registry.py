@@ -23,8 +23,8 @@ def resolve_R(pm: PerfModel, R: int | None, rate_per_s: float) -> tuple[int, dic
     return tr.R, {"R_rule": "paper §6", "single_request_ms": tr.single_request_ms, "R_max": tr.R_max}
 
 
-def _petals(pm, R, rng, rate, balance_quality=0.75, rebalance=False):
-    return petals_placement(pm, rng=rng, rebalance=rebalance, balance_quality=balance_quality)
+def _petals(pm, R, rng, rate, balance_quality=0.75, rebalance=False, order=None):
+    return petals_placement(pm, order=order, rng=rng, rebalance=rebalance, balance_quality=balance_quality)
 
 
 def _cgbp(pm, R, rng, rate, **_):
