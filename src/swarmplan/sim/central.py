@@ -19,6 +19,7 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain
 from swarmplan.scenario.workload import Workload
+from swarmplan.sim.chain_timer import ChainTimer
 from swarmplan.sim.engine import SimResult
 
 
@@ -43,9 +44,7 @@ def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, di
     n = workload.n
     arrival = workload.arrival_ms.tolist()
     l_in, l_out, client = workload.input_tokens.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
-    tau = pm.tau_ms.tolist()
-    rtt_rows = [row.tolist() for row in pm.rtt_ms]
-    rows_in: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
+    timer = ChainTimer(pm)
     factor = dispatcher.rng.exponential(1.0, size=n) if dispatcher.service == "exponential" else np.ones(n)
     chain_of, processed = [None] * n, [None] * n
     wait, prefill, decode = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -54,16 +53,7 @@ def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, di
     max_conc = 0
 
     def start(r: int, k: int, now: float) -> None:
-        c, li = client[r], l_in[r]
-        rows = rows_in.get((c, li))
-        if rows is None:
-            rows = rows_in[(c, li)] = (pm.rtt_in_for(li)[c].tolist(), pm.tau_in_for(li).tolist())
-        rtt_in, tau_in = rows
-        rtt = rtt_rows[c]
-        t1 = tok = 0.0
-        for j, b in zip(chains[k].servers, chains[k].blocks):
-            t1 += rtt_in[j] + tau_in[j] * b
-            tok += rtt[j] + tau[j] * b
+        t1, tok = timer.times(client[r], l_in[r], chains[k].servers, chains[k].blocks)
         f = factor[r]
         prefill[r], decode[r] = t1 * f, (l_out[r] - 1) * tok * f
         wait[r] = now - arrival[r]

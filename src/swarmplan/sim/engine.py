@@ -18,6 +18,7 @@ from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
+from swarmplan.sim.chain_timer import ChainTimer
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,7 @@ def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Ro
     n = workload.n
     arrival = workload.arrival_ms.tolist()
     l_in_all, l_out_all, client_all = workload.input_tokens.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
-    tau = pm.tau_ms.tolist()
-    rtt_rows = [row.tolist() for row in pm.rtt_ms]
-    prefill_rows: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
+    timer = ChainTimer(pm)
     chains, processed = [None] * n, [None] * n
     raw_wait, wait, prefill, decode = (np.zeros(n) for _ in range(4))
     max_conc = 0
@@ -115,15 +114,7 @@ def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Ro
         if w_raw == float("inf"):
             raise RuntimeError(f"request {r}: the chosen chain can never fit (router {router.name})")
         b = backoff_ms(w_raw, first_ms, max_ms) if w_raw > 0 else 0.0
-        rows = prefill_rows.get((c, l_in))
-        if rows is None:
-            rows = prefill_rows[(c, l_in)] = (pm.rtt_in_for(l_in)[c].tolist(), pm.tau_in_for(l_in).tolist())
-        rtt_in, tau_in = rows
-        rtt = rtt_rows[c]
-        t1 = tok = 0.0
-        for j, k in zip(servers, ks):
-            t1 += rtt_in[j] + tau_in[j] * k
-            tok += rtt[j] + tau[j] * k
+        t1, tok = timer.times(c, l_in, servers, ks)
         dec = (l_out - 1) * tok
         book.book(r, now + b + t1 + dec + delay, servers, ks)
         chains[r], processed[r] = tuple(servers), tuple(ks)
