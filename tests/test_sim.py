@@ -158,3 +158,19 @@ def test_cg_bprr_beats_petals_on_abvt_and_bellcanada():
             for m in per_token:
                 per_token[m].append(res[m].per_token_ms.mean())
         assert np.mean(per_token["cg-bprr"]) < 0.8 * np.mean(per_token["petals"])
+
+
+def test_petals_retry_client_fails_backs_off_and_reroutes():
+    from swarmplan.sim.retry import RetryingClient, simulate_retry
+
+    pm = tiny([0.0, 50.0], [1.0, 2.0])
+    pl = whole_model_on_each(2, [2, 2])
+    client = RetryingClient(PetalsRouter(pm, pl, session_capacity=[1, 1]))
+    res = simulate_retry(pm, pl, workload([0, 100, 200]), client)
+    d_a = sum(service(0.0, 1.0)) + 70
+    # r0 → A; r1 → B (A lacks cache, 10 s penalty); r2 finds both full, fails and retries after
+    # 1, 2, 4, 8 s (t = 1.2, 3.2, 7.2, 15.2 s); A is free from 9.23 s, so it starts on A at 15.2 s.
+    assert [c[0] for c in res.chains] == [0, 1, 0]
+    assert res.wait_ms.tolist() == [0, 0, 15_000]
+    assert res.response_ms[2] == pytest.approx(15_000 + d_a)
+    assert (running_slots_peak(res) <= pl.cache_slots).all()

@@ -24,6 +24,7 @@ from swarmplan.routing.petals import CacheTest, PetalsRouter
 from swarmplan.routing.optrr import OptRrRouter
 from swarmplan.routing.wsrr import WsRrRouter
 from swarmplan.sim.central import JffcDispatcher
+from swarmplan.sim.retry import RetryingClient
 
 Family = Literal["proposed", "petals"]
 Profile = Literal["fair", "paper"]
@@ -73,7 +74,7 @@ class Method:
     name: str
     family: Family
     description: str
-    build: Callable[[MethodContext], tuple[Placement, Router | JffcDispatcher]]
+    build: Callable[[MethodContext], tuple[Placement, Router | JffcDispatcher | RetryingClient]]
 
 
 def _petals_sessions(ctx: MethodContext, pl: Placement):
@@ -83,6 +84,11 @@ def _petals_sessions(ctx: MethodContext, pl: Placement):
 def _build_petals(ctx):
     pl = ctx.petals
     return pl, ctx.petals_router(pl, _petals_sessions(ctx, pl))
+
+
+def _build_petals_retry(ctx):
+    pl = ctx.petals
+    return pl, RetryingClient(ctx.petals_router(pl, _petals_sessions(ctx, pl)))
 
 
 def _build_opt_order(ctx):
@@ -126,6 +132,8 @@ METHODS: dict[str, Method] = {
     for m in [
         Method("petals", "petals", "PETALS: its block count, lowest-throughput windows (random join order), "
                "min-latency routing, fixed attention cache", _build_petals),
+        Method("petals-retry", "petals", "PETALS as its real client behaves: a session that does not fit fails, "
+               "the client backs off and re-routes (not in the paper's model)", _build_petals_retry),
         Method("opt-order", "petals", "PETALS with CG-BP's join order", _build_opt_order),
         Method("opt-num", "petals", "PETALS with CG-BP's block counts and the proposed memory model", _build_opt_num),
         Method("opt-rr", "petals", "PETALS' placement, each arrival on the chain minimising service + max wait",
