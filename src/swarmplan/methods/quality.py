@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from swarmplan.perf.bounds import lower_bound_ms
 from swarmplan.perf.model import PerfModel
-from swarmplan.placement.milp import MilpOptions, requests_per_client, solve_milp
+from swarmplan.placement.milp import MilpOptions, block_caps, requests_per_client, solve_milp
 from swarmplan.placement.types import Placement
 from swarmplan.routing.rrilp import route_concurrent
 
-LP_BOUND_MAX_VARIABLES = 60_000
+LP_BOUND_MAX_VARIABLES = 300_000  # larger swarms skip the LP relaxation (seconds to minutes)
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,21 @@ class Quality:
         return max(0.0, (self.per_token_ms - self.lower_bound_ms) / self.per_token_ms)
 
 
+def layered_size(pm: PerfModel) -> int:
+    """Columns of the layered MILP: 3·N·L placement binaries plus one flow per arc and client."""
+    caps = block_caps(pm)
+    L = pm.L
+    arcs = sum(int(min(c, L - b)) for c in caps.tolist() for b in range(L))
+    return 3 * pm.n_servers * L + arcs * pm.rtt_ms.shape[0]
+
+
 def placement_quality(pm: PerfModel, placement: Placement, R: int, lp: bool = True) -> Quality:
     """docs/model.md §13.3 — value by the routing ILP (all R requests in memory at once) against
     max(single-request bound, LP relaxation of the layered MILP, the placement's own proven MILP bound)."""
     n_c = requests_per_client(R, pm.rtt_ms.shape[0])
     routed = route_concurrent(pm, placement, n_c)
     bounds = {"single-request bound": lower_bound_ms(pm, n_c)}
-    if lp:
+    if lp and layered_size(pm) <= LP_BOUND_MAX_VARIABLES:
         relaxed = solve_milp(pm, R, "layered", MilpOptions(time_limit_s=30), relax=True)
         if relaxed.solution.bound is not None:
             bounds["LP relaxation"] = relaxed.solution.bound
