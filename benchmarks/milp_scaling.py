@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/milp_scaling.py [--servers 5 10 20 30] [--requests 1 5 10 20] [--time-limit 30]
 Servers sit at random Abvt nodes (shared nodes once there are more servers than nodes), 20 % A100 80GB
-and 80 % MIG 1g.10gb, one client, BLOOM-176B. CG-BP uses R = the number of requests and is valued by the
+(--a100-fraction) and the rest MIG 1g.10gb, one client, BLOOM-176B. CG-BP uses R = the number of requests and is valued by the
 routing ILP; the ratio is printed only where the optimum is proven.
 """
 
@@ -23,13 +23,13 @@ from swarmplan.scenario.network import builtin_topology_path, network_from_edges
 from swarmplan.scenario.realize import realize
 
 
-def grown_abvt(n_servers: int, seed: int) -> PerfModel:
+def grown_abvt(n_servers: int, seed: int, a100_fraction: float = 0.2) -> PerfModel:
     rng = np.random.default_rng(seed)
     names = network_from_edges(*read_graphml(builtin_topology_path("Abvt"))).names
     client = int(rng.integers(len(names)))
     others = [i for i in range(len(names)) if i != client]
     nodes = rng.choice(others, size=n_servers, replace=n_servers > len(others))
-    n_a100 = int(np.floor(0.2 * n_servers + 0.5))
+    n_a100 = int(np.floor(a100_fraction * n_servers + 0.5))
     gpus = ["mig-1g-10gb"] * (n_servers - n_a100) + ["a100-80gb"] * n_a100
     sc = Scenario.model_validate({
         "name": f"abvt-{n_servers}",
@@ -46,12 +46,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, nargs="+", default=[1, 5, 10, 20])
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--a100-fraction", type=float, default=0.2, help="0 gives an all-MIG, memory-tight swarm")
     args = ap.parse_args()
-    print(f"time limit {args.time_limit:g} s per solve; gap = (objective − bound)/objective")
+    print(f"A100 fraction {args.a100_fraction:g}; time limit {args.time_limit:g} s per solve; "
+          "gap = (objective − bound)/objective")
     print(f"{'N':>3} {'R':>3} | {'layered: status':>16} {'time s':>7} {'gap':>8} {'obj ms':>8} | "
           f"{'reference: status':>18} {'time s':>7} {'gap':>8} {'obj ms':>8} | {'CG-BP/opt':>9}")
     for n in args.servers:
-        pm = grown_abvt(n, args.seed)
+        pm = grown_abvt(n, args.seed, args.a100_fraction)
         for R in args.requests:
             row = f"{n:>3} {R:>3} |"
             best = None
