@@ -59,3 +59,17 @@ def test_plan_gbp_cr_shows_chains_and_bounds(run_cli):
     assert 0 < lo <= hi
     code, stdout, _ = run_cli("plan", "paper-abvt", "--method", "gbp-cr", "--c", "40")
     assert code == 0 and "c = 40 (given)" in stdout and "capacity" in stdout
+
+
+def test_every_builtin_scenario_runs_every_method():
+    from swarmplan.experiments.compare import compare
+    from swarmplan.methods.registry import get_methods
+    from swarmplan.scenario.loader import builtin_names, load_scenario
+
+    for name in builtin_names():
+        sc, base = load_scenario(name)
+        res = compare(sc, get_methods(None), 1, 25, 3, "paper", base_dir=base, keep_rows=False)
+        for method, runs in res.per_run.items():
+            s = runs[0]
+            assert s["requests"] == 25 and s["per_token_s"] > 0, (name, method)
+            assert s["response_mean_s"] >= s["service_s"], (name, method)
