@@ -166,7 +166,7 @@ def test_opt_rr_minimises_service_plus_max_wait():
     pm = random_instance(rng, 4, 4)
     pl = Placement("hand", np.array([1, 1, 3, 2]), np.array([2, 3, 2, 3]), np.array([4, 6, 4, 6]), "proposed")
     router = OptRrRouter(pm, pl)
-    for trial in range(20):
+    for _ in range(20):
         book = SlotBook(pl.cache_slots)
         for r in range(int(rng.integers(1, 8))):
             chain, blocks = chains_of([1, 1, 3, 2], [2, 3, 2, 3], 4)[int(rng.integers(0, 3))]

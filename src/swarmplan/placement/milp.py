@@ -16,7 +16,6 @@ By default a server may hold no block; ``require_every_server`` restores the aut
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

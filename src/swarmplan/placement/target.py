@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from swarmplan.perf.chains import build_chain_graph, shortest_chain
 from swarmplan.perf.concurrency import r_max, target_concurrency
