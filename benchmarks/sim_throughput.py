@@ -37,7 +37,7 @@ def main() -> None:
         method = METHODS[name]
         placement, router = method.build(ctx)
         n = args.requests if fast else min(args.requests, 20_000)
-        sub = type(wl)(wl.arrival_ms[:n], wl.input_tokens[:n], wl.output_tokens[:n], wl.client[:n])
+        sub = wl.head(n)
         prof = cProfile.Profile() if args.profile else None
         t0 = time.perf_counter()
         if prof:

@@ -140,10 +140,10 @@ def _three_chains():
     return pm, pl, chains
 
 
-def _workload(arrivals):
+def _workload(arrivals, service_factor=None):
     n = len(arrivals)
     return Workload(np.asarray(arrivals, dtype=float), np.ones(n, dtype=np.int64), np.ones(n, dtype=np.int64),
-                    np.zeros(n, dtype=np.int64))
+                    np.zeros(n, dtype=np.int64), service_factor)
 
 
 def test_simulated_jffc_lies_between_the_theorem4_bounds():
@@ -153,8 +153,9 @@ def test_simulated_jffc_lies_between_the_theorem4_bounds():
     lam = 0.0025  # per ms; ν = 2/1000 + 1/1500 + 3/3000 = 0.00367, load 0.68
     lo, hi = jffc_response_bounds_ms([c.service_ms for c in chains], [c.capacity for c in chains], lam)
     assert hi > lo * 1.05, "the bounds are apart enough for the check to mean something"
-    wl = _workload(poisson_arrivals_ms(lam * 1000, 200_000, np.random.default_rng(1)))
-    res = simulate_central(pm, pl, wl, JffcDispatcher(chains, "exponential", np.random.default_rng(2)))
+    wl = _workload(poisson_arrivals_ms(lam * 1000, 200_000, np.random.default_rng(1)),
+                   np.random.default_rng(2).exponential(1.0, 200_000))
+    res = simulate_central(pm, pl, wl, JffcDispatcher(chains))
     mean = res.response_ms[1000:].mean()
     assert lo * 0.97 <= mean <= hi * 1.03
 
@@ -172,6 +173,21 @@ def test_jffc_fastest_free_chain_fcfs_and_capacity():
     waited = np.flatnonzero(res.wait_ms > 0)
     assert (np.diff(starts[waited]) >= 0).all(), "the queue is first come, first served"
     assert (running_slots_peak(res) <= np.array([2, 1, 3])).all(), "never more jobs on a chain than its capacity"
+
+
+def test_exponential_service_option_reaches_every_engine():
+    from swarmplan.scenario.loader import load_scenario
+    from swarmplan.scenario.workload import draw_workload
+
+    sc, base = load_scenario("paper-abvt", ["workload.service=exponential"])
+    wl = draw_workload(sc.workload, 1, np.random.default_rng(0), 4000, base)
+    assert wl.factors.mean() == pytest.approx(1.0, abs=0.05) and wl.factors.std() == pytest.approx(1.0, abs=0.06)
+    from swarmplan.experiments.compare import compare
+    from swarmplan.methods.registry import get_methods
+
+    res = compare(sc, get_methods(["cg-bprr", "petals-retry", "gbp-cr"]), 1, 200, 0, "fair", base_dir=base)
+    for name, runs in res.per_run.items():
+        assert runs[0]["response_p99_s"] > 2 * runs[0]["response_p50_s"], name  # exponential tails
 
 
 def test_gbp_cr_method_runs_in_compare_and_respects_memory():

@@ -63,6 +63,9 @@ def print_plan(console: Console, pm: PerfModel, pl: Placement, quality=None) -> 
     if pl.bound_ms_per_token is not None:
         lines.append(f"bound: ≤ {pl.bound_ms_per_token:.1f} ms per token while at most R requests are active "
                      "(decode only; excludes prefill, waiting and set-up delays)")
+    if pl.order is not None:
+        what = "join order" if pl.method == "petals" else "order (increasing amortised time)"
+        lines.append(f"{what}: {', '.join(pm.swarm.server_names[j] for j in pl.order)}")
     if pl.method == "petals":
         lines.append(f"min per-block throughput: {pl.info['min_block_throughput']:.1f} tokens/s")
     if "objective_ms_per_token" in pl.info:
@@ -90,6 +93,7 @@ def plan_json(scenario: str, pm: PerfModel, pl: Placement, quality=None) -> dict
         "R": pl.R,
         "bound_ms_per_token": pl.bound_ms_per_token,
         "memory_model": pl.memory_model,
+        "order": None if pl.order is None else [sw.server_names[j] for j in pl.order],
         "per_token_ms": None if quality is None else quality.per_token_ms,
         "lower_bound_ms_per_token": None if quality is None else quality.lower_bound_ms,
         "gap": None if quality is None else quality.gap,

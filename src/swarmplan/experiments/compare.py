@@ -74,7 +74,7 @@ def request_rows(run: int, result: SimResult, names: tuple[str, ...]) -> list[di
          "chain": ">".join(names[j] for j in result.chains[r]),
          "blocks": ">".join(map(str, result.processed[r])),
          "wait_s": round(result.wait_ms[r] / 1000, 6), "ttft_s": round(ttft[r] / 1000, 6),
-         "response_s": round(resp[r] / 1000, 6), "per_token_s": round(resp[r] / wl.output_tokens[r] / 1000, 6)}
+         "completion_s": round((wl.arrival_ms[r] + resp[r]) / 1000, 6), "response_s": round(resp[r] / 1000, 6), "per_token_s": round(resp[r] / wl.output_tokens[r] / 1000, 6)}
         for r in range(wl.n)
     ]
 

@@ -40,7 +40,6 @@ class MethodContext:
     use_fast_path: bool = True
     c: int | None = None
     c_criterion: str = "lower"
-    service: str = "deterministic"
 
     @cached_property
     def join_order(self) -> list[int]:
@@ -112,14 +111,14 @@ def _build_opt_rr(ctx):
 
 def _build_gbpcr(ctx):
     plan = ctx.chain_plan
-    return plan.placement, JffcDispatcher(plan.chains, ctx.service, ctx.rng)
+    return plan.placement, JffcDispatcher(plan.chains)
 
 
 def _build_cgbp_jffc(ctx):
     from swarmplan.methods.gbpcr import chains_for
 
     pl = ctx.cgbp
-    return pl, JffcDispatcher(chains_for(ctx.pm, pl), ctx.service, ctx.rng)
+    return pl, JffcDispatcher(chains_for(ctx.pm, pl))
 
 
 def _build_cgbprr(ctx):

@@ -141,6 +141,9 @@ class WorkloadSpec(_Strict):
     output_tokens: PositiveInt = 128
     trace: str | None = Field(None, description="built-in trace (azure-code, azure-conv) or an Azure-format CSV")
     cache_tokens: PositiveInt | None = Field(None, description="tokens the KV cache of one request is sized for")
+    service: Literal["deterministic", "exponential"] = Field(
+        "deterministic", description="exponential: each request's service time is drawn Exp(mean = its model time), "
+                                     "the assumption of queueing bounds (docs/model.md §9.1)")
 
     @model_validator(mode="after")
     def _trace_needed(self):

@@ -28,10 +28,19 @@ class Workload:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     client: np.ndarray
+    service_factor: np.ndarray | None = None  # multiplies each request's service time; None = 1
 
     @property
     def n(self) -> int:
         return len(self.arrival_ms)
+
+    @property
+    def factors(self) -> np.ndarray:
+        return np.ones(self.n) if self.service_factor is None else self.service_factor
+
+    def head(self, n: int) -> "Workload":
+        f = None if self.service_factor is None else self.service_factor[:n]
+        return Workload(self.arrival_ms[:n], self.input_tokens[:n], self.output_tokens[:n], self.client[:n], f)
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,8 @@ def draw_workload(spec: WorkloadSpec, n_clients: int, rng: np.random.Generator,
         l_in = np.full(n, spec.input_tokens)
         l_out = np.full(n, spec.output_tokens)
     client = rng.integers(0, n_clients, size=n) if n_clients > 1 else np.zeros(n, dtype=int)
-    return Workload(arrival, l_in.astype(np.int64), l_out.astype(np.int64), client.astype(np.int64))
+    factor = rng.exponential(1.0, size=n) if spec.service == "exponential" else None
+    return Workload(arrival, l_in.astype(np.int64), l_out.astype(np.int64), client.astype(np.int64), factor)
 
 
 def nominal_lengths(spec: WorkloadSpec, base_dir: Path | None = None) -> tuple[int, int, int]:

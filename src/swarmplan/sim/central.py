@@ -2,17 +2,15 @@
 
 An orchestrator holds a FCFS queue. An arrival starts on the fastest chain with a free place (fewer than
 c_k jobs), else joins the queue; when a job completes, the head of the queue starts on that chain at once.
-A job holds its chain place (and so its KV slots) from its start until it completes. With
-``service="exponential"`` each job's service time is exponential with the chain's mean (the assumption of
-Theorem 4), which a test uses to check the bounds.
+A job holds its chain place (and so its KV slots) from its start until it completes. With the
+workload's exponential service option each job's service time is exponential with the chain's mean (the
+assumption of Theorem 4), which a test uses to check the bounds.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Literal
-
 import numpy as np
 
 from swarmplan.perf.model import PerfModel
@@ -26,13 +24,10 @@ from swarmplan.sim.engine import SimResult
 class JffcDispatcher:
     name = "jffc"
 
-    def __init__(self, chains: list[Chain], service: Literal["deterministic", "exponential"] = "deterministic",
-                 rng: np.random.Generator | None = None):
+    def __init__(self, chains: list[Chain]):
         if not chains:
             raise ValueError("JFFC needs at least one chain")
         self.chains = sorted(chains, key=lambda ch: ch.service_ms)  # fastest first (stable)
-        self.service = service
-        self.rng = rng if rng is not None else np.random.default_rng(0)
 
 
 def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, dispatcher: JffcDispatcher,
@@ -45,7 +40,7 @@ def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, di
     arrival = workload.arrival_ms.tolist()
     l_in, l_out, client = workload.input_tokens.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
     timer = ChainTimer(pm)
-    factor = dispatcher.rng.exponential(1.0, size=n) if dispatcher.service == "exponential" else np.ones(n)
+    factor = workload.factors.tolist()
     chain_of, processed = [None] * n, [None] * n
     wait, prefill, decode = np.zeros(n), np.zeros(n), np.zeros(n)
     heap: list[tuple[float, int, int]] = []  # (completion, request, chain)

@@ -85,6 +85,7 @@ class SimResult:
             "response_p99_s": float(np.percentile(resp, 99) / 1000),
             "max_concurrency": int(self.max_concurrency),
             "mean_slot_utilisation": float(self.slot_utilisation().mean()),
+            "slot_utilisation_per_server": [round(float(u), 6) for u in self.slot_utilisation()],
             "requests": int(len(resp)),
         }
 
@@ -99,6 +100,7 @@ def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Ro
     arrival = workload.arrival_ms.tolist()
     l_in_all, l_out_all, client_all = workload.input_tokens.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
     timer = ChainTimer(pm)
+    factor = workload.factors.tolist()
     chains, processed = [None] * n, [None] * n
     raw_wait, wait, prefill, decode = (np.zeros(n) for _ in range(4))
     max_conc = 0
@@ -115,6 +117,7 @@ def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Ro
             raise RuntimeError(f"request {r}: the chosen chain can never fit (router {router.name})")
         b = backoff_ms(w_raw, first_ms, max_ms) if w_raw > 0 else 0.0
         t1, tok = timer.times(c, l_in, servers, ks)
+        t1, tok = t1 * factor[r], tok * factor[r]
         dec = (l_out - 1) * tok
         book.book(r, now + b + t1 + dec + delay, servers, ks)
         chains[r], processed[r] = tuple(servers), tuple(ks)

@@ -41,6 +41,7 @@ def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, clie
     router = client.router
     book = SlotBook(placement.cache_slots)
     timer = ChainTimer(pm)
+    factor = workload.factors.tolist()
     delay = t.initial_delay_ms + allocation_delay_ms
     n = workload.n
     arrival = workload.arrival_ms.tolist()
@@ -61,6 +62,7 @@ def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, clie
             if attempts[r]:
                 waiting -= 1
             t1, tok = timer.times(cl[r], l_in[r], route.servers, route.processed)
+            t1, tok = t1 * factor[r], tok * factor[r]
             wait[r], prefill[r], decode[r] = now - arrival[r], t1, (l_out[r] - 1) * tok
             book.book(r, now + t1 + decode[r] + delay, route.servers, route.processed)
             chains[r], processed[r] = tuple(route.servers), tuple(route.processed)
