@@ -45,6 +45,8 @@ def test_simulate_prints_per_request_rows(run_cli):
     code, stdout, err = run_cli("simulate", "paper-abvt", "--method", "petals", "--requests", "8")
     assert code == 0, err
     assert "per-request results (8 requests)" in stdout and "profile: fair" in stdout
+    code, stdout, _ = run_cli("simulate", "--requests", "50", "--limit", "3")
+    assert "first 3" in stdout
     code, stdout, _ = run_cli("simulate", "--method", "cg-bprr", "--requests", "8", "--json")
     doc = json.loads(stdout)
     assert doc["method"] == "cg-bprr" and doc["summary"]["requests"] == 8

@@ -173,6 +173,9 @@ def simulate(
     profile: str = typer.Option("fair", "--profile"),
     cache_test: str = typer.Option("petals", "--petals-cache-test"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="print only the first N requests"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write every request to this CSV file"),
+    force: bool = typer.Option(False, "--force", help="overwrite --csv if it exists"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Run one method once and print per-request results."""
@@ -188,7 +191,11 @@ def simulate(
     if as_json:
         print(json.dumps({"scenario": sc.name, "method": method, "profile": profile, "summary": summary}))
         return
-    console.print(requests_table(result.rows))
+    if csv_path is not None:
+        if csv_path.exists() and not force:
+            raise SwarmplanError("--csv", f"would overwrite {csv_path}", "choose another file or pass --force")
+        result.write_requests_csv(csv_path)
+    console.print(requests_table(result.rows, limit))
     console.print(f"profile: {profile}; " + ", ".join(f"{k} = {v:.4g}" for k, v in summary.items()
                                                        if isinstance(v, (int, float))), highlight=False)
 

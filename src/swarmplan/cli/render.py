@@ -139,13 +139,14 @@ def compare_table(result) -> Table:
     return table
 
 
-def requests_table(rows: list[dict], limit: int = 40) -> Table:
-    table = Table(title=f"per-request results ({len(rows)} requests" + (f", first {limit}" if len(rows) > limit else "") + ")",
+def requests_table(rows: list[dict], limit: int | None = None) -> Table:
+    shown = rows if limit is None else rows[:limit]
+    table = Table(title=f"per-request results ({len(rows)} requests" + (f", first {len(shown)}" if len(shown) < len(rows) else "") + ")",
                   title_justify="left")
-    cols = ("request", "arrival_s", "chain", "blocks", "wait_s", "ttft_s", "response_s", "per_token_s")
+    cols = ("request", "arrival_s", "chain", "blocks", "wait_s", "ttft_s", "completion_s", "response_s", "per_token_s")
     for col in cols:
         table.add_column(col, justify="left" if col in ("chain", "blocks") else "right")
-    for row in rows[:limit]:
+    for row in shown:
         table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
     return table
 
