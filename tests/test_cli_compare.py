@@ -75,3 +75,20 @@ def test_every_builtin_scenario_runs_every_method():
             s = runs[0]
             assert s["requests"] == 25 and s["per_token_s"] > 0, (name, method)
             assert s["response_mean_s"] >= s["service_s"], (name, method)
+
+
+def test_compare_results_do_not_depend_on_worker_processes():
+    from swarmplan.experiments.compare import compare
+    from swarmplan.methods.registry import get_methods
+    from swarmplan.scenario.loader import load_scenario
+
+    sc, base = load_scenario("paper-abvt")
+    methods = get_methods(["petals", "cg-bprr", "gbp-cr"])
+    one = compare(sc, methods, 3, 40, 5, "fair", base_dir=base, jobs=1)
+    two = compare(sc, methods, 3, 40, 5, "fair", base_dir=base, jobs=2)
+    assert one.per_run == two.per_run and one.rows == two.rows
+
+
+def test_errors_in_worker_processes_reach_the_user(run_cli):
+    code, _, err = run_cli("compare", "--runs", "2", "--jobs", "2", "--set", "placement.R=5000", "--methods", "cg-bprr")
+    assert code == 2 and "R = 5000" in err and "Traceback" not in err

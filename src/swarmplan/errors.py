@@ -15,3 +15,7 @@ class SwarmplanError(Exception):
         if fix:
             text += f" — {fix}"
         super().__init__(text)
+
+    def __reduce__(self):
+        # Rebuild from the three parts, so the error survives a trip back from a worker process.
+        return (type(self), (self.field, self.problem, self.fix))

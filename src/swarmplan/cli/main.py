@@ -139,6 +139,7 @@ def compare(
     cache_test: str = typer.Option("petals", "--petals-cache-test", help="petals (PETALS' real test) | authors"),
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json and requests.csv here"),
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Compare methods over Monte Carlo runs: mean ± std per metric and the change against PETALS."""
@@ -156,7 +157,7 @@ def compare(
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{sc.name}: {runs} runs × {len(chosen)} methods", total=runs * len(chosen))
         result = run_compare(sc, chosen, runs, requests, seed, profile, cache_test, base,
-                             progress=lambda: bar.advance(task), keep_rows=out is not None)
+                             progress=lambda k: bar.advance(task, k), keep_rows=out is not None, jobs=jobs)
     console.print(compare_table(result))
     if targets:
         targets[0].write_text(json.dumps(result.to_json(), indent=2))

@@ -7,6 +7,7 @@ runs on that same draw and the same arrivals. Results are plain data: per-run su
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -79,31 +80,54 @@ def request_rows(run: int, result: SimResult, names: tuple[str, ...]) -> list[di
     ]
 
 
+def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, seed: int, profile: Profile,
+             cache_test: str, base_dir: Path | None, keep_rows: bool) -> tuple[dict[str, dict], list[dict]]:
+    """One Monte Carlo run: one swarm draw and one arrival stream, every method on both."""
+    from swarmplan.methods.registry import get_methods
+
+    swarm_rng, workload_rng, method_rng = run_seeds(seed, run)
+    pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
+    workload = draw_workload(scenario.workload, pm.swarm.n_clients, workload_rng, n_req, base_dir)
+    ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test)
+    summaries, rows = {}, []
+    for method in get_methods(method_names):
+        try:
+            placement, policy = method.build(ctx)
+        except SwarmplanError as err:
+            raise SwarmplanError(err.field, f"run {run} ({method.name}): {err.problem}", err.fix) from None
+        result = run_policy(pm, placement, workload, policy, allocation_delay_ms(method, profile, pm), method.name)
+        summary = result.summary()
+        summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
+        if method.name == "gbp-cr":
+            summary.update(c=ctx.chain_plan.c, overloaded=ctx.chain_plan.overloaded,
+                           theorem4_bounds_s=[b / 1000 for b in ctx.chain_plan.bounds_ms or []])
+        summaries[method.name] = summary
+        if keep_rows:
+            rows.extend(request_rows(run, result, pm.swarm.server_names))
+    return summaries, rows
+
+
 def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int | None, seed: int,
             profile: Profile, cache_test: str = "petals", base_dir: Path | None = None,
-            progress: Callable[[], None] | None = None, keep_rows: bool = True) -> CompareResult:
+            progress: Callable[[int], None] | None = None, keep_rows: bool = True, jobs: int = 1) -> CompareResult:
+    """Runs are seeded by (seed, run) alone, so the result does not depend on ``jobs`` (worker processes)."""
     n_req = requests or scenario.workload.n_requests
-    res = CompareResult(scenario.name, profile, cache_test, runs, n_req, seed, [m.name for m in methods])
-    res.per_run = {m.name: [] for m in methods}
-    for run in range(runs):
-        swarm_rng, workload_rng, method_rng = run_seeds(seed, run)
-        pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
-        workload = draw_workload(scenario.workload, pm.swarm.n_clients, workload_rng, n_req, base_dir)
-        ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test)
-        for method in methods:
-            try:
-                placement, router = method.build(ctx)
-            except SwarmplanError as err:
-                raise SwarmplanError(err.field, f"run {run} ({method.name}): {err.problem}", err.fix) from None
-            result = run_policy(pm, placement, workload, router, allocation_delay_ms(method, profile, pm), method.name)
-            summary = result.summary()
-            summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
-            if method.name == "gbp-cr":
-                summary.update(c=ctx.chain_plan.c, overloaded=ctx.chain_plan.overloaded,
-                               theorem4_bounds_s=[b / 1000 for b in ctx.chain_plan.bounds_ms or []])
-            res.per_run[method.name].append(summary)
-            if keep_rows:
-                res.rows.extend(request_rows(run, result, pm.swarm.server_names))
+    names = [m.name for m in methods]
+    res = CompareResult(scenario.name, profile, cache_test, runs, n_req, seed, names)
+    args = [(scenario, names, run, n_req, seed, profile, cache_test, base_dir, keep_rows) for run in range(runs)]
+    outcomes: dict[int, tuple[dict, list]] = {}
+    if jobs <= 1 or runs == 1:
+        for run, a in enumerate(args):
+            outcomes[run] = run_once(*a)
             if progress:
-                progress()
+                progress(len(names))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(run_once, *a): run for run, a in enumerate(args)}
+            for fut in as_completed(futures):
+                outcomes[futures[fut]] = fut.result()
+                if progress:
+                    progress(len(names))
+    res.per_run = {name: [outcomes[run][0][name] for run in range(runs)] for name in names}
+    res.rows = [row for run in range(runs) for row in outcomes[run][1]]
     return res
