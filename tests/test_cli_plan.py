@@ -106,3 +106,22 @@ def test_petals_given_join_order(run_cli):
     # The first joiner takes blocks 1..m (an empty swarm), whatever its GPU.
     assert servers["s09"]["start_block"] == 1
     assert "--join-order" in _bad(run_cli, "plan", "--method", "petals", "--join-order", "s01,s02")
+
+
+def test_petals_commands_apply_the_placement(run_cli):
+    code, out, _ = run_cli("plan", "--json", "--no-quality")
+    servers = [s for s in json.loads(out)["servers"] if s["start_block"] is not None]
+    code, out, err = run_cli("plan", "--petals-commands")
+    assert code == 0, err
+    lines = [ln for ln in out.strip().splitlines() if not ln.startswith("#")]
+    assert len(lines) == len(servers)
+    for line, s in zip(lines, servers):
+        assert line.startswith("python -m petals.cli.run_server bigscience/bloom --block_indices ")
+        assert f"--block_indices {s['start_block'] - 1}:{s['end_block']}" in line
+        assert "--initial_peers $INITIAL_PEERS" in line and "--inference_max_length 148" in line
+        # The pool fits in memory: weights + pool + autograd reserve ≤ GPU memory.
+        tokens = int(line.split("--attn_cache_tokens ")[1].split()[0])
+        m = s["end_block"] - s["start_block"] + 1
+        gpu_mem = {"a100-80gb": 86.13, "mig-1g-10gb": 9.1}[s["gpu"]]
+        used = 1.3234 * m + tokens * m * 57344 / 1e9 + 2.147483648
+        assert used <= gpu_mem + 1e-3 and tokens >= 148

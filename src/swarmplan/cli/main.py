@@ -58,6 +58,7 @@ def plan(
     verbose: bool = typer.Option(False, "--verbose", help="milp: show the solver log"),
     every_server: bool = typer.Option(False, "--every-server", help="milp: every server holds ≥ 1 block (the authors' model)"),
     quality: bool = typer.Option(True, "--quality/--no-quality", help="evaluate per-token time and the gap to a lower bound"),
+    petals_cmds: bool = typer.Option(False, "--petals-commands", help="print PETALS run_server commands that apply the placement"),
     c: Optional[int] = typer.Option(None, "--c", help="gbp-cr: cache reservation c (default: chosen by --criterion)"),
     criterion: str = typer.Option("lower", "--criterion", help="gbp-cr: choose c by the Theorem-4 lower | upper bound or the surrogate"),
     sets: Optional[List[str]] = SetOpt,
@@ -86,6 +87,11 @@ def plan(
         options = {"options": MilpOptions(time_limit, gap, threads, verbose, every_server)}
     R = R if R is not None else sc.placement.R
     pl = place(method, pm, R, method_rng, sc.workload.rate_per_s, **options)
+    if petals_cmds:
+        from swarmplan.runtime.petals_export import petals_commands
+
+        print("\n".join(petals_commands(pm, pl)))
+        return
     q = None
     if quality:
         q = placement_quality(pm, pl, pl.R if pl.R is not None else resolve_R(pm, R, sc.workload.rate_per_s)[0])
