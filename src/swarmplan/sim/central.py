@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-import numpy as np
-
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.chain_timer import ChainTimer
-from swarmplan.sim.engine import SimResult
+from swarmplan.sim.chain_timer import RunRecorder
+from swarmplan.sim.result import SimResult
 
 
 class JffcDispatcher:
@@ -35,25 +33,14 @@ def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, di
     chains = dispatcher.chains
     caps = [ch.capacity for ch in chains]
     busy = [0] * len(chains)
-    delay = pm.swarm.timing.initial_delay_ms + allocation_delay_ms
-    n = workload.n
-    arrival = workload.arrival_ms.tolist()
-    l_in, l_out, client = workload.input_tokens.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
-    timer = ChainTimer(pm)
-    factor = workload.factors.tolist()
-    chain_of, processed = [None] * n, [None] * n
-    wait, prefill, decode = np.zeros(n), np.zeros(n), np.zeros(n)
+    rec = RunRecorder(pm, workload, allocation_delay_ms)
     heap: list[tuple[float, int, int]] = []  # (completion, request, chain)
     queue: deque[int] = deque()
     max_conc = 0
 
     def start(r: int, k: int, now: float) -> None:
-        t1, tok = timer.times(client[r], l_in[r], chains[k].servers, chains[k].blocks)
-        f = factor[r]
-        prefill[r], decode[r] = t1 * f, (l_out[r] - 1) * tok * f
-        wait[r] = now - arrival[r]
-        chain_of[r], processed[r] = chains[k].servers, chains[k].blocks
-        heapq.heappush(heap, (now + prefill[r] + decode[r] + delay, r, k))
+        completion = rec.serve(r, chains[k].servers, chains[k].blocks, now - rec.arrival[r])
+        heapq.heappush(heap, (completion, r, k))
 
     def complete_until(t: float) -> None:
         while heap and heap[0][0] <= t:
@@ -63,8 +50,8 @@ def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, di
             else:
                 busy[k] -= 1
 
-    for r in range(n):
-        now = arrival[r]
+    for r in range(workload.n):
+        now = rec.arrival[r]
         complete_until(now)
         max_conc = max(max_conc, len(heap) + len(queue) + 1)
         for k in range(len(chains)):
@@ -75,5 +62,4 @@ def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, di
         else:
             queue.append(r)
     complete_until(float("inf"))
-    return SimResult(method or dispatcher.name, placement, workload, chain_of, processed, wait.copy(), wait, prefill,
-                     decode, np.full(n, delay), max_conc, allocation_delay_ms)
+    return rec.result(method or dispatcher.name, placement, max_conc)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import heapq
 
-import numpy as np
-
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.chain_timer import ChainTimer
-from swarmplan.sim.engine import SimResult
+from swarmplan.sim.chain_timer import RunRecorder
+from swarmplan.sim.result import SimResult
 
 
 class RetryingClient:
@@ -40,16 +38,9 @@ def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, clie
     t = pm.swarm.timing
     router = client.router
     book = SlotBook(placement.cache_slots)
-    timer = ChainTimer(pm)
-    factor = workload.factors.tolist()
-    delay = t.initial_delay_ms + allocation_delay_ms
-    n = workload.n
-    arrival = workload.arrival_ms.tolist()
-    l_in, l_out, cl = workload.input_tokens.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
-    chains, processed = [None] * n, [None] * n
-    wait, prefill, decode = np.zeros(n), np.zeros(n), np.zeros(n)
-    attempts = [0] * n
-    events = [(arrival[r], r) for r in range(n)]  # (time, request): arrivals and retries
+    rec = RunRecorder(pm, workload, allocation_delay_ms)
+    attempts = [0] * workload.n
+    events = [(a, r) for r, a in enumerate(rec.arrival)]  # (time, request): arrivals and retries
     heapq.heapify(events)
     waiting, max_conc = 0, 0
     while events:
@@ -57,19 +48,15 @@ def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, clie
         book.advance(now)
         if attempts[r] == 0:
             max_conc = max(max_conc, book.active_requests + waiting + 1)
-        route = router.route(book, now, cl[r], l_in[r], l_out[r])
+        route = router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
         if all(book.free(j) >= k for j, k in zip(route.servers, route.processed)):
             if attempts[r]:
                 waiting -= 1
-            t1, tok = timer.times(cl[r], l_in[r], route.servers, route.processed)
-            t1, tok = t1 * factor[r], tok * factor[r]
-            wait[r], prefill[r], decode[r] = now - arrival[r], t1, (l_out[r] - 1) * tok
-            book.book(r, now + t1 + decode[r] + delay, route.servers, route.processed)
-            chains[r], processed[r] = tuple(route.servers), tuple(route.processed)
+            completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
+            book.book(r, completion, route.servers, route.processed)
         else:
             if attempts[r] == 0:
                 waiting += 1
             attempts[r] += 1
             heapq.heappush(events, (now + retry_delay_ms(attempts[r], t.backoff_first_ms, t.backoff_max_ms), r))
-    return SimResult(method or client.name, placement, workload, chains, processed, wait.copy(), wait, prefill,
-                     decode, np.full(n, delay), max_conc, allocation_delay_ms)
+    return rec.result(method or client.name, placement, max_conc)
