@@ -15,7 +15,7 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.chain_timer import RunRecorder
+from swarmplan.sim.recording import RunRecorder
 from swarmplan.sim.result import SimResult
 
 

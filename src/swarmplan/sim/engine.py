@@ -8,14 +8,13 @@ resource: a session's speed does not depend on load (docs/model.md §3.5).
 
 from __future__ import annotations
 
-
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.timing import backoff_ms
 from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.chain_timer import RunRecorder
+from swarmplan.sim.recording import RunRecorder
 from swarmplan.sim.result import SimResult, running_slots_peak  # noqa: F401  (re-exported)
 
 

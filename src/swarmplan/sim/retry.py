@@ -16,7 +16,7 @@ from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.chain_timer import RunRecorder
+from swarmplan.sim.recording import RunRecorder
 from swarmplan.sim.result import SimResult
 
 
