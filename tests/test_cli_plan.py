@@ -125,3 +125,13 @@ def test_petals_commands_apply_the_placement(run_cli):
         gpu_mem = {"a100-80gb": 86.13, "mig-1g-10gb": 9.1}[s["gpu"]]
         used = 1.3234 * m + tokens * m * 57344 / 1e9 + 2.147483648
         assert used <= gpu_mem + 1e-3 and tokens >= 148
+
+
+def test_named_but_missing_trace_and_incomplete_gpu_types_are_errors(run_cli):
+    assert "workload.trace" in _bad(run_cli, "plan", "--set", "workload.trace=/no/trace.csv")
+    assert "gpus.x.decode_ms_per_block" in _bad(run_cli, "plan", "--set", "gpus.x={memory_gb: 10}")
+
+
+def test_errors_from_overrides_say_so(run_cli):
+    err = _bad(run_cli, "plan", "--set", "workload.rate_per_s=-1")
+    assert "--set: workload.rate_per_s" in err

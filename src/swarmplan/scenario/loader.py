@@ -114,7 +114,7 @@ def _position(tree: Any, loc: tuple) -> tuple[int, int] | None:
     return pos
 
 
-def _format_errors(exc: ValidationError, tree: Any, where: str) -> str:
+def _format_errors(exc: ValidationError, tree: Any, where: str, overridden: list[str] = ()) -> str:
     lines = []
     for err in exc.errors():
         # Drop pydantic's union branch names (e.g. 'ServerDraw', 'list[ServerEntry]') from the path.
@@ -125,6 +125,8 @@ def _format_errors(exc: ValidationError, tree: Any, where: str) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check its spelling; `swarmplan schema` lists every field)"
+        if any(field.startswith(k) or k.startswith(field) for k in overridden):
+            at = "--set"
         lines.append(f"{at}: {field}: {msg}")
     return "\n  ".join(dict.fromkeys(lines))
 
@@ -142,7 +144,8 @@ def load_scenario(ref: str = DEFAULT_SCENARIO, overrides: list[str] | None = Non
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise SwarmplanError("scenario", "invalid scenario:\n  " + _format_errors(exc, tree, where))
+        keys = [o.split("=", 1)[0].strip() for o in overrides or []]
+        raise SwarmplanError("scenario", "invalid scenario:\n  " + _format_errors(exc, tree, where, keys))
     return scenario, base
 
 

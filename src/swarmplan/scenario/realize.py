@@ -11,7 +11,7 @@ from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
 from swarmplan.scenario.network import RttNetwork, load_ripe_atlas, load_rtt_csv, load_topology, network_from_matrix
 from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
-from swarmplan.scenario.workload import nominal_lengths
+from swarmplan.scenario.workload import load_trace, nominal_lengths
 
 _TIME_FIELDS = ("decode_ms_per_block", "prefill_ms_per_token_per_block", "prefill_ms_per_block")
 
@@ -67,7 +67,7 @@ def resolve_gpu(scenario: Scenario, name: str, field: str) -> tuple[dict, bool]:
         raise SwarmplanError(field, f"unknown GPU type {name!r}", f"use one of {', '.join(known)} or define it under gpus:")
     for need in ("memory_gb", "decode_ms_per_block"):
         if merged.get(need) is None:
-            raise SwarmplanError(f"gpus.{name}.{need}", "missing", "give it, or start from a preset: (e.g. preset: a100-80gb)")
+            raise SwarmplanError(f"gpus.{name}.{need}", "missing", "give it, or start from a preset (e.g. preset: a100-80gb)")
     if merged.get("timing") == "roofline":
         for need in ("tflops", "bandwidth_gb_per_ms"):
             if merged.get(need) is None:
@@ -104,6 +104,10 @@ def _largest_remainder(count: int, fractions: dict[str, float]) -> dict[str, int
 def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None = None) -> Swarm:
     """One concrete swarm. Drawn servers/clients use ``rng``; explicit ones are taken as written."""
     model = resolve_model(scenario)
+    for name in scenario.gpus:  # every declared type must be complete, used or not
+        resolve_gpu(scenario, name, f"gpus.{name}")
+    if scenario.workload.trace is not None:  # a named trace must exist even when only part of it is used
+        load_trace(scenario.workload.trace, base_dir)
     network = _network(scenario, base_dir)
     gpu_cache: dict[str, tuple[dict, bool]] = {}
 
