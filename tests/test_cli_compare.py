@@ -92,3 +92,13 @@ def test_compare_results_do_not_depend_on_worker_processes():
 def test_errors_in_worker_processes_reach_the_user(run_cli):
     code, _, err = run_cli("compare", "--runs", "2", "--jobs", "2", "--set", "placement.R=5000", "--methods", "cg-bprr")
     assert code == 2 and "R = 5000" in err and "Traceback" not in err
+
+
+def test_milp_method_runs_in_compare_when_asked(run_cli):
+    code, stdout, err = run_cli("compare", "--methods", "cg-bprr,milp", "--runs", "1", "--requests", "30",
+                                "--milp-time-limit", "20")
+    assert code == 0, err
+    assert "milp" in stdout
+    from swarmplan.methods.registry import get_methods
+
+    assert "milp" not in [m.name for m in get_methods(None)], "the default set stays fast"

@@ -137,7 +137,7 @@ def _plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
 @app.command()
 def compare(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated (default: all)"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated (default: all but milp)"),
     runs: int = typer.Option(5, "--runs", min=1, help="Monte Carlo runs (servers and arrivals re-drawn)"),
     requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests per run (default: the scenario's)"),
     seed: int = typer.Option(0, "--seed"),
@@ -146,6 +146,7 @@ def compare(
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json and requests.csv here"),
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
+    milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Compare methods over Monte Carlo runs: mean ± std per metric and the change against PETALS."""
@@ -163,7 +164,8 @@ def compare(
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{sc.name}: {runs} runs × {len(chosen)} methods", total=runs * len(chosen))
         result = run_compare(sc, chosen, runs, requests, seed, profile, cache_test, base,
-                             progress=lambda k: bar.advance(task, k), keep_rows=out is not None, jobs=jobs)
+                             progress=lambda k: bar.advance(task, k), keep_rows=out is not None, jobs=jobs,
+                             milp_time_limit_s=milp_time_limit)
     console.print(compare_table(result))
     if targets:
         targets[0].write_text(json.dumps(result.to_json(), indent=2))

@@ -81,14 +81,16 @@ def request_rows(run: int, result: SimResult, names: tuple[str, ...]) -> list[di
 
 
 def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, seed: int, profile: Profile,
-             cache_test: str, base_dir: Path | None, keep_rows: bool) -> tuple[dict[str, dict], list[dict]]:
+             cache_test: str, base_dir: Path | None, keep_rows: bool,
+             milp_time_limit_s: float = 30.0) -> tuple[dict[str, dict], list[dict]]:
     """One Monte Carlo run: one swarm draw and one arrival stream, every method on both."""
     from swarmplan.methods.registry import get_methods
 
     swarm_rng, workload_rng, method_rng = run_seeds(seed, run)
     pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
     workload = draw_workload(scenario.workload, pm.swarm.n_clients, workload_rng, n_req, base_dir)
-    ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test)
+    ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test,
+                        milp_time_limit_s=milp_time_limit_s)
     summaries, rows = {}, []
     for method in get_methods(method_names):
         try:
@@ -109,12 +111,14 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
 
 def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int | None, seed: int,
             profile: Profile, cache_test: str = "petals", base_dir: Path | None = None,
-            progress: Callable[[int], None] | None = None, keep_rows: bool = True, jobs: int = 1) -> CompareResult:
+            progress: Callable[[int], None] | None = None, keep_rows: bool = True, jobs: int = 1,
+            milp_time_limit_s: float = 30.0) -> CompareResult:
     """Runs are seeded by (seed, run) alone, so the result does not depend on ``jobs`` (worker processes)."""
     n_req = requests or scenario.workload.n_requests
     names = [m.name for m in methods]
     res = CompareResult(scenario.name, profile, cache_test, runs, n_req, seed, names)
-    args = [(scenario, names, run, n_req, seed, profile, cache_test, base_dir, keep_rows) for run in range(runs)]
+    args = [(scenario, names, run, n_req, seed, profile, cache_test, base_dir, keep_rows, milp_time_limit_s)
+            for run in range(runs)]
     outcomes: dict[int, tuple[dict, list]] = {}
     if jobs <= 1 or runs == 1:
         for run, a in enumerate(args):

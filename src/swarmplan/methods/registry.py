@@ -40,6 +40,7 @@ class MethodContext:
     use_fast_path: bool = True
     c: int | None = None
     c_criterion: str = "lower"
+    milp_time_limit_s: float = 30.0
 
     @cached_property
     def join_order(self) -> list[int]:
@@ -74,6 +75,7 @@ class Method:
     family: Family
     description: str
     build: Callable[[MethodContext], tuple[Placement, Router | JffcDispatcher | RetryingClient]]
+    default: bool = True  # part of `compare` when no --methods are given
 
 
 def _petals_sessions(ctx: MethodContext, pl: Placement):
@@ -121,6 +123,18 @@ def _build_cgbp_jffc(ctx):
     return pl, JffcDispatcher(chains_for(ctx.pm, pl))
 
 
+def _build_milp(ctx):
+    from swarmplan.placement.milp import MilpOptions, infeasible_error, solve_milp
+    from swarmplan.placement.registry import cgbp_warm_start
+
+    R = ctx.cgbp.R  # the same target concurrency as CG-BP
+    result = solve_milp(ctx.pm, R, "layered", MilpOptions(time_limit_s=ctx.milp_time_limit_s),
+                        warm_start=cgbp_warm_start(ctx.pm, R))
+    if result.placement is None:
+        raise infeasible_error(result)
+    return result.placement, WsRrRouter(ctx.pm, result.placement, ctx.use_fast_path)
+
+
 def _build_cgbprr(ctx):
     pl = ctx.cgbp
     return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
@@ -141,6 +155,8 @@ METHODS: dict[str, Method] = {
         Method("gbp-cr", "proposed", "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)",
                _build_gbpcr),
         Method("cgbp-jffc", "proposed", "CG-BP placement + GCA chains + JFFC central queue", _build_cgbp_jffc),
+        Method("milp", "proposed", "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing",
+               _build_milp, default=False),
     ]
 }
 
@@ -155,7 +171,7 @@ def allocation_delay_ms(method: Method, profile: Profile, pm: PerfModel) -> floa
 
 def get_methods(names: list[str] | None) -> list[Method]:
     if not names:
-        return list(METHODS.values())
+        return [m for m in METHODS.values() if m.default]
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise SwarmplanError("--methods", f"unknown method(s) {', '.join(unknown)}", f"use some of {', '.join(METHODS)}")
