@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +17,6 @@ class Route:
     servers: list[int]
     processed: list[int]
     waits_ms: list[float]  # raw wait at each chain server
-    info: dict = field(default_factory=dict)
 
 
 class Router:
