@@ -163,3 +163,22 @@ def test_trace_scenario_mirrors_the_follow_up():
     sc, base = load_scenario("trace-azure-code")
     wl = draw_workload(sc.workload, 1, np.random.default_rng(0), None, base)
     assert wl.n == 1000 and wl.arrival_ms[0] == 0.0 and (np.diff(wl.arrival_ms) >= 0).all()
+
+
+def test_the_documented_example_scenario_is_valid(tmp_path):
+    """docs/scenarios.md shows a full scenario; it must load and plan as written."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "scenarios.md").read_text()
+    example = tmp_path / "example.yaml"
+    example.write_text(re.search(r"```yaml\n(.*?)```", doc, re.S).group(1))
+    pm = perf_of_file(example)
+    assert pm.L == 80 and pm.n_servers == 9
+
+
+def perf_of_file(path):
+    sc, base = load_scenario(str(path))
+    from swarmplan.perf.model import PerfModel
+
+    return PerfModel.from_swarm(realize(sc, np.random.default_rng(0), base))

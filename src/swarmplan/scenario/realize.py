@@ -65,10 +65,11 @@ def resolve_gpu(scenario: Scenario, name: str, field: str) -> tuple[dict, bool]:
     else:
         known = sorted(set(GPU_PRESETS) | set(scenario.gpus))
         raise SwarmplanError(field, f"unknown GPU type {name!r}", f"use one of {', '.join(known)} or define it under gpus:")
-    for need in ("memory_gb", "decode_ms_per_block"):
+    roofline = merged.get("timing") == "roofline"
+    for need in ("memory_gb",) if roofline else ("memory_gb", "decode_ms_per_block"):
         if merged.get(need) is None:
             raise SwarmplanError(f"gpus.{name}.{need}", "missing", "give it, or start from a preset (e.g. preset: a100-80gb)")
-    if merged.get("timing") == "roofline":
+    if roofline:
         for need in ("tflops", "bandwidth_gb_per_ms"):
             if merged.get(need) is None:
                 raise SwarmplanError(f"gpus.{name}.{need}", "roofline timing needs it", "give the card's spec")
