@@ -15,9 +15,8 @@ import numpy as np
 from swarmplan.errors import SwarmplanError
 from swarmplan.perf import memory
 from swarmplan.perf.model import PerfModel
-from swarmplan.placement.cgbp import cg_bp
 from swarmplan.placement.petals import petals_placement
-from swarmplan.placement.registry import resolve_R
+from swarmplan.placement.registry import place
 from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.petals import CacheTest, PetalsRouter
@@ -49,10 +48,7 @@ class MethodContext:
 
     @cached_property
     def cgbp(self) -> Placement:
-        R, info = resolve_R(self.pm, self.R, self.rate_per_s)
-        pl = cg_bp(self.pm, R)
-        pl.info.update(info)
-        return pl
+        return place("cg-bp", self.pm, self.R, self.rng, self.rate_per_s)
 
     @cached_property
     def chain_plan(self):
@@ -78,25 +74,25 @@ class Method:
     default: bool = True  # part of `compare` when no --methods are given
 
 
-def _petals_sessions(ctx: MethodContext, pl: Placement):
+def _petals_sessions(ctx: MethodContext):
     return np.full(ctx.pm.n_servers, memory.session_capacity_petals(ctx.pm.petals_cache_gb, ctx.pm.kv_gb))
 
 
 def _build_petals(ctx):
     pl = ctx.petals
-    return pl, ctx.petals_router(pl, _petals_sessions(ctx, pl))
+    return pl, ctx.petals_router(pl, _petals_sessions(ctx))
 
 
 def _build_petals_retry(ctx):
     pl = ctx.petals
-    return pl, RetryingClient(ctx.petals_router(pl, _petals_sessions(ctx, pl)))
+    return pl, RetryingClient(ctx.petals_router(pl, _petals_sessions(ctx)))
 
 
 def _build_opt_order(ctx):
     first = list(ctx.cgbp.order)
     order = first + [j for j in range(ctx.pm.n_servers) if j not in set(first)]
     pl = petals_placement(ctx.pm, order=order, method="opt-order")
-    return pl, ctx.petals_router(pl, _petals_sessions(ctx, pl))
+    return pl, ctx.petals_router(pl, _petals_sessions(ctx))
 
 
 def _build_opt_num(ctx):
@@ -124,15 +120,11 @@ def _build_cgbp_jffc(ctx):
 
 
 def _build_milp(ctx):
-    from swarmplan.placement.milp import MilpOptions, infeasible_error, solve_milp
-    from swarmplan.placement.registry import cgbp_warm_start
+    from swarmplan.placement.milp import MilpOptions
 
-    R = ctx.cgbp.R  # the same target concurrency as CG-BP
-    result = solve_milp(ctx.pm, R, "layered", MilpOptions(time_limit_s=ctx.milp_time_limit_s),
-                        warm_start=cgbp_warm_start(ctx.pm, R))
-    if result.placement is None:
-        raise infeasible_error(result)
-    return result.placement, WsRrRouter(ctx.pm, result.placement, ctx.use_fast_path)
+    # The same target concurrency as CG-BP; warm-started from it.
+    pl = place("milp", ctx.pm, ctx.cgbp.R, ctx.rng, ctx.rate_per_s, options=MilpOptions(time_limit_s=ctx.milp_time_limit_s))
+    return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
 
 
 def _build_cgbprr(ctx):

@@ -27,18 +27,15 @@ def _petals(pm, R, rng, rate, balance_quality=0.75, rebalance=False, order=None)
     return petals_placement(pm, order=order, rng=rng, rebalance=rebalance, balance_quality=balance_quality)
 
 
-def _cgbp(pm, R, rng, rate, **_):
-    R, info = resolve_R(pm, R, rate)
-    pl = cg_bp(pm, R)
-    pl.info.update(info)
-    return pl
+def _with_R(place_for_R):
+    """A method that needs R: as given, else the paper's rule, recorded in the placement's info."""
+    def run(pm, R, rng, rate, **_):
+        R, info = resolve_R(pm, R, rate)
+        pl = place_for_R(pm, R)
+        pl.info.update(info)
+        return pl
 
-
-def _gsa(pm, R, rng, rate, **_):
-    R, info = resolve_R(pm, R, rate)
-    pl = gsa(pm, R)
-    pl.info.update(info)
-    return pl
+    return run
 
 
 def cgbp_warm_start(pm: PerfModel, R: int):
@@ -75,7 +72,7 @@ def _milp(formulation):
 
 
 PLACEMENTS: dict[str, Callable[..., Placement]] = {
-    "petals": _petals, "cg-bp": _cgbp, "gsa": _gsa, "milp": _milp("layered"), "milp-reference": _milp("reference"),
+    "petals": _petals, "cg-bp": _with_R(cg_bp), "gsa": _with_R(gsa), "milp": _milp("layered"), "milp-reference": _milp("reference"),
 }
 
 

@@ -55,5 +55,18 @@ class Router:
     def route(self, book: SlotBook, now: float, client: int, l_in: int, l_out: int) -> Route:
         raise NotImplementedError
 
+    def edge_waits(self, book: SlotBook, now: float) -> np.ndarray:
+        """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free)."""
+        g = self.graph
+        cache: dict[tuple[int, int], float] = {}
+        waits = np.zeros(g.n_edges)
+        for e, (j, k) in enumerate(zip(g.dst.tolist(), g.k.tolist())):
+            if book.free(j) < k:
+                w = cache.get((j, k))
+                if w is None:
+                    w = cache[(j, k)] = book.wait_ms(j, k, now)
+                waits[e] = w
+        return waits
+
     def chain_waits(self, book: SlotBook, now: float, servers, processed) -> list[float]:
         return [book.wait_ms(j, k, now) for j, k in zip(servers, processed)]

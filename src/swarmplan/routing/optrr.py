@@ -21,18 +21,6 @@ class OptRrRouter(Router):
 
     static_weights = WsRrRouter.static_weights
 
-    def edge_waits(self, book: SlotBook, now: float) -> np.ndarray:
-        g = self.graph
-        cache: dict[tuple[int, int], float] = {}
-        waits = np.zeros(g.n_edges)
-        for e, (j, k) in enumerate(zip(g.dst.tolist(), g.k.tolist())):
-            if book.free(j) < k:
-                w = cache.get((j, k))
-                if w is None:
-                    w = cache[(j, k)] = book.wait_ms(j, k, now)
-                waits[e] = w
-        return waits
-
     def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):

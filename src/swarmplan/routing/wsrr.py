@@ -7,7 +7,6 @@ stays optimal (waits only add to other chains), so the full pass runs only when 
 
 from __future__ import annotations
 
-import numpy as np
 
 from swarmplan.perf.chains import shortest_chain
 from swarmplan.routing.base import Route, Router
@@ -27,16 +26,5 @@ class WsRrRouter(Router):
         servers, processed, base = self.static_route(client, l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers))
-        g = self.graph
-        weights = base.copy()
-        dst, ks = g.dst.tolist(), g.k.tolist()
-        cache: dict[tuple[int, int], float] = {}
-        for e in range(g.n_edges):
-            j, k = dst[e], ks[e]
-            if book.free(j) < k and weights[e] < np.inf:
-                w = cache.get((j, k))
-                if w is None:
-                    w = cache[(j, k)] = book.wait_ms(j, k, now)
-                weights[e] += w
-        _, servers, processed = shortest_chain(g, weights)
+        _, servers, processed = shortest_chain(self.graph, base + self.edge_waits(book, now))
         return Route(servers, processed, self.chain_waits(book, now, servers, processed))
