@@ -127,7 +127,7 @@ def _plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
         how = f"minimises c·K(c) over {plan.candidates} values"
     else:
         how = f"minimises the Theorem-4 {criterion} bound over {plan.candidates} values"
-    text = f"c = {plan.c} ({how}); total service rate {sum(ch.capacity / ch.service_ms for ch in plan.chains) * 1000:.3f} jobs/s " \
+    text = f"c = {plan.c} ({how}); total service rate {plan.service_rate_per_ms * 1000:.3f} jobs/s " \
            f"for λ = {sc.workload.rate_per_s:g}/s"
     if lo is not None:
         text += f"\nTheorem-4 mean response time under JFFC (exponential service): {lo / 1000:.2f} s ≤ T ≤ {hi / 1000:.2f} s"

@@ -28,6 +28,15 @@ class ChainPlan:
     candidates: int  # values of c tried
     overloaded: bool = False  # no c keeps λ below the chains' service rate; c maximises that rate instead
 
+    @property
+    def service_rate_per_ms(self) -> float:
+        """ν = Σ_k c_k μ_k, the jobs per ms the chains complete when full."""
+        return total_rate_per_ms(self.chains)
+
+
+def total_rate_per_ms(chains: list[Chain]) -> float:
+    return sum(ch.capacity * ch.rate_per_ms for ch in chains)
+
 
 def chains_for(pm: PerfModel, placement: Placement) -> list[Chain]:
     tau_c, tau_p = whole_request_times(pm)
@@ -75,7 +84,7 @@ def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterio
         else:
             value = np.inf if bounds is None else bounds[0 if criterion == "lower" else 1]
         plan = ChainPlan(cc, pl, chains, bounds, criterion, tried)
-        nu = sum(ch.capacity / ch.service_ms for ch in chains)
+        nu = total_rate_per_ms(chains)
         if chains and (fastest is None or nu > fastest[0]):
             fastest = (nu, plan)
         if c is not None:
