@@ -157,6 +157,37 @@ class PlacementSpec(_Strict):
     petals_balance_quality: float = Field(0.75, ge=0)
 
 
+class ChurnEvent(_Strict):
+    """One explicit outage: ``server`` fails at ``fail_s`` and, unless ``return_s`` is omitted, returns then
+    (seconds from the start of the run; docs/model.md §16)."""
+
+    server: str = Field(..., description="server name")
+    fail_s: NonNegativeFloat = Field(..., description="time the server fails (s)")
+    return_s: NonNegativeFloat | None = Field(None, description="time it is back (s); omitted: it never returns")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.return_s is not None and self.return_s <= self.fail_s:
+            raise ValueError(f"return_s ({self.return_s:g}) must be after fail_s ({self.fail_s:g})")
+        return self
+
+
+class ChurnProcess(_Strict):
+    """A seeded failure/repair process per server: exponential up and down times (docs/model.md §16)."""
+
+    mtbf_s: PositiveFloat = Field(..., description="mean time between failures of one server (s)")
+    mean_downtime_s: PositiveFloat = Field(..., description="mean time a failed server stays down (s)")
+    horizon_s: PositiveFloat | None = Field(None, description="draw outages until this time (default: the run's last arrival)")
+
+
+class ChurnSpec(_Strict):
+    """Server failures and returns (docs/model.md §16). Empty (the default) means no churn."""
+
+    events: list[ChurnEvent] = Field(default_factory=list)
+    process: ChurnProcess | None = None
+    replan: bool = Field(False, description="methods that can re-plan do so when the set of live servers changes")
+
+
 class Scenario(_Strict):
     name: str = "scenario"
     description: str = ""
@@ -168,3 +199,4 @@ class Scenario(_Strict):
     timing: TimingSpec = TimingSpec()
     workload: WorkloadSpec = WorkloadSpec()
     placement: PlacementSpec = PlacementSpec()
+    churn: ChurnSpec = ChurnSpec()
