@@ -8,11 +8,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
+
+MAX_COUNT = 2**53  # largest integer a float (and so JSON, YAML and numpy's float arrays) holds exactly
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Every scenario model: unknown keys, NaN and ±inf are errors in every float field (``allow_inf_nan``), and
+    every integer is at most 2⁵³, so no count overflows the int64/float arrays it becomes. Counts that size
+    arrays are checked again against the machine's memory where the arrays are made (scenario.limits)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_ints(cls, value):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+            raise ValueError(f"{value} is too large (at most 2**53 = {MAX_COUNT})")
+        return value
 
 
 class ModelSpec(_Strict):
@@ -133,9 +147,16 @@ class TimingSpec(_Strict):
 
 
 class WorkloadSpec(_Strict):
-    arrivals: Literal["poisson", "trace"] = "poisson"
+    arrivals: Literal["poisson", "trace", "times"] = Field(
+        "poisson", description="poisson: seeded Poisson(rate_per_s); trace: the trace's timestamps; times: the "
+                               "explicit arrival_times_s list or arrival_times_file")
     rate_per_s: PositiveFloat = 0.5
-    n_requests: PositiveInt = 100
+    n_requests: PositiveInt = Field(100, description="requests per run (arrivals: times — default: every time given)")
+    arrival_times_s: list[NonNegativeFloat] | None = Field(
+        None, description="arrivals: times — arrival time of each request in seconds, non-decreasing")
+    arrival_times_file: str | None = Field(
+        None, description="arrivals: times — a plain text file with one arrival time in seconds per line "
+                          "(non-decreasing; blank lines and # comments skipped)")
     lengths: Literal["fixed", "trace"] = "fixed"
     input_tokens: PositiveInt = 20
     output_tokens: PositiveInt = 128
@@ -149,6 +170,23 @@ class WorkloadSpec(_Strict):
     def _trace_needed(self):
         if (self.arrivals == "trace" or self.lengths == "trace") and self.trace is None:
             raise ValueError("arrivals or lengths come from a trace, so 'trace' must name one")
+        given = [k for k in ("arrival_times_s", "arrival_times_file") if getattr(self, k) is not None]
+        if self.arrivals == "times" and len(given) != 1:
+            raise ValueError("arrivals: times needs exactly one of arrival_times_s (a list) or arrival_times_file")
+        if self.arrivals != "times" and given:
+            raise ValueError(f"{given[0]} is only read with arrivals: times (set it, or drop {given[0]})")
+        times = self.arrival_times_s
+        if times is not None:
+            if not times:
+                raise ValueError("arrival_times_s is empty; give at least one arrival time")
+            back = next((i for i in range(1, len(times)) if times[i] < times[i - 1]), None)
+            if back is not None:
+                raise ValueError(f"arrival_times_s must not decrease: item {back} ({times[back]:g} s) comes before "
+                                 f"item {back - 1} ({times[back - 1]:g} s); sort the list")
+            if "n_requests" not in self.model_fields_set:
+                self.n_requests = len(times)
+            elif self.n_requests > len(times):
+                raise ValueError(f"n_requests = {self.n_requests} but arrival_times_s has only {len(times)} times")
         return self
 
 

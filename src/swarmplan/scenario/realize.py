@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.limits import require_fits
 from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
 from swarmplan.scenario.network import RttNetwork, load_ripe_atlas, load_rtt_csv, load_topology, network_from_matrix
 from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
@@ -102,6 +103,16 @@ def _largest_remainder(count: int, fractions: dict[str, float]) -> dict[str, int
     return floor
 
 
+def _distinct(names, field: str, what: str) -> None:
+    """Names must be unique; say which repeat and where."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise SwarmplanError(f"{field}.{i}.name", f"{what} name {name!r} repeats ({field}.{seen[name]} has it too)",
+                                 f"give every {what} a distinct name")
+        seen[name] = i
+
+
 def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None = None) -> Swarm:
     """One concrete swarm. Drawn servers/clients use ``rng``; explicit ones are taken as written."""
     model = resolve_model(scenario)
@@ -130,8 +141,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         client_nodes: list[int | None] = client_idx
     else:
         client_names = tuple(c.name for c in scenario.clients)
-        if len(set(client_names)) != len(client_names):
-            raise SwarmplanError("clients", "client names repeat", "give every client a distinct name")
+        _distinct(client_names, "clients", "client")
         client_nodes = [network.index(c.node, f"clients.{i}.node") if (c.node is not None and network) else None
                         for i, c in enumerate(scenario.clients)]
         for i, c in enumerate(scenario.clients):
@@ -161,8 +171,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
             servers.append((f"s{rank + 1:02d}", types[i], nodes[i], None))
     else:
         names = [s.name for s in scenario.servers]
-        if len(set(names)) != len(names):
-            raise SwarmplanError("servers", "server names repeat", "give every server a distinct name")
+        _distinct(names, "servers", "server")
         for i, s in enumerate(scenario.servers):
             gpu(s.gpu, f"servers.{i}.gpu")
             if s.node is not None:
@@ -179,6 +188,9 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         raise SwarmplanError("servers", "no servers", "list or draw at least one server")
 
     n, c = len(servers), len(client_names)
+    # Placement and routing keep a few per-block arrays per server (windows, coverage, MILP columns).
+    require_fits("model.n_blocks", model.n_blocks * n, 64, "block × server cells",
+                 "give the model's real number of transformer blocks")
     rtt_c = np.zeros((c, n))
     rtt_s = np.full((n, n), np.nan)
     for j, (_, _, node, explicit) in enumerate(servers):
