@@ -6,7 +6,10 @@ large models cheap to build (DESIGN: 0.1 s vs 0.6–1.6 s through expression lay
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import highspy
@@ -28,6 +31,27 @@ class Solution:
     @property
     def has_solution(self) -> bool:
         return self.x is not None
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send everything written to file descriptor 1 (C libraries included) to descriptor 2 while inside, so a
+    command's stdout stays one JSON document under ``--json`` (HiGHS prints its banner and log with printf)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (e.g. a closed descriptor): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 class Milp:
@@ -77,6 +101,10 @@ class Milp:
 
     def solve(self, time_limit: float | None = None, rel_gap: float = 1e-4, threads: int | None = None,
               verbose: bool = False, start: np.ndarray | None = None, relax: bool = False) -> Solution:
+        with stdout_to_stderr():  # HiGHS' banner (printed when the object is made) and its log are C-level stdout
+            return self._solve(time_limit, rel_gap, threads, verbose, start, relax)
+
+    def _solve(self, time_limit, rel_gap, threads, verbose, start, relax) -> Solution:
         h = highspy.Highs()
         h.setOptionValue("output_flag", bool(verbose))
         if time_limit is not None:

@@ -63,11 +63,23 @@ def should_choose_other_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: n
 
 
 def _totals(start0, m, thr, L) -> np.ndarray:
+    """Per-block throughput sums, added in server order every time (PETALS' compute_throughputs sums spans in
+    peer-id order so that one set of servers always gives the same floats)."""
     T = np.zeros(L)
     for s, n, t in zip(start0.tolist(), m.tolist(), thr.tolist()):
         if n > 0:
             T[s : s + n] += t
     return T
+
+
+def rechoose_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: np.ndarray, L: int) -> int:
+    """docs/model.md §4.4 — where server j goes after leaving to rebalance: the best window over the *fresh* sum
+    of the other servers' throughputs, as PETALS' choose_blocks reads them from the DHT (block_selection.py).
+    Subtracting j from a running total instead leaves rounding error (0.1 + 0.2 − 0.2 ≠ 0.1) that can move a
+    server PETALS would keep."""
+    others = m.copy()
+    others[j] = 0
+    return choose_best_blocks(_totals(start0, others, thr, L), int(m[j]))
 
 
 def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None = None, n_blocks=None,
@@ -97,14 +109,13 @@ def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None 
             moved = False
             for j in rng.permutation(pm.n_servers).tolist():
                 if m[j] > 0 and should_choose_other_blocks(j, start0, m, thr, L, balance_quality, rng):
-                    T[start0[j] : start0[j] + m[j]] -= thr[j]
-                    new = choose_best_blocks(T, m[j])
+                    new = rechoose_blocks(j, start0, m, thr, L)
                     moved |= new != start0[j]
                     moves += int(new != start0[j])
                     start0[j] = new
-                    T[new : new + m[j]] += thr[j]
             if not moved:
                 break
+        T = _totals(start0, m, thr, L)
     start = np.where(m > 0, start0 + 1, 0)
     covered = T > 0
     return Placement(

@@ -18,6 +18,7 @@ from ruamel.yaml.error import YAMLError
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.files import read_text
+from swarmplan.scenario import models
 from swarmplan.scenario.models import Scenario
 
 DEFAULT_SCENARIO = "paper-abvt"
@@ -112,11 +113,20 @@ def _position(tree: Any, loc: tuple) -> tuple[int, int] | None:
     return pos
 
 
+_MODEL_NAMES = {name for name, obj in vars(models).items() if isinstance(obj, type) and issubclass(obj, models.BaseModel)}
+
+
+def field_path(loc: tuple) -> tuple:
+    """A pydantic error location without its union branch tags (``ServerDraw``, ``list[ServerEntry]``), so it
+    reads as the scenario's own dotted path."""
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _MODEL_NAMES)))
+
+
 def _format_errors(exc: ValidationError, tree: Any, where: str, overridden: list[str] = ()) -> str:
     lines = []
     errors = exc.errors()
     # Drop pydantic's union branch names (e.g. 'ServerDraw', 'list[ServerEntry]') from the path.
-    locs = [tuple(p for p in e["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p))) for e in errors]
+    locs = [field_path(e["loc"]) for e in errors]
     for err, loc in zip(errors, locs):
         # "Input should be a valid list" for the union branch the user did not write, when the branch they did
         # write has a real error deeper down, is noise.
