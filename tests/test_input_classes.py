@@ -9,6 +9,7 @@ from typing import Annotated, Union, get_args, get_origin
 
 import numpy as np
 import pytest
+from conftest import explicit_scenario, perf_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
@@ -18,9 +19,12 @@ from swarmplan.scenario.loader import field_path, load_scenario
 from swarmplan.scenario.models import MAX_COUNT, Scenario, WorkloadSpec
 from swarmplan.scenario.network import load_rtt_csv
 from swarmplan.scenario.realize import realize
-from swarmplan.scenario.workload import _read_times_file, _read_trace_file, draw_workload, load_arrival_times
-
-from conftest import explicit_scenario, perf_of
+from swarmplan.scenario.workload import (
+    _read_times_file,
+    _read_trace_file,
+    draw_workload,
+    load_arrival_times,
+)
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
-from swarmplan.cli import catalog, compare, plan, simulate
-from swarmplan.errors import SwarmplanError
+from swarmplan.cli import catalog, compare, plan, root, simulate
+from swarmplan.cli.errors import report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
                   help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
 
+app.callback()(root.root)
 app.command()(catalog.scenarios)
 app.command()(catalog.schema)
 app.command()(plan.plan)
@@ -22,11 +22,7 @@ app.command()(simulate.simulate)
 
 
 def main() -> None:
-    try:
-        app()
-    except SwarmplanError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+    sys.exit(report(app))
 
 
 if __name__ == "__main__":

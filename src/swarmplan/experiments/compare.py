@@ -91,6 +91,8 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
     workload = draw_workload(scenario.workload, pm.swarm.n_clients, workload_rng, n_req, base_dir)
     ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test,
                         milp_time_limit_s=milp_time_limit_s)
+    if pm.swarm.petals_join_order is not None:  # the scenario states PETALS' join order: no random draw
+        ctx.join_order = list(pm.swarm.petals_join_order)
     summaries, rows = {}, []
     for method in get_methods(method_names):
         try:
@@ -126,7 +128,7 @@ def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int 
             if progress:
                 progress(len(names))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=min(jobs, runs)) as pool:  # more workers than runs would idle
             futures = {pool.submit(run_once, *a): run for run, a in enumerate(args)}
             for fut in as_completed(futures):
                 outcomes[futures[fut]] = fut.result()

@@ -85,7 +85,8 @@ def rechoose_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: np.ndarray, 
 def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None = None, n_blocks=None,
                      rebalance: bool = False, balance_quality: float = 0.75, max_rounds: int = 20,
                      memory_model: MemoryModel = "petals", method: str = "petals") -> Placement:
-    """Servers join one by one (``order``, else a seeded random permutation) and take PETALS' window.
+    """Servers join one by one (``order``, else the scenario's placement.petals_join_order, else a seeded random
+    permutation) and take PETALS' window.
 
     ``n_blocks`` overrides PETALS' automatic count (the "Opt Num" baseline uses CG-BP's).
     """
@@ -95,6 +96,8 @@ def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None 
         m = petals_num_blocks(pm.memory_gb, pm.block_gb, pm.petals_cache_gb, pm.autograd_gb, L, pm.max_blocks)
     else:
         m = np.asarray(n_blocks, dtype=np.int64)
+    if order is None and pm.swarm.petals_join_order is not None:  # the scenario states it
+        order = pm.swarm.petals_join_order
     join = list(order) if order is not None else rng.permutation(pm.n_servers).tolist()
     thr = server_throughputs(pm, m)
     T = np.zeros(L)

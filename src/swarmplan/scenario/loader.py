@@ -17,8 +17,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from swarmplan.errors import SwarmplanError
-from swarmplan.scenario.files import read_text
 from swarmplan.scenario import models
+from swarmplan.scenario.files import read_text
 from swarmplan.scenario.models import Scenario
 
 DEFAULT_SCENARIO = "paper-abvt"
@@ -122,6 +122,9 @@ def field_path(loc: tuple) -> tuple:
     return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _MODEL_NAMES)))
 
 
+_BRANCH_TYPES = ("list_type", "dict_type", "model_type", "model_attributes_type")
+
+
 def _format_errors(exc: ValidationError, tree: Any, where: str, overridden: list[str] = ()) -> str:
     lines = []
     errors = exc.errors()
@@ -130,8 +133,8 @@ def _format_errors(exc: ValidationError, tree: Any, where: str, overridden: list
     for err, loc in zip(errors, locs):
         # "Input should be a valid list" for the union branch the user did not write, when the branch they did
         # write has a real error deeper down, is noise.
-        if err["type"] in ("list_type", "dict_type", "model_type", "model_attributes_type") and any(
-                len(o) > len(loc) and o[: len(loc)] == loc for o in locs):
+        if err["type"] in _BRANCH_TYPES and any(
+                o[: len(loc)] == loc and e["type"] not in _BRANCH_TYPES for o, e in zip(locs, errors)):
             continue
         field = ".".join(str(p) for p in loc) or "(top level)"
         pos = _position(tree, loc)
@@ -154,6 +157,11 @@ def load_scenario(ref: str = DEFAULT_SCENARIO, overrides: list[str] | None = Non
         raise SwarmplanError("scenario", f"{where} is not valid YAML: {exc}", "fix the YAML syntax at the position shown")
     if not isinstance(tree, dict):
         raise SwarmplanError("scenario", f"{where} must be a YAML mapping", "start the file with keys such as model:, servers:")
+    record = tree.get("run")
+    if isinstance(record, dict) and "swarmplan_version" in record and isinstance(record.get("scenario"), dict):
+        # A result file (summary.json, plan --json, …): re-run the fully resolved scenario it records.
+        tree, where = record["scenario"], f"{where} (its run.scenario)"
+        base = Path(record["scenario_dir"]) if record.get("scenario_dir") else base
     data = apply_overrides(_plain(tree), overrides or [])
     try:
         scenario = Scenario.model_validate(data)

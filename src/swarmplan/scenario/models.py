@@ -193,6 +193,9 @@ class WorkloadSpec(_Strict):
 class PlacementSpec(_Strict):
     R: PositiveInt | None = Field(None, description="target concurrency R; default: the paper's rule (§6)")
     petals_balance_quality: float = Field(0.75, ge=0)
+    petals_join_order: list[str] | None = Field(
+        None, description="PETALS' join order: every server's name once (drawn servers are s01, s02, …); "
+                          "default: a random order drawn from the run's seed")
 
 
 class ChurnEvent(_Strict):

@@ -9,7 +9,13 @@ import numpy as np
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.limits import require_fits
 from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
-from swarmplan.scenario.network import RttNetwork, load_ripe_atlas, load_rtt_csv, load_topology, network_from_matrix
+from swarmplan.scenario.network import (
+    RttNetwork,
+    load_ripe_atlas,
+    load_rtt_csv,
+    load_topology,
+    network_from_matrix,
+)
 from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
 from swarmplan.scenario.workload import load_trace, nominal_lengths
@@ -213,6 +219,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         return np.array([default if s[0].get(key) is None else s[0][key] for s in specs], dtype=float)
 
     l_in, l_out, cache_tokens = nominal_lengths(scenario.workload, base_dir)
+    join = _join_order(scenario.placement.petals_join_order, tuple(s[0] for s in servers))
     return Swarm(
         scenario=scenario.name,
         model=model,
@@ -241,4 +248,22 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         input_tokens=l_in,
         output_tokens=l_out,
         cache_tokens=cache_tokens,
+        petals_join_order=join,
     )
+
+
+def _join_order(order: list[str] | None, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The scenario's PETALS join order as server indices; it must name every server exactly once."""
+    if order is None:
+        return None
+    field = "placement.petals_join_order"
+    unknown = [n for n in order if n not in names]
+    if unknown:
+        raise SwarmplanError(field, f"unknown server(s) {', '.join(map(repr, unknown))}", f"use names of {', '.join(names)}")
+    repeated = sorted({n for n in order if order.count(n) > 1})
+    if repeated:
+        raise SwarmplanError(field, f"server(s) {', '.join(map(repr, repeated))} repeat", "name every server once")
+    missing = [n for n in names if n not in order]
+    if missing:
+        raise SwarmplanError(field, f"server(s) {', '.join(map(repr, missing))} missing", "name every server once")
+    return tuple(names.index(n) for n in order)

@@ -58,6 +58,7 @@ class Swarm:
     input_tokens: int  # the workload's nominal l_in (mean for traces), used by placement
     output_tokens: int  # nominal l_out
     cache_tokens: int  # tokens one request's KV cache is sized for
+    petals_join_order: tuple[int, ...] | None = None  # the scenario's explicit PETALS join order (server indices)
 
     @property
     def n_servers(self) -> int:
