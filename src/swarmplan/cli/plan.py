@@ -127,7 +127,8 @@ def plan_gbpcr(sc, pm, c, criterion, as_json, record) -> None:
                    theorem4_response_s={"lower": lo and lo / 1000, "upper": hi and hi / 1000},
                    chains=[{"servers": [pm.swarm.server_names[j] for j in ch.servers], "blocks": list(ch.blocks),
                             "service_s": ch.service_ms / 1000, "rate_per_s": 1000 / ch.service_ms, "capacity": ch.capacity}
-                           for ch in plan.chains], assumptions=pm.swarm.assumptions(), run=record)
+                           for ch in plan.chains], R_rule="not used: gbp-cr chooses c", T1_s=None, R_max=None,
+                   assumptions=pm.swarm.assumptions(), run=record)
         print(json.dumps(doc))
         return
     print_plan(console, pm, plan.placement)

@@ -99,6 +99,11 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
             placement, policy = method.build(ctx)
         except SwarmplanError as err:
             raise SwarmplanError(err.field, f"run {run} ({method.name}): {err.problem}", err.fix) from None
+        bare = np.flatnonzero(placement.coverage(pm.L) == 0)
+        if bare.size:  # no chain can serve a request: say so instead of failing inside the router
+            raise SwarmplanError("servers", f"run {run} ({method.name}): the placement leaves block(s) "
+                                 f"{bare[0] + 1}–{bare[-1] + 1} on no server",
+                                 "add servers or memory, or give fewer tokens per request")
         result = run_policy(pm, placement, workload, policy, allocation_delay_ms(method, profile, pm), method.name)
         summary = result.summary()
         summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
