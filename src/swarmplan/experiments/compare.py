@@ -17,6 +17,7 @@ import numpy as np
 from swarmplan.errors import SwarmplanError
 from swarmplan.methods.registry import Method, MethodContext, Profile, allocation_delay_ms
 from swarmplan.perf.model import PerfModel
+from swarmplan.scenario.limits import clamp_workers
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import draw_workload
@@ -133,7 +134,7 @@ def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int 
             if progress:
                 progress(len(names))
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, runs)) as pool:  # more workers than runs would idle
+        with ProcessPoolExecutor(max_workers=clamp_workers(jobs, runs)[0]) as pool:  # ≤ CPUs and ≤ runs
             futures = {pool.submit(run_once, *a): run for run, a in enumerate(args)}
             for fut in as_completed(futures):
                 outcomes[futures[fut]] = fut.result()

@@ -16,6 +16,8 @@ import highspy
 import numpy as np
 from scipy.sparse import coo_matrix
 
+from swarmplan.scenario.limits import clamp_workers
+
 INF = highspy.kHighsInf
 
 
@@ -110,8 +112,8 @@ class Milp:
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(rel_gap))
-        if threads is not None:
-            h.setOptionValue("threads", int(threads))
+        if threads is not None:  # at least 1, at most the CPUs this process may use
+            h.setOptionValue("threads", clamp_workers(max(1, int(threads)))[0])
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.n_cols, self.n_rows
         lp.col_cost_ = np.concatenate(self._cost) if self._cost else np.zeros(0)
