@@ -273,3 +273,33 @@ def test_a_placement_that_leaves_blocks_bare_is_an_error_not_a_crash(cli, tmp_pa
     code, out, err = cli("simulate", tmp_path / "s.yaml", "--method", "petals", "--requests", 3)
     one_error_line(code, out, err, starts="servers: run 0 (petals): the placement leaves block(s)")
 
+
+
+# ---- any value in any numeric field: an answer or one error line, never a traceback ------------------------
+
+
+def _numeric_keys():
+    from test_input_classes import FLOAT_PATHS, INT_PATHS
+
+    keys = []
+    for path in FLOAT_PATHS + INT_PATHS:
+        key = ".".join(str(p) for p in path)
+        keys.append(key.replace("gpus.k.", "gpus.a100-80gb.").replace(".k", ".a100-80gb"))
+    return keys
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(_numeric_keys()),
+       value=st.one_of(st.integers(-3, 10**20).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                       st.sampled_from(["true", "[]", "{}", "null", "'[/x]'", ".nan", "1e308", "1e-308"])))
+def test_any_value_in_any_numeric_field_gets_an_answer_or_one_line(cli, key, value):
+    code, out, err = cli("plan", SWARM, "--no-quality", "--json", "--set", f"{key}={value}")
+    assert "Traceback" not in err
+    if code == 0:
+        json.loads(out)
+        return
+    assert code == 2 and out == ""
+    first, *more = err.strip().splitlines()
+    assert first.startswith("error: ")
+    # Several problems in one scenario: listed all at once, one line each under the first.
+    assert not more or (first == "error: scenario: invalid scenario:" and all(ln.startswith("  ") for ln in more)), err

@@ -100,6 +100,16 @@ def test_every_float_field_rejects_non_finite_numbers(path, bad):
 
 
 @FAST
+@given(path=st.sampled_from(FLOAT_PATHS), bad=st.one_of(st.floats(1e12, 1e308, exclude_min=True),
+                                                       st.floats(-1e308, -1e12, exclude_max=True),
+                                                       st.floats(5e-324, 1e-9, exclude_max=True)))
+def test_every_float_field_rejects_magnitudes_that_overflow_downstream(path, bad):
+    # Reported at the field that holds the number (a dict or matrix field names the field, the message the value).
+    locs = _error_locs(_put(path, bad))
+    assert any(path[: len(loc)] == loc for loc in locs), (path, bad, locs)  # out of range, or below a field minimum
+
+
+@FAST
 @given(path=st.sampled_from(INT_PATHS), big=st.integers(MAX_COUNT + 1, 2**80))
 def test_every_integer_field_is_bounded(path, big):
     assert _error_locs(_put(path, big)).get(path), path
@@ -124,7 +134,7 @@ def test_request_count_beyond_memory_says_so():
 
 def test_block_count_beyond_memory_says_so():
     sc, base = load_scenario("paper-abvt", ["model.n_blocks=1000000000000000", "model.preset=null",
-                                            "model.block_gb=1e-12", "model.kv_bytes_per_token_per_block=1"])
+                                            "model.block_gb=1e-9", "model.kv_bytes_per_token_per_block=1"])
     with pytest.raises(SwarmplanError, match=r"model\.n_blocks: .*available"):
         realize(sc, np.random.default_rng(0), base)
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.methods.registry import Method, MethodContext, Profile, allocation_delay_ms
+from swarmplan.perf import memory
 from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.limits import clamp_workers
 from swarmplan.scenario.models import Scenario
@@ -105,6 +106,11 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
             raise SwarmplanError("servers", f"run {run} ({method.name}): the placement leaves block(s) "
                                  f"{bare[0] + 1}–{bare[-1] + 1} on no server",
                                  "add servers or memory, or give fewer tokens per request")
+        if placement.memory_model == "petals" and memory.session_capacity_petals(pm.petals_cache_gb, pm.kv_gb) < 1:
+            raise SwarmplanError("model.attn_cache_tokens", f"run {run} ({method.name}): PETALS' attention cache per "
+                                 f"block ({memory.petals_attn_cache_tokens(pm.swarm.model)} tokens) is smaller than "
+                                 f"one request's {pm.swarm.cache_tokens} tokens",
+                                 "raise model.attn_cache_tokens, shorten requests or leave PETALS' methods out (--methods)")
         result = run_policy(pm, placement, workload, policy, allocation_delay_ms(method, profile, pm), method.name)
         summary = result.summary()
         summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)

@@ -12,21 +12,41 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFl
                       model_validator)
 
 MAX_COUNT = 2**53  # largest integer a float (and so JSON, YAML and numpy's float arrays) holds exactly
+# Magnitudes a non-zero number may have. Products and quotients of a few such numbers (the formulas of
+# docs/model.md multiply at most a handful) stay far inside float64's range, so a finite input never turns
+# into inf or NaN downstream (1e308 ms of overhead, a rate of 1e-308/s). 1e12 ms is 30 years; 1e-9 is far
+# below any rate, size or time a swarm has.
+MAX_MAGNITUDE, MIN_MAGNITUDE = 1e12, 1e-9
 
 
 class _Strict(BaseModel):
-    """Every scenario model: unknown keys, NaN and ±inf are errors in every float field (``allow_inf_nan``), and
-    every integer is at most 2⁵³, so no count overflows the int64/float arrays it becomes. Counts that size
-    arrays are checked again against the machine's memory where the arrays are made (scenario.limits)."""
+    """Every scenario model: unknown keys, NaN and ±inf are errors in every float field (``allow_inf_nan``);
+    every non-zero float lies within [1e-9, 1e12] in magnitude and every integer is at most 2⁵³, so no input
+    overflows the arithmetic or the int64/float arrays it becomes. Counts that size arrays are checked again
+    against the machine's memory where the arrays are made (scenario.limits)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="after")
     @classmethod
-    def _bounded_ints(cls, value):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
-            raise ValueError(f"{value} is too large (at most 2**53 = {MAX_COUNT})")
+    def _bounded_numbers(cls, value):
+        _check_numbers(value)
         return value
+
+
+def _check_numbers(value) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and abs(value) > MAX_COUNT:
+        raise ValueError(f"{value} is too large (at most 2**53 = {MAX_COUNT})")
+    if isinstance(value, float) and value != 0 and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
+        raise ValueError(f"{value:g} is out of range (give 0 or a magnitude from {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g})")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_numbers(v)
 
 
 class ModelSpec(_Strict):
