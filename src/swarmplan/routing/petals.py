@@ -46,14 +46,16 @@ class PetalsRouter(Router):
     def sink_weights(self, client):
         return self._half_cs[client]
 
-    def lacks_cache(self, book: SlotBook, j: int) -> bool:
+    def lacks_cache(self, book: SlotBook, j: int, units: int = 1) -> bool:
+        """PETALS' test 2·max_length·span ≤ cache_tokens_left, in slots: free < span × units (§4.5, §17.3)."""
         if self.cache_test == "authors":
             return self.session_capacity[j] - book.sessions[j] == 0
-        return book.free(j) < self.span[j]
+        return book.free(j) < self.span[j] * units
 
     def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if not (self.use_fast_path and not any(self.lacks_cache(book, j) for j in servers)):
-            penal = np.array([self.penalty_ms if self.lacks_cache(book, j) else 0.0 for j in range(len(self.span))])
+        u = self.units(l_in, l_out)
+        if not (self.use_fast_path and not any(self.lacks_cache(book, j, u) for j in servers)):
+            penal = np.array([self.penalty_ms if self.lacks_cache(book, j, u) else 0.0 for j in range(len(self.span))])
             _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

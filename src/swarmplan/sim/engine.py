@@ -36,5 +36,5 @@ def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Ro
             raise RuntimeError(f"request {r}: the chosen chain can never fit (router {router.name})")
         b = backoff_ms(w_raw, first_ms, max_ms) if w_raw > 0 else 0.0
         completion = rec.serve(r, route.servers, route.processed, b, w_raw)
-        book.book(r, completion, route.servers, route.processed)
+        book.book(r, completion, route.servers, route.need)
     return rec.result(method or router.name, placement, max_conc)

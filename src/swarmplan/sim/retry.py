@@ -49,11 +49,11 @@ def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, clie
         if attempts[r] == 0:
             max_conc = max(max_conc, book.active_requests + waiting + 1)
         route = router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
-        if all(book.free(j) >= k for j, k in zip(route.servers, route.processed)):
+        if all(book.free(j) >= k for j, k in zip(route.servers, route.need)):
             if attempts[r]:
                 waiting -= 1
             completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
-            book.book(r, completion, route.servers, route.processed)
+            book.book(r, completion, route.servers, route.need)
         else:
             if attempts[r] == 0:
                 waiting += 1
