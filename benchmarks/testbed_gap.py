@@ -50,6 +50,9 @@ LADDER = [
 SENSITIVITY = [
     ("netem on both directions (RTT + 36 ms round trip)", ["network.netem.delayed_directions=2"]),
     ("no activation transfer (veth at memory speed)", ["network.bandwidth_mbps=null"]),
+    ("PETALS' stale view, announced every 120 s (§17.5; no bans, servers in phase)",
+     ["timing.petals_view_period_ms=120000"]),
+    ("PETALS' stale view, every 60 s (the client's refresh period)", ["timing.petals_view_period_ms=60000"]),
     ("BPRR's PETALS overheads: o = 100 ms per decode step, 67 ms per prefill, per hop",
      ["timing.overhead_ms=100", "timing.input_overhead_base_ms=67"]),
     (("PETALS HEAD attention cache (4096 tokens), sessions sized 4096 (a max-length reservation would reject "

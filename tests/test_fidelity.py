@@ -75,6 +75,7 @@ def test_builtin_results_unchanged_with_knobs_off(name):
     sc, base = load_scenario(name)
     assert sc.network.netem is None and sc.network.bandwidth_mbps is None and not sc.network.link_bandwidth_mbps
     assert sc.workload.petals_reserve == "cache_tokens" and sc.model.activation_bytes_per_token is None
+    assert sc.timing.petals_view_period_ms is None
     got, _ = run_once(sc, [], 0, sc.workload.n_requests, 0, "fair", "petals", base, False)
     assert sorted(got) == sorted(BEFORE[name])
     for method, (service, wait, resp, p95) in BEFORE[name].items():
@@ -201,3 +202,21 @@ def test_testbed_prediction_keeps_the_published_order():
     got, _ = run_once(sc, ["petals-retry", "cg-bprr", "gbp-cr"], 0, 300, 0, "fair", "petals", base, False)
     assert got["petals-retry"]["response_mean_s"] > got["cg-bprr"]["response_mean_s"]
     assert got["petals-retry"]["wait_s"] > got["gbp-cr"]["wait_s"]
+
+
+@pytest.mark.parametrize("period", [None, 120_000.0])
+def test_petals_stale_view_herds_on_the_fastest_server(period):
+    # Six simultaneous 2000 + 10-token sessions on the testbed; 3g_0 (the nearest) holds 4 of them. With the
+    # live state the last two go to 3g_1 at once; with the free cache as announced at t = 0 the client keeps
+    # choosing 3g_0 (it looks free), fails, backs off and gets in only when 3g_0's first sessions end.
+    sets = [] if period is None else [f"timing.petals_view_period_ms={period}"]
+    _, pm = _testbed_pm(*sets)
+    wl = Workload(np.zeros(6), np.full(6, 2000), np.full(6, 10), np.zeros(6, dtype=np.int64))
+    ctx = MethodContext(pm, np.random.default_rng(0), 1.0, None, "petals")
+    placement, policy = METHODS["petals-retry"].build(ctx)
+    res = run_policy(pm, placement, wl, policy, 0.0, "petals-retry")
+    names = [pm.swarm.server_names[c[0]] for c in res.chains]
+    if period is None:
+        assert res.wait_ms.tolist() == [0.0] * 6 and names == ["3g_0"] * 4 + ["3g_1"] * 2
+    else:
+        assert names == ["3g_0"] * 6 and (res.wait_ms[4:] >= (res.prefill_ms + res.decode_ms)[0]).all()

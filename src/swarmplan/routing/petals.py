@@ -36,6 +36,10 @@ class PetalsRouter(Router):
         self.span = placement.n_blocks.tolist()
         # Sessions a server admits under the authors' test (PETALS: ⌊B_cache/s_c⌋; Opt Num: ⌊(M − s_m m)/(s_c m)⌋).
         self.session_capacity = None if session_capacity is None else [int(x) for x in session_capacity]
+        # docs/model.md §17.5 — a stale view: free slots as of the last announce (None: live).
+        self.view_period_ms = t.petals_view_period_ms
+        self._view_epoch: int | None = None
+        self._view_free: list[int] = []
 
     def static_weights(self, client, l_in, l_out):
         g = self.graph
@@ -47,12 +51,24 @@ class PetalsRouter(Router):
         return self._half_cs[client]
 
     def lacks_cache(self, book: SlotBook, j: int, units: int = 1) -> bool:
-        """PETALS' test 2·max_length·span ≤ cache_tokens_left, in slots: free < span × units (§4.5, §17.3)."""
+        """PETALS' test 2·max_length·span ≤ cache_tokens_left, in slots: free < span × units (§4.5, §17.3),
+        on the announced (stale) free slots when a view period is set (§17.5)."""
         if self.cache_test == "authors":
             return self.session_capacity[j] - book.sessions[j] == 0
-        return book.free(j) < self.span[j] * units
+        free = book.free(j) if self.view_period_ms is None else self._view_free[j]
+        return free < self.span[j] * units
+
+    def _refresh_view(self, book: SlotBook, now: float) -> None:
+        """docs/model.md §17.5 — servers announce cache_tokens_left every period; the first routing call of a
+        new period reads the state then (all servers announce in phase)."""
+        epoch = int(now // self.view_period_ms)
+        if epoch != self._view_epoch:
+            self._view_epoch = epoch
+            self._view_free = [book.free(j) for j in range(len(self.span))]
 
     def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
+        if self.view_period_ms is not None:
+            self._refresh_view(book, now)
         servers, processed, base = self.static_route(client, l_in, l_out)
         u = self.units(l_in, l_out)
         if not (self.use_fast_path and not any(self.lacks_cache(book, j, u) for j in servers)):

@@ -151,6 +151,9 @@ class TimingSpec(_Strict):
     petals_overhead_ms: float = Field(18.0, ge=0)
     petals_cache_penalty_ms: float = Field(10_000.0, ge=0)
     petals_unknown_rtt_ms: PositiveFloat = Field(300.0, description="RTT PETALS assumes when none is known")
+    petals_view_period_ms: PositiveFloat | None = Field(
+        None, description="PETALS' client sees each server's free cache as last announced, every this many ms "
+                          "(120 s: run_server's update_period); None: the live state (docs/model.md §17.5)")
 
 
 class WorkloadSpec(_Strict):
