@@ -53,6 +53,8 @@ SENSITIVITY = [
     ("PETALS' stale view, announced every 120 s (§17.5; no bans, servers in phase)",
      ["timing.petals_view_period_ms=120000"]),
     ("PETALS' stale view, every 60 s (the client's refresh period)", ["timing.petals_view_period_ms=60000"]),
+    ("PETALS' stale view: announced every 120 s, client refresh 60 s, bans 15 s doubling (§17.5)",
+     ["timing.petals_view_period_ms=120000", "timing.petals_refresh_ms=60000", "timing.petals_ban_ms=15000"]),
     ("BPRR's PETALS overheads: o = 100 ms per decode step, 67 ms per prefill, per hop",
      ["timing.overhead_ms=100", "timing.input_overhead_base_ms=67"]),
     (("PETALS HEAD attention cache (4096 tokens), sessions sized 4096 (a max-length reservation would reject "

@@ -75,7 +75,7 @@ def test_builtin_results_unchanged_with_knobs_off(name):
     sc, base = load_scenario(name)
     assert sc.network.netem is None and sc.network.bandwidth_mbps is None and not sc.network.link_bandwidth_mbps
     assert sc.workload.petals_reserve == "cache_tokens" and sc.model.activation_bytes_per_token is None
-    assert sc.timing.petals_view_period_ms is None
+    assert sc.timing.petals_view_period_ms is None and sc.timing.petals_refresh_ms is None and sc.timing.petals_ban_ms is None
     got, _ = run_once(sc, [], 0, sc.workload.n_requests, 0, "fair", "petals", base, False)
     assert sorted(got) == sorted(BEFORE[name])
     for method, (service, wait, resp, p95) in BEFORE[name].items():
@@ -220,3 +220,23 @@ def test_petals_stale_view_herds_on_the_fastest_server(period):
         assert res.wait_ms.tolist() == [0.0] * 6 and names == ["3g_0"] * 4 + ["3g_1"] * 2
     else:
         assert names == ["3g_0"] * 6 and (res.wait_ms[4:] >= (res.prefill_ms + res.decode_ms)[0]).all()
+
+
+def test_petals_bans_apply_from_the_next_refresh_and_clear_on_success():
+    from swarmplan.routing.slots import SlotBook
+
+    _, pm = _testbed_pm("timing.petals_view_period_ms=120000", "timing.petals_refresh_ms=60000",
+                        "timing.petals_ban_ms=15000")
+    ctx = MethodContext(pm, np.random.default_rng(0), 1.0, None, "petals")
+    placement, client = METHODS["petals-retry"].build(ctx)
+    router = client.router
+    book = SlotBook(placement.cache_slots)
+    first = lambda now: pm.swarm.server_names[router.route(book, now, 0, 100, 10).servers[0]]  # noqa: E731
+    assert first(0.0) == "3g_0"
+    for _ in range(3):  # third consecutive failure: banned 15 s · 2² = 60 s, until 60,100 ms
+        router.attempt_result(100.0, [0], 0)
+    assert first(200.0) == "3g_0"  # the ban counts only from the client's next refresh (at 60 s)
+    assert first(60_050.0) == "3g_1"  # refreshed while banned: 3g_0 is out of the view
+    router.attempt_result(60_060.0, [0], None)  # a success clears the ban record …
+    assert first(90_000.0) == "3g_1"  # … but the view changes only at the next refresh
+    assert first(120_000.0) == "3g_0"

@@ -154,6 +154,12 @@ class TimingSpec(_Strict):
     petals_view_period_ms: PositiveFloat | None = Field(
         None, description="PETALS' client sees each server's free cache as last announced, every this many ms "
                           "(120 s: run_server's update_period); None: the live state (docs/model.md §17.5)")
+    petals_refresh_ms: PositiveFloat | None = Field(
+        None, description="PETALS' client refreshes its view (announcements, bans) every this many ms (60 s: "
+                          "ClientConfig.update_period); None: at once (docs/model.md §17.5)")
+    petals_ban_ms: PositiveFloat | None = Field(
+        None, description="a server whose allocation failed is banned this long, doubled per consecutive failure "
+                          "(15 s: ClientConfig.ban_timeout), from the next refresh; None: no bans (§17.5)")
 
 
 class WorkloadSpec(_Strict):

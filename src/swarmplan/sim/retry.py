@@ -43,13 +43,17 @@ def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, clie
     events = [(a, r) for r, a in enumerate(rec.arrival)]  # (time, request): arrivals and retries
     heapq.heapify(events)
     waiting, max_conc = 0, 0
+    report = getattr(router, "attempt_result", None)  # docs/model.md §17.5: PETALS' bans
     while events:
         now, r = heapq.heappop(events)
         book.advance(now)
         if attempts[r] == 0:
             max_conc = max(max_conc, book.active_requests + waiting + 1)
         route = router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
-        if all(book.free(j) >= k for j, k in zip(route.servers, route.need)):
+        failed = next((j for j, k in zip(route.servers, route.need) if book.free(j) < k), None)
+        if report is not None:
+            report(now, route.servers, failed)
+        if failed is None:
             if attempts[r]:
                 waiting -= 1
             completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
