@@ -231,7 +231,10 @@ def test_petals_bans_apply_from_the_next_refresh_and_clear_on_success():
     placement, client = METHODS["petals-retry"].build(ctx)
     router = client.router
     book = SlotBook(placement.cache_slots)
-    first = lambda now: pm.swarm.server_names[router.route(book, now, 0, 100, 10).servers[0]]  # noqa: E731
+
+    def first(now):
+        return pm.swarm.server_names[router.route(book, now, 0, 100, 10).servers[0]]
+
     assert first(0.0) == "3g_0"
     for _ in range(3):  # third consecutive failure: banned 15 s · 2² = 60 s, until 60,100 ms
         router.attempt_result(100.0, [0], 0)
