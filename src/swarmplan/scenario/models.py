@@ -219,7 +219,6 @@ class ChurnSpec(_Strict):
 
     events: list[ChurnEvent] = Field(default_factory=list)
     process: ChurnProcess | None = None
-    replan: bool = Field(False, description="methods that can re-plan do so when the set of live servers changes")
 
 
 class Scenario(_Strict):
