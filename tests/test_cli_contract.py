@@ -56,10 +56,11 @@ def test_plan_json_is_one_document_for_every_method(cli, method):
     assert code == 0, err
     doc = json.loads(out)  # the whole of stdout: the HiGHS banner (quality LP, MILP) went to stderr
     assert doc["run"]["options"]["method"] == method
-    if method == "gbp-cr":  # chooses c, not R
-        assert (doc["R_rule"], doc["T1_s"], doc["R_max"]) == ("not used: gbp-cr chooses c", None, None)
-    else:
-        assert doc["R_rule"] == "paper §6" and doc["T1_s"] > 0 and doc["R_max"] >= 1
+    if doc["R"] is None:  # PETALS' placements and GBP-CR need no R
+        assert doc["R_rule"] is None
+    else:  # R came from the paper's rule: its inputs T1 and R_max are in the document
+        rule = doc["R_rule"]
+        assert rule["rule"] == "paper §6" and rule["T1_s"] > 0 and rule["R_max"] >= doc["R"]
     assert doc["assumptions"] == []  # every RTT of this swarm is given
 
 
@@ -90,10 +91,11 @@ def test_plan_json_reports_the_R_rule_inputs(cli):
     doc = json.loads(out)
     sc, base = load_scenario("paper-abvt")
     tr = paper_target(PerfModel.from_swarm(realize(sc, seed_streams(0)[0], base)), 0.5)
-    assert (doc["T1_s"], doc["R_max"], doc["R"]) == (tr.single_request_ms / 1000, tr.R_max, tr.R)
+    rule = doc["R_rule"]
+    assert (rule["T1_s"], rule["R_max"], doc["R"]) == (tr.single_request_ms / 1000, tr.R_max, tr.R)
     code, out, err = cli("plan", "paper-abvt", "--json", "--no-quality", "--R", 7)
     doc = json.loads(out)
-    assert (doc["R_rule"], doc["T1_s"], doc["R"]) == ("given", None, 7)
+    assert (doc["R_rule"], doc["R"]) == (None, 7)
 
 
 # ---- bad options: generated values, one line each ---------------------------------------------------------

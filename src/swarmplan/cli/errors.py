@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from swarmplan.cli.common import err_console
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 
 
 def one_line(prefix: str, message: str) -> Text:
@@ -26,17 +26,19 @@ def report(app) -> int:
     """Run the typer ``app``; return the exit status (2 for a user's error, printed as one line)."""
     try:
         result = app(standalone_mode=False)
-    except SwarmplanError as err:
-        err_console.print(one_line("error: ", str(err)))
+    except SwarmplanError as err:  # a valid input without a solution says so
+        err_console.print(one_line("no solution: " if isinstance(err, NoSolutionError) else "error: ", str(err)))
         return 2
     except typer.TyperException as err:  # typer's usage errors: bad option value, unknown option or command
         param = getattr(err, "param", None)
         opts = getattr(param, "opts", None) or []
-        where = "/".join(opts)
-        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        if opts:  # a bad value: lead with the option, as every other error leads with its field
+            message = f"{'/'.join(opts)}: {getattr(err, 'message', None) or err}"
+        else:
+            message = err.format_message() if hasattr(err, "format_message") else str(err)
         ctx = getattr(err, "ctx", None)
         hint = f" — see `{ctx.command_path} --help`" if ctx is not None else ""
-        err_console.print(one_line("error: ", (f"{where}: " if where and where not in message else "") + message + hint))
+        err_console.print(one_line("error: ", message + hint))
         return getattr(err, "exit_code", 2)
     except typer.Abort:
         err_console.print(one_line("error: ", "aborted"))

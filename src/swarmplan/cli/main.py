@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from swarmplan.cli import catalog, compare, plan, root, simulate
+from swarmplan.cli import catalog, compare, methods_cmd, plan, root, simulate
 from swarmplan.cli.errors import report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
@@ -19,6 +19,7 @@ app.command()(catalog.schema)
 app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
+app.command(name="methods")(methods_cmd.methods)
 
 
 def main() -> None:
