@@ -90,7 +90,7 @@ def option_blame(option: str, field: str, given: bool):
         yield
     except SwarmplanError as err:
         if given and err.field == field:
-            raise SwarmplanError(option, err.problem, err.fix) from None
+            raise SwarmplanError(option, err.problem, f"{err.fix} ({option} sets {field})" if err.fix else "") from None
         raise
 
 

@@ -6,7 +6,9 @@ types, arrivals) is drawn later from an explicit seed (scenario.realize), so a S
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, get_args, get_origin
+
+from annotated_types import Gt
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator,
                       model_validator)
@@ -21,7 +23,8 @@ MAX_MAGNITUDE, MIN_MAGNITUDE = 1e12, 1e-9
 
 class _Strict(BaseModel):
     """Every scenario model: unknown keys, NaN and ±inf are errors in every float field (``allow_inf_nan``);
-    every non-zero float lies within [1e-9, 1e12] in magnitude and every integer is at most 2⁵³, so no input
+    every float is at most 1e12 in magnitude (at least 1e-9 where it must be positive) and every integer at
+    most 2⁵³, so no input
     overflows the arithmetic or the int64/float arrays it becomes. Counts that size arrays are checked again
     against the machine's memory where the arrays are made (scenario.limits)."""
 
@@ -29,18 +32,29 @@ class _Strict(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _bounded_numbers(cls, value):
-        _check_numbers(value)
+    def _bounded_numbers(cls, value, info):
+        field = cls.model_fields[info.field_name]
+        _check_numbers(value, divisor=_positive(field.metadata) or any(
+            _positive(get_args(a)[1:]) for a in get_args(field.annotation) if get_origin(a) is Annotated))
         return value
 
 
-def _check_numbers(value) -> None:
+def _positive(metadata) -> bool:
+    """Declared strictly positive (PositiveFloat, gt=0), possibly inside ``X | None``."""
+    return any(isinstance(m, Gt) and m.gt == 0 for m in metadata)
+
+
+def _check_numbers(value, divisor: bool = False) -> None:
+    """Integers ≤ 2⁵³; floats ≤ 1e12 in magnitude; a strictly positive float field (a rate, a size, a time
+    per unit: what formulas divide by) also ≥ 1e-9, so 1/x stays finite."""
     if isinstance(value, bool):
         return
     if isinstance(value, int) and abs(value) > MAX_COUNT:
         raise ValueError(f"{value} is too large (at most 2**53 = {MAX_COUNT})")
-    if isinstance(value, float) and value != 0 and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
-        raise ValueError(f"{value:g} is out of range (give 0 or a magnitude from {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g})")
+    if isinstance(value, float) and abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"{value:g} is too large (at most {MAX_MAGNITUDE:g} in magnitude)")
+    if isinstance(value, float) and divisor and value < MIN_MAGNITUDE:
+        raise ValueError(f"{value:g} is too small (a positive value of at least {MIN_MAGNITUDE:g})")
     if isinstance(value, dict):
         for v in value.values():
             _check_numbers(v)
