@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmplan.cli import split as split_cmd
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, builtin_names, load_scenario, scenario_schema
 
@@ -237,6 +238,9 @@ def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> l
         raise SwarmplanError("--out", f"would overwrite {', '.join(existing)}", "choose another folder or pass --force")
     out.mkdir(parents=True, exist_ok=True)
     return paths
+
+
+app.command(name="split")(split_cmd.split)
 
 
 def main() -> None:
