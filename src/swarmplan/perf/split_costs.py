@@ -54,5 +54,5 @@ def server_work_ms(n_blocks, prefill_ms_per_block, decode_ms_per_block, output_t
 
 def client_blocks_that_fit(memory_gb: float, block_gb: float, kv_gb: float) -> int:
     """docs/split.md §1.5 — blocks a device can run for its own request: each needs its weights and one
-    request's KV cache, ⌊M / (s_m + s_c)⌋ (8 GB, Llama-2-7B fp16 at 1024 tokens: ⌊8 / 0.4172⌋ = 19)."""
+    request's KV cache, ⌊M / (s_m + s_c)⌋ (8 GB, Llama-2-7B fp16 at 1024 tokens: ⌊8 / (0.40881 + 0.01678)⌋ = 18)."""
     return int(np.floor(memory_gb / (block_gb + kv_gb) + 1e-9))
