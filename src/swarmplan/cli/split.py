@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmplan.cli.common import SetOpt, console
 from swarmplan.scenario.loader import load_scenario
-
-SetOpt = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)")
 
 
 def _pct(x: float) -> str:
@@ -99,6 +97,5 @@ def split(
     if as_json:
         print(json.dumps(doc))
         return
-    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(f"{doc['scenario']} ({doc['mode']}), seed {doc['seed']}", highlight=False)
     (_print_swarm if doc["mode"] == "swarm" else _print_edge)(console, doc)
