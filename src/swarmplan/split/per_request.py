@@ -3,21 +3,20 @@ the server the rest (docs/split.md §3–4; SplitLLM, Mudvari et al. 2024, recon
 
 ``split_options`` is the dynamic program over the layer stack: state (block, side) with labels (TTFT so
 far, decode step so far, client work, server work, client blocks); a change of side pays the transfer of
-the hidden state at that boundary. Labels dominated in every coordinate are dropped and labels that
-already break an SLA or the device's memory are cut (every later cost is ≥ 0), so what survives at the
-end is every SLA-feasible split that is not beaten on all counts. ``brute_force_options`` evaluates every
-cut in closed form; the tests prove the two agree.
+the hidden state at that boundary; labels that break an SLA or the device's memory are cut as soon as
+they do (every later cost is ≥ 0). ``brute_force_options`` evaluates every cut in closed form; the tests
+prove the two give the same optimum and the same work frontier.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 from swarmplan.perf.timing import request_service_ms
 from swarmplan.split.model import LayerStack
 
 _EPS = 1e-9
-PREFIX, SERVER, SUFFIX = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -81,67 +80,61 @@ def brute_force_options(st: LayerStack) -> list[SplitOption]:
     return out
 
 
-def _dominates(a: tuple, b: tuple) -> bool:
-    return all(x <= y + _EPS for x, y in zip(a[:5], b[:5]))
-
-
-def _prune(labels: list[tuple]) -> list[tuple]:
-    """Keep labels no other label dominates (equal labels: keep the first)."""
-    labels.sort(key=lambda x: (x[3], x[2], x[0], x[1], x[4]))
-    kept: list[tuple] = []
-    for lab in labels:
-        if not any(_dominates(k, lab) for k in kept):
-            kept.append(lab)
-    return kept
-
-
 def split_options(st: LayerStack) -> list[SplitOption]:
-    """docs/split.md §4 — the DP over the layer stack. Label = (ttft, tok, client work, server work,
-    client blocks, prefix, suffix start). Returns the surviving SLA-feasible splits."""
+    """docs/split.md §4 — the DP over the layer stack, block by block. Sides: client prefix, server, client
+    suffix. The prefix side has one label (every block so far on the client). A server label (ttft, tok,
+    client work, server work, client blocks, k1) exists per prefix length k1 and is extended by each server
+    block. A switch to the suffix (or the end of the stack on the server) pays the hidden state's transfer
+    and completes the label at once, because everything after it is fixed: the suffix's costs are suffix
+    sums. Labels that break an SLA or the device's memory are cut as soon as they do (later costs are ≥ 0).
+    O(L · min(L, memory cap)) label steps; returns every SLA-feasible split (duplicates by cost dropped)."""
     L, cap = st.L, st.max_client_blocks
     l_rest = st.output_tokens - 1
+    # Plain floats: the loops touch every label of every block (numpy scalars are slow there).
+    c_in, c_tok, s_in, s_tok = (x.tolist() for x in (st.client_in, st.client_tok, st.server_in, st.server_tok))
+    c_w, s_w = st.client_work.tolist(), st.server_work.tolist()
+    up_in, up_tok = st.up_in.tolist(), st.up_tok.tolist()
+    down_all, down_last, down_tok = st.down_in_all.tolist(), st.down_in_last.tolist(), st.down_tok.tolist()
+    # Suffix sums: the client running blocks b..L−1 (0-based) to the end.
+    tail = [(0.0, 0.0, 0.0)] * (L + 1)
+    for b in range(L - 1, -1, -1):
+        t = tail[b + 1]
+        tail[b] = (t[0] + c_in[b], t[1] + c_tok[b], t[2] + c_w[b])
+    t_max, k_max, r_max = st.sla_ttft_ms + _EPS, st.sla_per_token_ms + _EPS, st.sla_response_ms + _EPS
 
     def alive(ttft, tok, nc):
-        return (nc <= cap and ttft <= st.sla_ttft_ms + _EPS and tok <= st.sla_per_token_ms + _EPS
-                and ttft + l_rest * tok <= st.sla_response_ms + _EPS)
+        return nc <= cap and ttft <= t_max and tok <= k_max and ttft + l_rest * tok <= r_max
 
-    # states[side] = labels after the blocks processed so far.
-    states: list[list[tuple]] = [[(0.0, 0.0, 0.0, 0.0, 0, 0, -1)], [], []]
+    done: list[SplitOption] = []
+
+    def finish(ttft, tok, cw, sw, k1, suffix):
+        if meets_sla(st, ttft, tok):
+            done.append(SplitOption(k1, suffix, ttft, tok, _response(st, ttft, tok), cw, sw))
+
+    prefix = (0.0, 0.0, 0.0)  # (ttft, tok, client work) of blocks 0..b−1 on the client
+    server: list[tuple] = []  # (ttft, tok, cw, sw, nc, k1)
     for b in range(L):
-        nxt: list[list[tuple]] = [[], [], []]
-        for side in (PREFIX, SERVER, SUFFIX):
-            for (ttft, tok, cw, sw, nc, k1, s2) in states[side]:
-                # Stay on this side for block b.
-                if side == SERVER:
-                    cand = (ttft + st.server_in[b], tok + st.server_tok[b], cw, sw + st.server_work[b], nc, k1, s2)
-                else:
-                    cand = (ttft + st.client_in[b], tok + st.client_tok[b], cw + st.client_work[b], sw, nc + 1,
-                            k1 + (side == PREFIX), s2)
-                if alive(cand[0], cand[1], cand[4]):
-                    nxt[side].append(cand)
-                # Switch side before block b, paying the hidden state's transfer at boundary b.
-                if side == PREFIX:
-                    cand = (ttft + st.up_in[b] + st.server_in[b], tok + st.up_tok[b] + st.server_tok[b], cw,
-                            sw + st.server_work[b], nc, k1, s2)
-                    if alive(cand[0], cand[1], cand[4]):
-                        nxt[SERVER].append(cand)
-                elif side == SERVER and st.client_suffix:
-                    cand = (ttft + st.down_in_all[b] + st.client_in[b], tok + st.down_tok[b] + st.client_tok[b],
-                            cw + st.client_work[b], sw, nc + 1, k1, b)
-                    if alive(cand[0], cand[1], cand[4]):
-                        nxt[SUFFIX].append(cand)
-        states = [_prune(x) for x in nxt]
-    out = []
-    for side, labels in enumerate(states):
-        for (ttft, tok, cw, sw, nc, k1, s2) in labels:
-            if side == SERVER:  # the last hidden state comes back for the client's LM head
-                ttft, tok = ttft + st.down_in_last[L], tok + st.down_tok[L]
-            if not meets_sla(st, ttft, tok):
-                continue
-            suffix = L - s2 if side == SUFFIX else 0
-            out.append(SplitOption(k1, suffix, float(ttft), float(tok), float(_response(st, ttft, tok)),
-                                   float(cw), float(sw)))
-    return out
+        nxt = []
+        # Server labels: extend by block b on the server, or end the server part before b (client suffix b..L−1).
+        for (ttft, tok, cw, sw, nc, k1) in server:
+            if st.client_suffix and nc + (L - b) <= cap:
+                tt, tk, w = tail[b]
+                finish(ttft + down_all[b] + tt, tok + down_tok[b] + tk, cw + w, sw, k1, L - b)
+            cand = (ttft + s_in[b], tok + s_tok[b], cw, sw + s_w[b], nc, k1)
+            if alive(cand[0], cand[1], nc):
+                nxt.append(cand)
+        # Leave the prefix before block b: the hidden state goes up, block b runs on the server.
+        pt, pk, pw = prefix
+        cand = (pt + up_in[b] + s_in[b], pk + up_tok[b] + s_tok[b], pw, s_w[b], b, b)
+        if alive(cand[0], cand[1], b):
+            nxt.append(cand)
+        server = nxt
+        prefix = (pt + c_in[b], pk + c_tok[b], pw + c_w[b])
+    for (ttft, tok, cw, sw, nc, k1) in server:  # the last hidden state comes back for the client's LM head
+        finish(ttft + down_last[L], tok + down_tok[L], cw, sw, k1, 0)
+    if L <= cap:  # every block on the client: no transfer at all
+        finish(prefix[0], prefix[1], prefix[2], 0.0, L, 0)
+    return done
 
 
 def work_frontier(options: list[SplitOption]) -> list[SplitOption]:

@@ -55,7 +55,8 @@ class OptionBook:
 
     def __init__(self, sm: SplitModel):
         self.sm = sm
-        self._cache: dict[tuple[int, int], list[SplitOption]] = {}
+        self._cache: dict[tuple, object] = {}
+        self._fronts: dict[tuple[int, int], list[SplitOption]] = {}
 
     def options(self, t: int, d: int) -> list[SplitOption]:
         key = (t, d)
@@ -64,13 +65,18 @@ class OptionBook:
         return self._cache[key]
 
     def frontier(self, t: int, d: int) -> list[SplitOption]:
-        return work_frontier(self.options(t, d))
+        if (t, d) not in self._fronts:
+            self._fronts[(t, d)] = work_frontier(self.options(t, d))
+        return self._fronts[(t, d)]
 
     def best(self, t: int, d: int) -> SplitOption | None:
         return best_split(self.options(t, d))
 
     def all_on_server(self, t: int, d: int) -> SplitOption:
-        return evaluate_split(self.sm.stack(self.sm.types[t], self.sm.devices[d]), 0, 0)
+        key = ("k0", t, d)
+        if key not in self._cache:
+            self._cache[key] = evaluate_split(self.sm.stack(self.sm.types[t], self.sm.devices[d]), 0, 0)
+        return self._cache[key]
 
     def check_feasible(self, pairs) -> None:
         """docs/split.md §7 — a type that no split lets meet its SLA is an input error; say by how much."""
@@ -234,10 +240,11 @@ def plan_window(sm: SplitModel, req: Requests) -> SplitPlan:
     order = np.argsort(req.arrival_ms, kind="stable")
     dp: list[SplitOption | None] = [None] * req.n
     gr: list[SplitOption | None] = [None] * req.n
-    devices = sorted({(int(c), int(i)) for c, i in zip(req.device_class, req.device_instance)})
-    for c, i in devices:
+    by_device: dict[tuple[int, int], list[int]] = {}
+    for r in order.tolist():  # each device's requests in arrival order
+        by_device.setdefault((int(req.device_class[r]), int(req.device_instance[r])), []).append(r)
+    for (c, i), mine in sorted(by_device.items()):
         dev: Device = sm.devices[c]
-        mine = [int(r) for r in order if req.device_class[r] == c and req.device_instance[r] == i]
         unit = dev.budget_fraction * req.window_ms / sm.budget_resolution
         fronts = [book.frontier(int(req.type_index[r]), c) for r in mine]
         opts = [[(budget_units(o.client_work_ms, unit), o.server_work_ms) for o in f] for f in fronts]
