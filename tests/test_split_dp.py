@@ -5,10 +5,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmplan.split.knapsack import brute_force_min_work, budget_units, greedy, knapsack_min_work
+from swarmplan.split.knapsack import (
+    brute_force_min_work,
+    budget_units,
+    greedy,
+    knapsack_min_work,
+)
 from swarmplan.split.model import LayerStack
-from swarmplan.split.per_request import (best_split, brute_force_options, evaluate_split, split_options,
-                                         work_frontier)
+from swarmplan.split.per_request import (
+    best_split,
+    brute_force_options,
+    evaluate_split,
+    split_options,
+    work_frontier,
+)
 
 INF = float("inf")
 
@@ -49,8 +59,8 @@ def test_dp_picks_most_offload_that_meets_the_sla():
 
 def _stack(draw, L):
     pos = st.floats(0.0, 20.0, allow_nan=False)
-    arr = lambda n: np.array(draw(st.lists(pos, min_size=n, max_size=n)))  # noqa: E731
-    sla = lambda: draw(st.one_of(st.just(INF), st.floats(1.0, 400.0)))  # noqa: E731
+    arr = lambda n: np.array(draw(st.lists(pos, min_size=n, max_size=n)))
+    sla = lambda: draw(st.one_of(st.just(INF), st.floats(1.0, 400.0)))
     return LayerStack(client_in=arr(L), client_tok=arr(L), server_in=arr(L), server_tok=arr(L), client_work=arr(L),
                       server_work=arr(L), up_in=arr(L + 1), up_tok=arr(L + 1), down_in_all=arr(L + 1),
                       down_in_last=arr(L + 1), down_tok=arr(L + 1), output_tokens=draw(st.integers(1, 6)),

@@ -25,7 +25,7 @@ def joint():
 
 
 def test_sweep_covers_every_k_the_devices_allow(joint):
-    sc, pm, sm, batch, jp = joint
+    _sc, pm, sm, _batch, jp = joint
     assert jp.k_max == min(d.max_blocks for d in sm.devices) == 5  # the laptops hold 5 BLOOM blocks
     assert [o.k for o in jp.options] == list(range(jp.k_max + 1))
     for o in jp.options:
@@ -38,7 +38,7 @@ def test_sweep_covers_every_k_the_devices_allow(joint):
 
 def test_offloading_first_blocks_raises_capacity_here(joint):
     """The MIG slices are memory-bound: fewer blocks leave room for a larger cache reservation c."""
-    sc, pm, sm, batch, jp = joint
+    _sc, _pm, _sm, _batch, jp = joint
     assert jp.best.k > 0 and jp.best.c > jp.all_on_swarm.c
     assert jp.best.capacity_at_sla_per_s > jp.all_on_swarm.capacity_at_sla_per_s
     assert jp.server_work_fraction < 1
@@ -46,13 +46,13 @@ def test_offloading_first_blocks_raises_capacity_here(joint):
 
 def test_a_tight_sla_keeps_every_block_on_the_swarm():
     """Each client block adds its time to every step; with a chat SLA just above the k = 0 response, no k > 0 fits."""
-    sc, pm, sm, batch, jp = _joint(("split.request_types.0.sla_response_s=65",))
+    _sc, _pm, _sm, _batch, jp = _joint(("split.request_types.0.sla_response_s=65",))
     assert jp.best.k == 0 and jp.greedy.k == 0
     assert all(o.capacity_at_sla_per_s == 0 for o in jp.options[1:])
 
 
 def test_pair_times_add_the_client_blocks(joint):
-    sc, pm, sm, batch, jp = joint
+    _sc, pm, sm, _batch, jp = joint
     o = jp.best
     ch = o.chain_list[0]
     t, d = sm.types[0], sm.devices[1]

@@ -25,12 +25,12 @@ def _edge(overrides=(), n=120, seed=0):
 
 @pytest.fixture(scope="module")
 def edge_plan():
-    sc, sm, req = _edge()
+    _sc, sm, req = _edge()
     return sm, req, plan_window(sm, req)
 
 
 def test_dp_beats_greedy_and_all_on_server(edge_plan):
-    sm, req, plan = edge_plan
+    _sm, req, plan = edge_plan
     dp, gr, aos = (plan.results[m] for m in ("split-dp", "greedy", "all-on-server"))
     assert dp.served == gr.served == aos.served == req.n
     assert dp.server_work_ms.sum() <= gr.server_work_ms.sum() + 1e-6
@@ -53,7 +53,7 @@ def test_every_device_keeps_its_budget(edge_plan):
 
 def test_dp_never_violates_an_sla_in_simulation():
     for seed, sets in ((0, ()), (3, ("workload.rate_per_s=6",)), (5, ("split.devices.1.count=1",))):
-        sc, sm, req = _edge(sets, n=150, seed=seed)
+        _sc, sm, req = _edge(sets, n=150, seed=seed)
         plan = plan_window(sm, req)
         sim = simulate_split(sm, req, plan.dp.choices, "split-dp")
         assert sim.within_sla.all(), seed
@@ -62,7 +62,7 @@ def test_dp_never_violates_an_sla_in_simulation():
 
 def test_all_on_server_is_the_k0_case():
     """With no device able to hold a block, the DP's plan is exactly all-on-server."""
-    sc, sm, req = _edge(n=80)
+    _sc, sm, req = _edge(n=80)
     none = dataclasses.replace(sm, devices=tuple(dataclasses.replace(d, max_blocks=0) for d in sm.devices))
     plan = plan_window(none, req)
     dp, aos = plan.results["split-dp"], plan.results["all-on-server"]
@@ -73,7 +73,7 @@ def test_all_on_server_is_the_k0_case():
 
 def test_kv_contention_makes_requests_wait():
     """A server with room for few caches: bookings queue (docs/model.md §9.3) and the simulation says so."""
-    sc, sm, req = _edge(("gpus.small.preset=a100-80gb", "gpus.small.memory_gb=14", "servers.0.gpu=small",
+    _sc, sm, req = _edge(("gpus.small.preset=a100-80gb", "gpus.small.memory_gb=14", "servers.0.gpu=small",
                          "workload.rate_per_s=20"), n=150)
     plan = plan_window(sm, req)
     sim = simulate_split(sm, req, plan.results["all-on-server"].choices, "all-on-server")
@@ -82,7 +82,7 @@ def test_kv_contention_makes_requests_wait():
 
 def test_sla_no_split_can_meet_names_type_and_gap():
     with pytest.raises(SwarmplanError) as err:
-        sc, sm, req = _edge(("split.request_types.2.sla_response_s=1",), n=60)
+        _sc, sm, req = _edge(("split.request_types.2.sla_response_s=1",), n=60)
         plan_window(sm, req)
     text = str(err.value)
     assert "'code'" in text and "over the bound of 1 s" in text

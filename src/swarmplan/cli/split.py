@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -86,8 +85,8 @@ def split(
     scenario: str = typer.Argument(..., help="built-in name (split-edge, split-swarm) or YAML path with a split: section"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     seed: int = typer.Option(0, "--seed", help="seed for the swarm draw, the planning window and the simulation"),
-    requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests in the window (default: the scenario's)"),
-    sets: Optional[List[str]] = SetOpt,
+    requests: int | None = typer.Option(None, "--requests", min=1, help="requests in the window (default: the scenario's)"),
+    sets: list[str] | None = SetOpt,
 ) -> None:
     """Choose how many blocks each client device runs itself under its SLA (SplitLLM-style split)."""
     from swarmplan.split.run import run_split

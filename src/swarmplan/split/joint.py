@@ -18,7 +18,11 @@ from swarmplan.errors import SwarmplanError
 from swarmplan.methods.gbpcr import chains_for, max_reservation
 from swarmplan.perf import split_costs
 from swarmplan.perf.model import PerfModel
-from swarmplan.perf.timing import chain_first_token_ms, chain_token_ms, request_service_ms
+from swarmplan.perf.timing import (
+    chain_first_token_ms,
+    chain_token_ms,
+    request_service_ms,
+)
 from swarmplan.placement.gbpcr import gbp_cr
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain

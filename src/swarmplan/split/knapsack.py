@@ -24,7 +24,7 @@ def budget_units(client_work_ms: float, unit_ms: float) -> int:
         return 0
     if unit_ms <= 0:
         return 1 << 62
-    return int(math.ceil(client_work_ms / unit_ms - 1e-9))
+    return math.ceil(client_work_ms / unit_ms - 1e-9)
 
 
 def drop_penalty(options: list[list[Option]]) -> float:

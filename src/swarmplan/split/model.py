@@ -97,7 +97,7 @@ class SplitModel:
         """docs/model.md §2.2 — one request's KV cache per block, sized for its l_in + l_out tokens."""
         return memory.kv_gb_per_request_per_block(self.model, t.input_tokens + t.output_tokens)
 
-    def stack(self, t: RequestType, d: Device) -> "LayerStack":
+    def stack(self, t: RequestType, d: Device) -> LayerStack:
         return layer_stack(self, t, d)
 
 

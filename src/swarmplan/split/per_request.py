@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from swarmplan.perf.timing import request_service_ms
 from swarmplan.split.model import LayerStack
 

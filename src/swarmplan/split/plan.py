@@ -13,8 +13,14 @@ from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.workload import draw_workload
 from swarmplan.split.knapsack import budget_units, greedy, knapsack_min_work
 from swarmplan.split.model import Device, RequestType, SplitModel
-from swarmplan.split.per_request import (SplitOption, best_split, brute_force_options, evaluate_split, split_options,
-                                         work_frontier)
+from swarmplan.split.per_request import (
+    SplitOption,
+    best_split,
+    brute_force_options,
+    evaluate_split,
+    split_options,
+    work_frontier,
+)
 
 METHODS = ("split-dp", "greedy", "all-on-server")
 

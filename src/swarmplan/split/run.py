@@ -15,7 +15,13 @@ from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import Workload, draw_workload
 from swarmplan.sim.central import JffcDispatcher
 from swarmplan.sim.run import run_policy
-from swarmplan.split.joint import JointPlan, SwarmOption, pair_times, plan_joint, swarm_for_blocks
+from swarmplan.split.joint import (
+    JointPlan,
+    SwarmOption,
+    pair_times,
+    plan_joint,
+    swarm_for_blocks,
+)
 from swarmplan.split.model import SplitModel, build_split_model, server_decode_batches
 from swarmplan.split.plan import SplitPlan, draw_requests, plan_window
 from swarmplan.split.simulate import simulate_split
@@ -106,7 +112,7 @@ def swarm_json(pm: PerfModel, sm: SplitModel, jp: JointPlan, sims: dict) -> dict
 
 def run_split(scenario: Scenario, base_dir: Path | None = None, seed: int = 0, requests: int | None = None) -> dict:
     """The whole ``swarmplan split`` result as one JSON-able dict (see docs/split.md §10 for the fields)."""
-    swarm_rng, window_rng, sim_rng = streams(seed)
+    swarm_rng, window_rng, _ = streams(seed)
     pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
     sm = build_split_model(scenario, pm)
     if not is_swarm(scenario, pm):

@@ -35,7 +35,7 @@ class SplitSimResult:
         done = self.arrival_ms + self.response_ms
         ok = self.within_sla & np.isfinite(self.response_ms)
         span_s = (np.nanmax(np.where(np.isfinite(done), done, np.nan)) - self.arrival_ms.min()) / 1000.0
-        return {"method": self.method, "requests": int(len(ok)), "within_sla": int(ok.sum()),
+        return {"method": self.method, "requests": len(ok), "within_sla": int(ok.sum()),
                 "within_sla_fraction": float(ok.mean()),
                 "server_work_per_request_ms": float(self.server_work_ms.mean()),
                 "client_work_per_request_ms": float(self.client_work_ms.mean()),
