@@ -8,6 +8,7 @@ taken from the planner, so a run checks the plan.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,7 @@ def simulate_split(sm: SplitModel, req: Requests, choices: list[SplitOption | No
     """Replay the window with the given per-request splits. Unserved requests (None) count as missing the SLA."""
     n = req.n
     book = SlotBook(np.array([kv_units(sm)]))
+    done: list[tuple[float, int]] = []  # (completion, request) of bookings still held
     wait, ttft, resp = np.full(n, np.nan), np.full(n, np.inf), np.full(n, np.inf)
     ok = np.zeros(n, dtype=bool)
     sw, cw = np.zeros(n), np.zeros(n)
@@ -67,7 +69,8 @@ def simulate_split(sm: SplitModel, req: Requests, choices: list[SplitOption | No
         st = sm.stack(t, sm.devices[int(req.device_class[r])])
         o = evaluate_split(st, choice.prefix, choice.suffix)
         now = float(req.arrival_ms[r])
-        book.advance(now)
+        while done and done[0][0] <= now:  # completions up to now free their caches
+            book.release(heapq.heappop(done)[1])
         need = o.server_blocks(sm.L) * (t.input_tokens + t.output_tokens)
         w = book.wait_ms(0, need, now) if need > 0 else 0.0
         wait[r], sw[r], cw[r] = w, o.server_work_ms, o.client_work_ms
@@ -77,4 +80,5 @@ def simulate_split(sm: SplitModel, req: Requests, choices: list[SplitOption | No
         ok[r] = meets_sla(st, o.ttft_ms + w, o.token_ms) and o.response_ms + w <= st.sla_response_ms + 1e-9
         if need > 0:
             book.book(r, now + resp[r], [0], [need])
+            heapq.heappush(done, (now + resp[r], r))
     return SplitSimResult(method, wait, ttft, resp, ok, sw, cw, req.arrival_ms)
