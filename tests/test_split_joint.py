@@ -67,3 +67,27 @@ def test_swarm_simulation_meets_the_sla_at_the_planned_rate(joint):
     res = simulate_swarm_option(sc, pm, sm, jp.best, np.random.default_rng(1), batch, 80, "joint")
     assert res["within_sla"] == res["requests"] == 80
     assert res["client_work_per_request_ms"] > 0
+
+
+def test_swarm_sessions_include_the_client_time(joint):
+    """On the fastest chain, a request that does not wait takes chain service + its client's k blocks + d_init."""
+    from swarmplan.perf.timing import request_service_ms
+    from swarmplan.scenario.workload import draw_workload
+    from swarmplan.split.joint import chain_times_ms
+    from swarmplan.split.run import swarm_result_with_clients, typed_workload
+
+    sc, pm, sm, _, jp = joint
+    opt = jp.best
+    rng = np.random.default_rng(3)
+    wl, mix = typed_workload(sm, draw_workload(sc.workload, pm.swarm.n_clients, rng, 40), rng)
+    res, client = swarm_result_with_clients(pm, sm, opt, wl, mix, "joint")
+    sub = swarm_for_blocks(pm, opt.k)
+    fastest = min((ch for ch, ok in zip(opt.chain_list, opt.usable) if ok), key=lambda ch: ch.service_ms)
+    checked = 0
+    for r in range(wl.n):
+        if res.chains[r] == fastest.servers and res.wait_ms[r] == 0:
+            t = sm.types[int(mix.type_index[r])]
+            chain = request_service_ms(*chain_times_ms(sub, fastest, t), t.output_tokens)
+            assert res.response_ms[r] == pytest.approx(chain + client[r] + pm.swarm.timing.initial_delay_ms)
+            checked += 1
+    assert checked > 10 and client.min() > 0

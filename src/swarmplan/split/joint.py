@@ -45,6 +45,11 @@ def chain_times_ms(pm: PerfModel, chain: Chain, t: RequestType) -> tuple[float, 
     return first, tok
 
 
+def client_time_ms(t: RequestType, d: Device, k: int) -> float:
+    """docs/split.md §9 — the client's k blocks over the whole request: k·(τ^in_c + (l_out − 1) τ_c)."""
+    return k * d.work_ms(t.input_tokens, t.output_tokens)
+
+
 @dataclass(frozen=True)
 class PairTimes:
     """One (request type, device class) on one chain with k client blocks (ms)."""
@@ -96,7 +101,10 @@ def _chain_numbers(sub: PerfModel, ch: Chain, k: int, mix, decode_batch) -> tupl
     times = [(pair_times(sub, ch, t, d, k), t) for t, d, _ in mix]
     ok = all(pt.meets(t) for pt, t in times)
     worst = max(pt.response_ms for pt, _ in times)  # over the pairs
-    mean_ms = sum(w * request_service_ms(*chain_times_ms(sub, ch, t), t.output_tokens) for t, _, w in mix)
+    # A session holds its chain place for the client's steps too: the chain's rate is one over the mean of
+    # (chain service + client time) over the mix.
+    mean_ms = sum(w * (request_service_ms(*chain_times_ms(sub, ch, t), t.output_tokens)
+                       + client_time_ms(t, d, k)) for t, d, w in mix)
     js = list(ch.servers)
     work = sum(w * float(np.sum(split_costs.server_work_ms(np.array(ch.blocks), sub.tau_in_for(t.input_tokens)[js],
                                                            sub.tau_ms[js], t.output_tokens, decode_batch[js])))

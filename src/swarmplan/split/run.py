@@ -4,20 +4,25 @@ its simulation."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from swarmplan.perf import split_costs
 from swarmplan.perf.model import PerfModel
+from swarmplan.perf.timing import request_service_ms
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import Workload, draw_workload
 from swarmplan.sim.central import JffcDispatcher
+from swarmplan.sim.result import SimResult
 from swarmplan.sim.run import run_policy
 from swarmplan.split.joint import (
     JointPlan,
     SwarmOption,
+    chain_times_ms,
+    client_time_ms,
     pair_times,
     plan_joint,
     swarm_for_blocks,
@@ -45,38 +50,81 @@ def run_edge(scenario: Scenario, pm: PerfModel, sm: SplitModel, rng: np.random.G
     return plan, sims
 
 
-def simulate_swarm_option(scenario: Scenario, pm: PerfModel, sm: SplitModel, opt: SwarmOption,
-                          rng: np.random.Generator, decode_batch: np.ndarray, requests: int | None = None,
-                          name: str = "") -> dict:
-    """docs/split.md §9 — the swarm simulator (JFFC on the option's usable chains, over blocks k+1..L) with each
-    request's client time for its k blocks added; request types and device classes drawn by their shares."""
-    sub = swarm_for_blocks(pm, opt.k)
-    base = draw_workload(scenario.workload, pm.swarm.n_clients, rng, requests)
+@dataclass(frozen=True)
+class RequestMix:
+    """Each request's type, device class and device (indices)."""
+
+    type_index: np.ndarray
+    device_class: np.ndarray
+    device_instance: np.ndarray
+
+
+def typed_workload(sm: SplitModel, base: Workload, rng: np.random.Generator) -> tuple[Workload, RequestMix]:
+    """The workload's arrivals and clients with each request's type (its lengths) and device class drawn by
+    their shares from ``rng``."""
     n = base.n
     t_idx = rng.choice(len(sm.types), size=n, p=[t.share for t in sm.types])
     d_idx = rng.choice(len(sm.devices), size=n, p=[d.share for d in sm.devices])
+    inst = np.array([rng.integers(sm.devices[d].count) for d in d_idx], dtype=np.int64)
     l_in = np.array([sm.types[t].input_tokens for t in t_idx], dtype=np.int64)
     l_out = np.array([sm.types[t].output_tokens for t in t_idx], dtype=np.int64)
     wl = Workload(base.arrival_ms, l_in, l_out, base.client, base.service_factor)
+    return wl, RequestMix(t_idx.astype(np.int64), d_idx.astype(np.int64), inst)
+
+
+def swarm_result_with_clients(pm: PerfModel, sm: SplitModel, opt: SwarmOption, wl: Workload, mix: RequestMix,
+                              name: str) -> tuple[SimResult, np.ndarray]:
+    """docs/split.md §9 — run the swarm simulator (JFFC on the usable chains, blocks k+1..L) with each session
+    stretched by its client's time: the service factor is 1 + client time / the fastest usable chain's
+    service at the request's lengths, exact on that chain (JFFC's first choice) and a little longer on slower
+    ones, so KV slots are held for the client's steps too. Returns the result and each request's client time."""
+    sub = swarm_for_blocks(pm, opt.k)
     chains = [ch for ch, ok in zip(opt.chain_list, opt.usable) if ok] or list(opt.chain_list)
-    res = run_policy(sub, opt.placement, wl, JffcDispatcher(chains), 0.0, name)
-    dev = [sm.devices[d] for d in d_idx]
-    client_ttft = np.array([opt.k * d.prefill_ms(int(a)) for d, a in zip(dev, l_in)])
-    client_tok = np.array([opt.k * d.decode_ms for d in dev])
-    ttft = res.ttft_ms + client_ttft
-    resp = res.response_ms + client_ttft + (l_out - 1) * client_tok
-    step = np.where(l_out > 1, res.decode_ms / np.maximum(l_out - 1, 1), 0.0) + client_tok
-    ok = np.array([ttft[r] <= sm.types[t].sla_ttft_ms + 1e-9 and step[r] <= sm.types[t].sla_per_token_ms + 1e-9
-                   and resp[r] <= sm.types[t].sla_response_ms + 1e-9 for r, t in enumerate(t_idx)])
+    fastest = min(chains, key=lambda ch: ch.service_ms)
+    client = np.array([client_time_ms(sm.types[t], sm.devices[d], opt.k)
+                       for t, d in zip(mix.type_index, mix.device_class)])
+    chain_ms = {t: request_service_ms(*chain_times_ms(sub, fastest, sm.types[t]), sm.types[t].output_tokens)
+                for t in set(mix.type_index.tolist())}
+    factor = np.array([1.0 + c / chain_ms[t] for c, t in zip(client, mix.type_index.tolist())]) * wl.factors
+    stretched = Workload(wl.arrival_ms, wl.input_tokens, wl.output_tokens, wl.client, factor)
+    return run_policy(sub, opt.placement, stretched, JffcDispatcher(chains), 0.0, name), client
+
+
+def swarm_split_metrics(pm: PerfModel, sm: SplitModel, res: SimResult, mix: RequestMix, decode_batch: np.ndarray,
+                        client_ms: np.ndarray | None = None, k: int = 0) -> dict:
+    """docs/split.md §6.1 — server (swarm) and client work per request, requests within SLA and throughput at
+    SLA of a swarm run; works for every method (client work 0 when the clients run nothing)."""
+    wl = res.workload
+    n = wl.n
+    ok = np.zeros(n, dtype=bool)
+    ttft, resp = res.ttft_ms, res.response_ms
+    for r in range(n):
+        t = sm.types[int(mix.type_index[r])]
+        step = (resp[r] - ttft[r]) / max(t.output_tokens - 1, 1)
+        ok[r] = ttft[r] <= t.sla_ttft_ms + 1e-9 and step <= t.sla_per_token_ms + 1e-9 and resp[r] <= t.sla_response_ms + 1e-9
     work = np.array([float(np.sum(split_costs.server_work_ms(
-        np.array(res.processed[r]), sub.tau_in_for(int(l_in[r]))[list(res.chains[r])], sub.tau_ms[list(res.chains[r])],
-        int(l_out[r]), decode_batch[list(res.chains[r])]))) for r in range(n)])
-    client_work = np.array([opt.k * d.work_ms(int(a), int(b)) for d, a, b in zip(dev, l_in, l_out)])
+        np.array(res.processed[r]), pm.tau_in_for(int(wl.input_tokens[r]))[list(res.chains[r])],
+        pm.tau_ms[list(res.chains[r])], int(wl.output_tokens[r]), decode_batch[list(res.chains[r])])))
+        if res.chains[r] else 0.0 for r in range(n)])
+    client_work = np.array([k * sm.devices[int(d)].work_ms(int(a), int(b))
+                            for d, a, b in zip(mix.device_class, wl.input_tokens, wl.output_tokens)])
     span_s = (float(np.max(wl.arrival_ms + resp)) - float(wl.arrival_ms.min())) / 1000.0
-    return {"method": name, "k": opt.k, "requests": n, "within_sla": int(ok.sum()), "within_sla_fraction": float(ok.mean()),
-            "server_work_per_request_ms": float(work.mean()), "client_work_per_request_ms": float(client_work.mean()),
-            "wait_mean_s": float(res.wait_ms.mean() / 1000), "response_mean_s": float(resp.mean() / 1000),
+    return {"server_work_per_request_ms": float(work.mean()), "client_work_per_request_ms": float(client_work.mean()),
+            "within_sla": int(ok.sum()), "within_sla_fraction": float(ok.mean()),
             "throughput_at_sla_per_s": float(ok.sum() / span_s) if span_s > 0 else 0.0}
+
+
+def simulate_swarm_option(scenario: Scenario, pm: PerfModel, sm: SplitModel, opt: SwarmOption,
+                          rng: np.random.Generator, decode_batch: np.ndarray, requests: int | None = None,
+                          name: str = "") -> dict:
+    """The swarm with clients running k blocks, on the scenario's workload with types and devices drawn."""
+    base = draw_workload(scenario.workload, pm.swarm.n_clients, rng, requests)
+    wl, mix = typed_workload(sm, base, rng)
+    res, client = swarm_result_with_clients(pm, sm, opt, wl, mix, name)
+    out = {"method": name, "k": opt.k, "requests": wl.n}
+    out.update(swarm_split_metrics(swarm_for_blocks(pm, opt.k), sm, res, mix, decode_batch, client, opt.k))
+    out.update(wait_mean_s=float(res.wait_ms.mean() / 1000), response_mean_s=float(res.response_ms.mean() / 1000))
+    return out
 
 
 def swarm_json(pm: PerfModel, sm: SplitModel, jp: JointPlan, sims: dict) -> dict:
