@@ -7,10 +7,11 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from swarmplan.cli import catalog, compare, plan, simulate
+from swarmplan.cli import catalog, compare, methods_cmd, plan, simulate
 from swarmplan.cli import split as split_cmd
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
                   help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
@@ -20,6 +21,7 @@ app.command()(catalog.schema)
 app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
+app.command(name="methods")(methods_cmd.methods)
 app.command(name="split")(split_cmd.split)
 
 
@@ -27,7 +29,8 @@ def main() -> None:
     try:
         app()
     except SwarmplanError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        kind = "no solution" if isinstance(err, NoSolutionError) else "error"
+        Console(stderr=True).print(f"[bold red]{kind}:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -97,7 +97,7 @@ class CentralQueue(SwarmHandler):
             k = self.on_chain[r]
             self.on_chain[r] = -1
             self.busy[k] -= 1
-            self.cut(r, now)
+            self.cut(r, now, j)
         for r in reversed(cut):  # back to the head of the queue, in their order
             self.enqueue(r, front=True)
         self.dispatch(now)

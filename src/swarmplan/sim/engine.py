@@ -74,7 +74,7 @@ class BookAndWait(SwarmHandler):
         holders = self.book.holders(j)
         for r in holders:
             self.book.release(r)
-            self.cut(r, now)
+            self.cut(r, now, j)
         self.book.set_down(j)
         for r in sorted(holders):
             self.retry_after_change(r, now)

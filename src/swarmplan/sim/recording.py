@@ -74,6 +74,7 @@ class _Interrupted:
     recomputed_tokens: int = 0
     interruptions: int = 0
     segments: list = field(default_factory=list)  # (servers, blocks, start, end) of every cut session
+    kept: set = field(default_factory=set)  # (server, blocks) hops whose KV cache survived the last cut
 
 
 class RunRecorder:
@@ -114,14 +115,16 @@ class RunRecorder:
                                        prefill, tok * f, 0)
         return completion
 
-    def interrupt(self, r: int, now: float) -> None:
-        """docs/model.md §16.3 — request r's session is cut at ``now``: keep its tokens, account its time."""
+    def interrupt(self, r: int, now: float, failed: int) -> None:
+        """docs/model.md §16.3 — request r's session is cut at ``now`` by the failure of server ``failed``:
+        keep its tokens, account its time; the other hops keep their KV caches."""
         seg = self.current.pop(r)
         acc = self.cut.get(r)
         if acc is None:
             acc = self.cut[r] = _Interrupted(planned_completion_ms=self._segment_end(r, seg))
         acc.interruptions += 1
         acc.segments.append((seg.servers, seg.blocks, seg.start_ms, now))
+        acc.kept = {(j, k) for j, k in zip(seg.servers, seg.blocks) if j != failed}
         if now < seg.start_ms:  # still waiting: only the wait so far counts
             acc.wait += now - (seg.start_ms - seg.wait_ms)
             return
@@ -148,13 +151,12 @@ class RunRecorder:
         acc = self.cut[r]
         c, l_in, l_out, f = self.client[r], self.input_tokens[r], self.output_tokens[r], self._factor[r]
         t1, tok = self._timer.times(c, l_in, servers, blocks)
-        old = acc.segments[-1]
         if acc.tokens == 0:
             head, steps = t1 * f, l_out - 1
             acc.recomputed_tokens += l_in
         else:
             prefix = l_in + acc.tokens - 1
-            head = self._timer.replay_ms(c, prefix, servers, blocks, set(zip(old[0], old[1]))) * f
+            head = self._timer.replay_ms(c, prefix, servers, blocks, acc.kept) * f
             steps = l_out - acc.tokens
             acc.recomputed_tokens += prefix
         self.chains[r], self.processed[r] = tuple(servers), tuple(blocks)

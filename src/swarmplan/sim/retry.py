@@ -83,7 +83,7 @@ class Retrying(SwarmHandler):
         holders = self.book.holders(j)
         for r in holders:
             self.book.release(r)
-            self.cut(r, now)
+            self.cut(r, now, j)
             self.attempts[r] = 0
         self.book.set_down(j)
         for r in sorted(holders):

@@ -60,10 +60,11 @@ class SwarmHandler(Handler):
             self.rec.complete(r, now)
 
     # --- churn ---------------------------------------------------------------------------------------
-    def cut(self, r: int, now: float) -> None:
-        """A failure ends request r's session: its completion no longer counts, its time is accounted."""
+    def cut(self, r: int, now: float, failed: int) -> None:
+        """The failure of server ``failed`` ends request r's session: its completion no longer counts, its
+        time is accounted."""
         self.gen[r] += 1
-        self.rec.interrupt(r, now)
+        self.rec.interrupt(r, now, failed)
         self.cut_at[r] = now
 
     def stall(self, r: int) -> None:

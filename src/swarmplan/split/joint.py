@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
-from swarmplan.methods.gbpcr import chains_for, max_reservation
 from swarmplan.perf import split_costs
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.timing import (
@@ -24,6 +23,7 @@ from swarmplan.perf.timing import (
     request_service_ms,
 )
 from swarmplan.placement.gbpcr import gbp_cr
+from swarmplan.placement.gbpcr_plan import chains_for, max_reservation
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain
 from swarmplan.split.model import Device, RequestType
