@@ -29,6 +29,7 @@ class SplitSimResult:
     server_work_ms: np.ndarray
     client_work_ms: np.ndarray
     arrival_ms: np.ndarray
+    kv_units: np.ndarray  # server KV held by each request (token-blocks)
 
     def summary(self) -> dict:
         """docs/split.md §6.1 — server and client work per request, requests within SLA, throughput at SLA
@@ -60,7 +61,7 @@ def simulate_split(sm: SplitModel, req: Requests, choices: list[SplitOption | No
     done: list[tuple[float, int]] = []  # (completion, request) of bookings still held
     wait, ttft, resp = np.full(n, np.nan), np.full(n, np.inf), np.full(n, np.inf)
     ok = np.zeros(n, dtype=bool)
-    sw, cw = np.zeros(n), np.zeros(n)
+    sw, cw, held = np.zeros(n), np.zeros(n), np.zeros(n)
     for r in np.argsort(req.arrival_ms, kind="stable").tolist():
         choice = choices[r]
         if choice is None:
@@ -73,7 +74,7 @@ def simulate_split(sm: SplitModel, req: Requests, choices: list[SplitOption | No
             book.release(heapq.heappop(done)[1])
         need = o.server_blocks(sm.L) * (t.input_tokens + t.output_tokens)
         w = book.wait_ms(0, need, now) if need > 0 else 0.0
-        wait[r], sw[r], cw[r] = w, o.server_work_ms, o.client_work_ms
+        wait[r], sw[r], cw[r], held[r] = w, o.server_work_ms, o.client_work_ms, need
         if not np.isfinite(w):
             continue
         ttft[r], resp[r] = w + o.ttft_ms, w + o.response_ms
@@ -81,4 +82,4 @@ def simulate_split(sm: SplitModel, req: Requests, choices: list[SplitOption | No
         if need > 0:
             book.book(r, now + resp[r], [0], [need])
             heapq.heappush(done, (now + resp[r], r))
-    return SplitSimResult(method, wait, ttft, resp, ok, sw, cw, req.arrival_ms)
+    return SplitSimResult(method, wait, ttft, resp, ok, sw, cw, req.arrival_ms, held)
