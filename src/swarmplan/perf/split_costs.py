@@ -10,30 +10,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmplan.perf import memory
+from swarmplan.perf import memory, timing
 
 
-def activation_bytes(tokens, d_model: int, bytes_per_value: float):
-    """docs/split.md §1.1 — the hidden state at a split: tokens × d_model × bytes per value
-    (Llama-2-7B fp16, 512 tokens: 512 · 4096 · 2 = 4,194,304 bytes)."""
-    return np.asarray(tokens, dtype=float) * d_model * bytes_per_value
-
-
-def activation_bytes_for(model, tokens):
-    """docs/split.md §1.1 — activations travel in the model's compute dtype (bf16/fp16: 2 bytes, fp32: 4),
-    also for NF4/INT8 weights, which are de-quantised for the matmuls."""
-    if model.d_model is None:
-        raise ValueError("the model's d_model is unknown")
-    return activation_bytes(tokens, model.d_model, memory.DTYPE_BYTES[model.dtype])
+def activation_bytes(model, tokens):
+    """docs/split.md §1.1 — the hidden state of ``tokens`` positions at a split: tokens × one token's
+    activation bytes (``memory.activation_bytes_per_token``, docs/model.md §17.2: d_model × dtype bytes).
+    Llama-2-7B fp16, 512 tokens: 512 · 8192 = 4,194,304 bytes."""
+    return np.asarray(tokens, dtype=float) * memory.activation_bytes_per_token(model)
 
 
 def one_way_transfer_ms(n_bytes, bandwidth_mbit_per_s: float, rtt_ms: float):
-    """docs/split.md §1.2 — one crossing of a link: half the round trip plus serialisation,
-    RTT/2 + 8·bytes / (bandwidth in bit/ms). 4,194,304 bytes up a 100 Mbit/s link with RTT 20 ms:
-    10 + 33,554,432 / 100,000 = 345.544 ms. A round trip (up then down) is RTT + both serialisations."""
+    """docs/split.md §1.2 — one crossing of a device's link: half its round trip plus the serialisation of
+    docs/model.md §17.2 for one transfer, RTT/2 + 8 · bytes / (bandwidth in bit/ms). 4,194,304 bytes up a
+    100 Mbit/s link with RTT 20 ms: 10 + 335.54432 = 345.54432 ms. Up then down is RTT + both serialisations."""
     if bandwidth_mbit_per_s <= 0:
         raise ValueError("bandwidth must be positive")
-    return rtt_ms / 2.0 + 8.0 * np.asarray(n_bytes, dtype=float) / (bandwidth_mbit_per_s * 1000.0)
+    return rtt_ms / 2.0 + timing.transfer_ms_per_token(np.asarray(n_bytes, dtype=float), bandwidth_mbit_per_s, 1)
 
 
 def decode_batch_roofline(bytes_per_param: float, tflops: float, bandwidth_gb_per_ms: float) -> int:

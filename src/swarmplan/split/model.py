@@ -222,9 +222,9 @@ def build_split_model(scenario: Scenario, pm: PerfModel) -> SplitModel:
         raise SwarmplanError("split.server", f"no server named {spec.server!r}", f"use one of {', '.join(names)}")
     j = names.index(spec.server) if spec.server is not None else 0
     model = pm.swarm.model
-    if model.d_model is None:
+    if model.d_model is None and model.activation_bytes_override is None:
         raise SwarmplanError("model.d_model", "the hidden size is unknown, so activations cannot be sized",
-                             "give model.d_model or a preset")
+                             "give model.d_model, model.activation_bytes_per_token or a preset")
     server_gpu, _ = _gpu_numbers(scenario, pm.swarm.server_gpus[j], "servers")
     kv_free = float(pm.memory_gb[j] - pm.L * pm.block_gb)
     server = ServerSide(names[j], j, float(pm.tau_ms[j]), float(pm.prefill_slope[j]), float(pm.prefill_base[j]),
@@ -234,4 +234,4 @@ def build_split_model(scenario: Scenario, pm: PerfModel) -> SplitModel:
                   for t in spec.request_types)
     devices = tuple(_device(scenario, pm, i) for i in range(len(spec.devices)))
     return SplitModel(pm.L, devices, types, server, spec.client_suffix, spec.budget_resolution,
-                      float(split_costs.activation_bytes_for(model, 1)), model)
+                      float(split_costs.activation_bytes(model, 1)), model)
