@@ -110,7 +110,7 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
     for name in filter(is_split_method, method_names):
         summaries[name] = split.run(name)
     regular = [n for n in method_names if not is_split_method(n)]
-    for method in get_methods(regular) if regular else []:
+    for method in get_methods(regular) if regular or not method_names else []:  # no names: the defaults
         try:
             placement, policy = method.build(ctx)
         except SwarmplanError as err:
