@@ -68,7 +68,7 @@ def _stack(draw, L):
                       sla_per_token_ms=sla(), client_suffix=draw(st.booleans()))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.data())
 def test_dp_equals_brute_force_on_random_stacks(data):
     L = data.draw(st.integers(1, 6))
@@ -92,7 +92,7 @@ options_st = st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 30).m
                       min_size=1, max_size=4)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(options_st, st.integers(0, 10))
 def test_knapsack_equals_brute_force_and_beats_greedy(options, capacity):
     picks, value = knapsack_min_work(options, capacity)

@@ -16,6 +16,7 @@ import numpy as np
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.perf import split_costs
+from swarmplan.perf.concurrency import cgbp_num_blocks
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.timing import (
     chain_first_token_ms,
@@ -121,7 +122,13 @@ def evaluate_k(pm: PerfModel, k: int, types, devices, decode_batch: np.ndarray) 
     best: SwarmOption | None = None
     seen: set = set()
     reason = "no cache reservation c gives a chain"
-    for c in range(1, max_reservation(sub) + 1):
+    cs = np.arange(1, max_reservation(sub) + 1)
+    # GBP-CR's placement (and so GCA's chains) depends on c only through m_j(c) (docs/model.md §14.1): try the
+    # smallest c of each distinct m vector, which is also the one kept on ties.
+    m_all = cgbp_num_blocks(sub.memory_gb, sub.block_gb, sub.kv_gb, cs[:, None], sub.L, sub.max_blocks)
+    first = np.ones(len(cs), dtype=bool)
+    first[1:] = (m_all[1:] != m_all[:-1]).any(axis=1)
+    for c in cs[first].tolist():
         try:
             pl = gbp_cr(sub, c, float("inf"))
         except SwarmplanError as err:
