@@ -305,3 +305,11 @@ def test_any_value_in_any_numeric_field_gets_an_answer_or_one_line(cli, key, val
     assert first.startswith("error: ")
     # Several problems in one scenario: listed all at once, one line each under the first.
     assert not more or (first == "error: scenario: invalid scenario:" and all(ln.startswith("  ") for ln in more)), err
+
+
+@pytest.mark.parametrize("scenario", ["split-edge", "split-swarm"])
+def test_split_json_is_one_document_with_its_run(cli, scenario):
+    code, out, err = cli("split", scenario, "--json", "--requests", 20)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["run"]["command"] == "split" and doc["run"]["scenario"]["name"] == scenario

@@ -42,6 +42,7 @@ def compare(
     from swarmplan.experiments.compare import compare as run_compare
     from swarmplan.methods.registry import get_methods
     from swarmplan.scenario.limits import BYTES_PER_REQUEST, require_fits
+    from swarmplan.split import compare_methods as split_methods
 
     check_choice("--profile", profile, ("fair", "paper"))
     check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
@@ -51,7 +52,7 @@ def compare(
     sc = with_join_order(with_churn(sc, fail, mtbf, downtime), join_order)
     check_number("--milp-time-limit", milp_time_limit, above=0, fix="give the solver a positive number of seconds")
     overrides = parse_options(options)
-    chosen = get_methods([m.strip() for m in methods.split(",")] if methods else None)
+    chosen = split_methods.resolve(sc, [m.strip() for m in methods.split(",")] if methods else None, get_methods)
     if out is not None:  # every request of every run and method is kept for requests.csv
         require_fits("--runs", runs * len(chosen) * (requests or sc.workload.n_requests), BYTES_PER_REQUEST,
                      "request rows (runs × methods × requests)", "fewer --runs or --requests, or no --out")

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from swarmplan.cli import catalog, compare, methods_cmd, plan, root, simulate
+from swarmplan.cli import split as split_cmd
 from swarmplan.cli.errors import report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
@@ -20,6 +21,7 @@ app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
 app.command(name="methods")(methods_cmd.methods)
+app.command(name="split")(split_cmd.split)
 
 
 def main() -> None:
