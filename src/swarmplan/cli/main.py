@@ -239,6 +239,11 @@ def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> l
     return paths
 
 
+from swarmplan.cli import sweep as sweep_cmd  # noqa: E402
+
+app.command(name="sweep")(sweep_cmd.sweep)
+
+
 def main() -> None:
     try:
         app()
