@@ -239,9 +239,10 @@ def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> l
     return paths
 
 
-from swarmplan.cli import sweep as sweep_cmd  # noqa: E402
+from swarmplan.cli import report as report_cmd, sweep as sweep_cmd  # noqa: E402
 
 app.command(name="sweep")(sweep_cmd.sweep)
+app.command(name="report")(report_cmd.report)
 
 
 def main() -> None:
