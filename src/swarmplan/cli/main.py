@@ -239,10 +239,11 @@ def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> l
     return paths
 
 
-from swarmplan.cli import report as report_cmd, sweep as sweep_cmd  # noqa: E402
+from swarmplan.cli import report as report_cmd, reproduce as reproduce_cmd, sweep as sweep_cmd  # noqa: E402
 
 app.command(name="sweep")(sweep_cmd.sweep)
 app.command(name="report")(report_cmd.report)
+app.command(name="reproduce")(reproduce_cmd.reproduce)
 
 
 def main() -> None:
