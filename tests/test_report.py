@@ -83,3 +83,33 @@ def test_report_embeds_every_figure_and_table(tmp_path, run_cli):
     assert f"{np.mean(first):.4g} ±" in page
     code, _, err = run_cli("report", str(tmp_path))
     assert code == 2 and "holds no sweep" in err
+
+
+def test_placement_figure_draws_each_chain_over_its_blocks():
+    from swarmplan.routing.gca import Chain
+
+    fig = figures.placement_figure(["a", "b", "c"], ["big", "small", "small"], [1, 30, 0], [41, 41, 0], 70,
+                                   [Chain((0, 1), (41, 29), 100.0, 3)])
+    ax = fig.axes[0]
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [0.5, 41.5, 41.5, 70.5]  # a: blocks 1–41, b: blocks 42–70
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]  # by first block; empty server last
+    assert len(ax.patches) == 2  # one bar per server holding blocks
+    figures.plt.close(fig)
+
+
+def test_compare_and_plan_plot_beside_their_outputs(run_cli, tmp_path):
+    out = tmp_path / "cmp"
+    code, _, err = run_cli("compare", "--methods", "petals,cg-bprr", "--runs", "2", "--requests", "10", "--out", str(out), "--plot")
+    assert code == 0, err
+    for name in ("methods-bars", "response-cdf"):
+        for ext in ("png", "svg"):
+            assert (out / f"{name}.{ext}").stat().st_size > 1000
+    code, _, err = run_cli("compare", "--runs", "1", "--requests", "5", "--plot")
+    assert code == 2 and "--plot" in err and "--out" in err
+    code, stdout, err = run_cli("plan", "paper-abvt", "--method", "gbp-cr", "--json", "--plot", "--out", str(tmp_path / "pl"))
+    assert code == 0, err
+    assert json.loads(stdout)["method"] == "gbp-cr" and "placement.png" in err
+    assert (tmp_path / "pl" / "placement.svg").exists()
+    code, _, err = run_cli("plan", "paper-abvt", "--plot", "--out", str(tmp_path / "pl"))
+    assert code == 2 and "would overwrite" in err

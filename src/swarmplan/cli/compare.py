@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from swarmplan.cli.common import SetOpt, check_choice, console, output_files
+from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 
@@ -25,6 +26,7 @@ def compare(
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
+    plot: bool = typer.Option(False, "--plot", help="also write per-method bars and the response-time CDF (PNG, SVG) to --out"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Compare methods over Monte Carlo runs: mean ± std per metric and the change against PETALS."""
@@ -38,7 +40,17 @@ def compare(
     check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
     sc, base = load_scenario(scenario, sets or [])
     chosen = get_methods([m.strip() for m in methods.split(",")] if methods else None)
-    targets = output_files(out, ("summary.json", "requests.csv"), force)
+    if plot and out is None:
+        raise SwarmplanError("--plot", "needs --out (the figures go beside summary.json)", "add --out DIR")
+    figure_files: tuple[str, ...] = ()
+    if plot:
+        from swarmplan.experiments.deps import require_research
+
+        require_research("--plot")
+        from swarmplan.experiments.figures import COMPARE_FIGURES, FORMATS
+
+        figure_files = tuple(f"{n}.{ext}" for n in COMPARE_FIGURES for ext in FORMATS)
+    targets = output_files(out, ("summary.json", "requests.csv", *figure_files), force)
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{sc.name}: {runs} runs × {len(chosen)} methods", total=runs * len(chosen))
         result = run_compare(sc, chosen, runs, requests, seed, profile, cache_test, base,
@@ -49,3 +61,7 @@ def compare(
         targets[0].write_text(json.dumps(result.to_json(), indent=2))
         result.write_requests_csv(targets[1])
         console.print(f"wrote {targets[0]} and {targets[1]}")
+    if plot:
+        from swarmplan.experiments.figures import compare_figures
+
+        console.print(f"wrote {', '.join(str(p) for p in compare_figures(result, out))}", highlight=False)

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from swarmplan.cli import catalog, compare, plan, simulate
+from swarmplan.cli import catalog, compare, plan, report, reproduce, simulate, sweep
 from swarmplan.errors import SwarmplanError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
@@ -19,13 +19,9 @@ app.command()(catalog.schema)
 app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
-
-
-from swarmplan.cli import report as report_cmd, reproduce as reproduce_cmd, sweep as sweep_cmd  # noqa: E402
-
-app.command(name="sweep")(sweep_cmd.sweep)
-app.command(name="report")(report_cmd.report)
-app.command(name="reproduce")(reproduce_cmd.reproduce)
+app.command()(sweep.sweep)
+app.command()(report.report)
+app.command()(reproduce.reproduce)
 
 
 def main() -> None:

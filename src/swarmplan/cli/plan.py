@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from swarmplan.cli.common import SetOpt, check_choice, console, join_order_indices, seed_streams
+from swarmplan.cli.common import SetOpt, check_choice, console, join_order_indices, output_files, seed_streams
+from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 
@@ -28,6 +31,9 @@ def plan(
     petals_cmds: bool = typer.Option(False, "--petals-commands", help="print PETALS run_server commands that apply the placement"),
     c: Optional[int] = typer.Option(None, "--c", help="gbp-cr: cache reservation c (default: chosen by --criterion)"),
     criterion: str = typer.Option("lower", "--criterion", help="gbp-cr: choose c by the Theorem-4 lower | upper bound or the surrogate"),
+    plot: bool = typer.Option(False, "--plot", help="write the placement picture (servers × blocks, GCA chains) to --out as PNG and SVG"),
+    out: Optional[Path] = typer.Option(None, "--out", help="--plot: folder for placement.png / placement.svg"),
+    force: bool = typer.Option(False, "--force", help="--plot: overwrite existing figures in --out"),
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Place the model's blocks on the scenario's servers and show the placement."""
@@ -37,6 +43,7 @@ def plan(
     from swarmplan.scenario.realize import realize
 
     sc, base = load_scenario(scenario, sets or [])
+    figure_files = _plot_targets(plot, out, force)
     swarm_rng, _, method_rng = seed_streams(seed)
     pm = PerfModel.from_swarm(realize(sc, swarm_rng, base))
     from swarmplan.methods.quality import placement_quality
@@ -44,7 +51,8 @@ def plan(
     from swarmplan.placement.registry import resolve_R
 
     if method == "gbp-cr":
-        plan_gbpcr(sc, pm, c, criterion, as_json)
+        chain_plan = plan_gbpcr(sc, pm, c, criterion, as_json)
+        _plot(figure_files, pm, chain_plan.placement, chain_plan.chains, f"{sc.name}: gbp-cr (c = {chain_plan.c})", as_json)
         return
     options: dict = {}
     if method == "petals":
@@ -66,9 +74,34 @@ def plan(
         print(json.dumps(plan_json(sc.name, pm, pl, q)))
     else:
         print_plan(console, pm, pl, q)
+    if figure_files:
+        from swarmplan.methods.gbpcr import chains_for
+
+        _plot(figure_files, pm, pl, chains_for(pm, pl), f"{sc.name}: {method} (R = {pl.R})", as_json)
 
 
-def plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
+def _plot_targets(plot: bool, out: Optional[Path], force: bool) -> list[Path]:
+    if not plot:
+        return []
+    if out is None:
+        raise SwarmplanError("--plot", "needs --out (the folder for placement.png and placement.svg)", "add --out DIR")
+    from swarmplan.experiments.deps import require_research
+
+    require_research("--plot")
+    return output_files(out, ("placement.png", "placement.svg"), force)
+
+
+def _plot(files: list[Path], pm, placement, chains, title: str, as_json: bool) -> None:
+    """The placement picture; under --json its paths go to stderr so stdout stays one JSON document."""
+    if not files:
+        return
+    from swarmplan.experiments.figures import plan_figure, save
+
+    paths = save(plan_figure(pm, placement, chains, title), files[0].with_suffix(""))
+    print(f"wrote {', '.join(map(str, paths))}", file=sys.stderr if as_json else sys.stdout)
+
+
+def plan_gbpcr(sc, pm, c, criterion, as_json):
     from swarmplan.cli.render import chains_table, plan_json, print_plan
     from swarmplan.methods.gbpcr import plan_chains
 
@@ -83,7 +116,7 @@ def plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
                             "service_s": ch.service_ms / 1000, "rate_per_s": 1000 / ch.service_ms, "capacity": ch.capacity}
                            for ch in plan.chains])
         print(json.dumps(doc))
-        return
+        return plan
     print_plan(console, pm, plan.placement)
     console.print(chains_table(pm, plan))
     if c is not None:
@@ -99,3 +132,4 @@ def plan_gbpcr(sc, pm, c, criterion, as_json) -> None:
     if lo is not None:
         text += f"\nTheorem-4 mean response time under JFFC (exponential service): {lo / 1000:.2f} s ≤ T ≤ {hi / 1000:.2f} s"
     console.print(text, highlight=False)
+    return plan

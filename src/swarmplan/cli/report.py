@@ -13,6 +13,9 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="print the written paths as one JSON object"),
 ) -> None:
     """Write DIR/figures/*.png|svg and DIR/report.html (figures embedded; opens without a server)."""
+    from swarmplan.experiments.deps import require_research
+
+    require_research("report")
     from swarmplan.experiments.report import build_report
 
     rep = build_report(folder)

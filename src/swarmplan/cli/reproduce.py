@@ -23,8 +23,12 @@ def reproduce(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Regenerate the first paper's Table III / VI and ablation figure, or the follow-up's Fig. 6 in shape."""
-    from rich.console import Console
+    from swarmplan.experiments.deps import require_research
+
+    require_research("reproduce")
     from rich.table import Table
+
+    from swarmplan.cli.common import console
 
     from swarmplan.cli.progress import progress_for
     from swarmplan.experiments.executors import make_executor
@@ -43,7 +47,6 @@ def reproduce(
                           "table": json.loads(rep.table.to_json(orient="records")), "notes": rep.notes,
                           "figures": [str(p) for p in rep.figures], "table_csv": str(out / "table.csv")}, default=str))
         return
-    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(*[str(c) for c in rep.table.columns], title=rep.title)
     for _, row in rep.table.iterrows():
         table.add_row(*[f"{v:g}" if isinstance(v, float) else str(v) for v in row])

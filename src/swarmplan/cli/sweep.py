@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from swarmplan.cli.common import SetOpt, check_choice, console
 from swarmplan.errors import SwarmplanError
 
 
@@ -30,11 +31,12 @@ def sweep(
     log_every: float = typer.Option(10.0, "--log-every", help="seconds between progress lines when not on a terminal"),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (progress goes to stderr)"),
-    sets: Optional[List[str]] = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)"),
+    sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Sweep scenario fields; every method on the same draws; results stream to DIR/results.parquet and resume."""
-    from rich.console import Console
+    from swarmplan.experiments.deps import require_research
 
+    require_research("sweep")
     from swarmplan.experiments.executors import make_executor
     from swarmplan.experiments.grid import parse_axis
     from swarmplan.experiments.sweep import SweepSpec, read_results, run_sweep
@@ -42,8 +44,8 @@ def sweep(
 
     from swarmplan.cli.progress import progress_for
 
-    _check_choice("--profile", profile, ("fair", "paper"))
-    _check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
+    check_choice("--profile", profile, ("fair", "paper"))
+    check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
     if jobs > 1 and dask:
         raise SwarmplanError("--jobs", "--jobs and --dask both given", "choose local processes or a Dask cluster")
     axes = tuple(parse_axis(g) for g in grid or [])
@@ -58,7 +60,6 @@ def sweep(
     if as_json:
         print(json.dumps(outcome.to_json()))
         return
-    console = Console()
     df = read_results(out, ["method", "per_token_s", "response_mean_s", "wait_s"])
     means = df.groupby("method", sort=False).mean()
     console.print(f"{outcome.cells} cells × {outcome.runs} runs × {len(outcome.methods)} methods: ran "
@@ -70,7 +71,3 @@ def sweep(
     console.print(f"wrote {', '.join(outcome.files)}; `swarmplan report {out}` makes the figures and report.html",
                   highlight=False)
 
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SwarmplanError(option, f"unknown value {value!r}", f"use one of {', '.join(choices)}")

@@ -165,8 +165,9 @@ def placement_figure(names, gpus, start, n_blocks, L: int, chains=(), title: str
         if n_blocks[j] > 0:
             ax.barh(row[j], n_blocks[j], left=start[j] - 0.5, height=0.6, color=cmap(types.index(gpus[j]) % 10),
                     edgecolor="black", lw=0.4)
-    for t in types:
-        ax.barh([], [], color=cmap(types.index(t) % 10), label=t)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=cmap(i % 10), edgecolor="black", lw=0.4, label=t) for i, t in enumerate(types)]
     caps = [ch.capacity for ch in chains] or [1]
     for k, ch in enumerate(chains):
         xs, ys, b = [], [], 1
@@ -174,14 +175,38 @@ def placement_figure(names, gpus, start, n_blocks, L: int, chains=(), title: str
             xs += [b - 0.5, b + m - 0.5]
             ys += [row[j], row[j]]
             b += m
-        ax.plot(xs, ys, color="black", alpha=0.6, lw=0.6 + 2.4 * ch.capacity / max(caps),
-                label="GCA chains (width ∝ capacity)" if k == 0 else None)
+        line, = ax.plot(xs, ys, color="black", alpha=0.6, lw=0.6 + 2.4 * ch.capacity / max(caps))
+        if k == 0:
+            line.set_label(f"{len(chains)} chain(s), width ∝ capacity")
+            handles.append(line)
     ax.set_yticks(range(len(order)), [names[j] for j in order], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0.5, L + 0.5)
     ax.set_xlabel(f"block (1 … {L})")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+COMPARE_FIGURES = ("methods-bars", "response-cdf")
+
+
+def compare_figures(result, out: Path) -> list[Path]:
+    """``compare --plot``: the per-method bars (over runs) and the response-time CDF (all runs) of one cell."""
+    import pandas as pd
+
+    rows = [{"method": m, "run": r, **{k: v for k, v in s.items() if not isinstance(v, list)}}
+            for m, runs in result.per_run.items() for r, s in enumerate(runs)]
+    title = f"{result.scenario}: {result.runs} runs × {result.requests} requests, profile {result.profile}"
+    paths = save(method_bars(pd.DataFrame(rows), result.methods, title=title), out / COMPARE_FIGURES[0])
+    if result.rows:
+        paths += save(response_cdf(pd.DataFrame(result.rows), result.methods, title=title), out / COMPARE_FIGURES[1])
+    return paths
+
+
+def plan_figure(pm, placement, chains, title: str = ""):
+    """``plan --plot``: the placement of a PerfModel's servers with the given chains."""
+    return placement_figure(pm.swarm.server_names, pm.swarm.server_gpus, placement.start, placement.n_blocks, pm.L,
+                            chains, title)
