@@ -151,6 +151,13 @@ class Reproduction:
     folders: list[Path] = field(default_factory=list)
 
 
+def _name(method: str) -> str:
+    """The registry's name for a method (old names stay aliases when methods are renamed)."""
+    from swarmplan.methods.registry import get_methods
+
+    return get_methods([method])[0].name
+
+
 def rel_diff(ours: float, published: float | None) -> float | None:
     """(ours − published) / published."""
     return None if published is None else (ours - published) / published
@@ -159,11 +166,12 @@ def rel_diff(ours: float, published: float | None) -> float | None:
 def published_table(df: pd.DataFrame, published: dict, label_of: Callable[[pd.Series], str]) -> pd.DataFrame:
     """One row per (published cell, method): our mean ± 95 % CI beside the simulator and real values."""
     rows = []
+    ours = {_name(m): m for m in PAPER}
     for (cell_key, method), sub in df.groupby([df.apply(label_of, axis=1), "method"], sort=False):
         name, lam, l_out = cell_key
         mean, half = figures.ci95(sub["per_token_s"])
-        real, sim = published[cell_key][method]
-        rows.append({"setting": name, "λ (req/s)": lam, "l_out": l_out, "algorithm": PAPER[method],
+        real, sim = published[cell_key][ours[method]]
+        rows.append({"setting": name, "λ (req/s)": lam, "l_out": l_out, "algorithm": PAPER[ours[method]],
                      "ours": round(mean, 3), "±95%": round(half, 3), "paper sim": sim,
                      "Δ vs sim": f"{100 * rel_diff(mean, sim):+.0f} %", "paper real": real,
                      "Δ vs real": f"{100 * rel_diff(mean, real):+.0f} %"})
@@ -262,7 +270,7 @@ def _wins_note(df: pd.DataFrame, metric: str, keys: list[str], baselines=("petal
     piv = df.pivot_table(index=keys, columns="method", values=metric, aggfunc="mean")
     parts = []
     for b in baselines:
-        red = 1 - piv[best] / piv[b]
+        red = 1 - piv[_name(best)] / piv[_name(b)]
         parts.append(f"{best} vs {b}: {100 * red.min():.0f}–{100 * red.max():.0f} % lower {metric} "
                      f"({int((red > 0).sum())} of {len(red)} points better)")
     return "; ".join(parts)
