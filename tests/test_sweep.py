@@ -118,3 +118,13 @@ def test_cli_sweep_json_and_errors(run_cli, tmp_path):
                         (["--dask", "http://x"], "--dask")):
         code, _, err = run_cli("sweep", "--runs", "1", "--requests", "5", "--out", str(tmp_path / "bad"), *args)
         assert code == 2 and field in err and "Traceback" not in err, (args, err)
+
+
+def test_a_cell_the_methods_cannot_serve_is_recorded_not_fatal(tmp_path):
+    spec = small_spec(axes=(parse_axis("servers.count=9,2"),), runs=1)  # 2 MIG/A100 servers cannot hold 70 blocks
+    outcome = run_sweep(spec, tmp_path / "s")
+    assert outcome.failed == 1 and "servers.count=2" in outcome.first_error and "blocks" in outcome.first_error
+    df = read_results(tmp_path / "s")
+    bad, good = df[df["servers.count"] == 2], df[df["servers.count"] == 9]
+    assert len(bad) == len(good) == 2 and bad["per_token_s"].isna().all() and bad["error"].notna().all()
+    assert good["error"].isna().all() and good["per_token_s"].notna().all()

@@ -65,6 +65,9 @@ def sweep(
     console.print(f"{outcome.cells} cells × {outcome.runs} runs × {len(outcome.methods)} methods: ran "
                   f"{outcome.ran} tasks, {outcome.skipped} already done, {outcome.wall_s:.1f} s on {outcome.executor}",
                   highlight=False)
+    if outcome.failed:
+        console.print(f"[yellow]{outcome.failed} task(s) could not run[/] (their rows carry the error); first: "
+                      f"{outcome.first_error}", highlight=False)
     for name, row in means.iterrows():
         console.print(f"  {name:<14} per-token {row.per_token_s:.3f} s, response {row.response_mean_s:.2f} s, "
                       f"wait {row.wait_s:.2f} s (mean over all cells and runs)", highlight=False)

@@ -54,6 +54,7 @@ def results_schema(axis_types: dict[str, pa.DataType]) -> pa.Schema:
     fields += [pa.field(m, pa.int64()) for m in INT_METRICS]
     fields += [pa.field(m, pa.bool_()) for m in BOOL_METRICS]
     fields.append(pa.field("extra_json", pa.string()))  # every other summary value (lists, new metrics)
+    fields.append(pa.field("error", pa.string()))  # why the methods could not run this task (null when they ran)
     return pa.schema(fields)
 
 

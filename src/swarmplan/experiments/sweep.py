@@ -82,10 +82,16 @@ class SweepTask:
     milp_time_limit_s: float
 
 
-def run_task(task: SweepTask) -> tuple[dict[str, dict], list[dict]]:
-    """One task on whichever machine runs it; pure given the task."""
-    return run_once(task.scenario, list(task.methods), task.run, task.requests, task.seed, task.profile,
-                    task.cache_test, task.base_dir, task.keep_requests, task.milp_time_limit_s)
+def run_task(task: SweepTask) -> tuple[dict[str, dict], list[dict], str | None]:
+    """One task on whichever machine runs it; pure given the task. A cell the methods cannot serve (e.g. too
+    few servers to hold the model) is a result, not a crash: its rows carry the error and no metrics."""
+    try:
+        summaries, rows = run_once(task.scenario, list(task.methods), task.run, task.requests, task.seed,
+                                   task.profile, task.cache_test, task.base_dir, task.keep_requests,
+                                   task.milp_time_limit_s)
+    except SwarmplanError as err:
+        return {m: {} for m in task.methods}, [], str(err)
+    return summaries, rows, None
 
 
 @dataclass
@@ -102,6 +108,8 @@ class SweepOutcome:
     rows: int
     request_rows: int
     files: list[str] = field(default_factory=list)
+    failed: int = 0  # tasks (this session) whose methods could not run; their rows hold the error
+    first_error: str | None = None
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -173,13 +181,16 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
 
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command or sys.argv,
                "executor": executor.describe(), "skipped": skipped, "version": __version__}
-    finished = skipped
+    finished, failed, first_error = skipped, 0, None
     if progress:
         progress(finished, len(keys))
-    for task, (summaries, req_rows) in executor.imap_unordered(run_task, tasks()):
+    for task, (summaries, req_rows, error) in executor.imap_unordered(run_task, tasks()):
         cell = grid[task.cell]
         axis_vals = {k: store.axis_value(cell.values[k], t) for k, t in axis_types.items()}
-        prefix = {"cell": task.cell, **axis_vals, "run": task.run, "seed": spec.seed}
+        prefix = {"cell": task.cell, **axis_vals, "run": task.run, "seed": spec.seed, "error": error}
+        if error:
+            failed += 1
+            first_error = first_error or f"cell {cell.label() or task.cell}, run {task.run}: {error}"
         rows = store.summary_rows(prefix, summaries)
         reqs = [{"cell": task.cell, **axis_vals, **r} for r in req_rows] if spec.keep_requests else None
         store.write_part(parts, task.cell, task.run, rows, schema, reqs)
@@ -189,12 +200,12 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
     n_rows = store.compact(parts, keys, out / store.RESULTS, schema)
     n_req = store.compact(parts, keys, out / store.REQUESTS, None, prefix="requests-") if spec.keep_requests else 0
     wall = time.perf_counter() - t0
-    session.update(ran=len(todo), wall_s=round(wall, 3))
+    session.update(ran=len(todo), failed=failed, wall_s=round(wall, 3))
     with open(out / store.SESSIONS, "a") as fh:
         fh.write(json.dumps(session) + "\n")
     files = [str(out / store.RESULTS)] + ([str(out / store.REQUESTS)] if n_req else [])
     return SweepOutcome(out, len(grid), spec.runs, methods, len(keys), len(todo), skipped, wall,
-                        executor.describe(), n_rows, n_req, files)
+                        executor.describe(), n_rows, n_req, files, failed, first_error)
 
 
 def read_manifest(out: Path) -> dict:
