@@ -51,15 +51,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/swarmplan-sweep-scale"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--requests", type=int, default=50)
-    ap.add_argument("--mem-requests", type=int, default=2500)
+    ap.add_argument("--mem-requests", type=int, default=5000)
+    ap.add_argument("--mem-methods", default="cg-bprr")
     ap.add_argument("--skip-grid", action="store_true")
+    ap.add_argument("--skip-mem", action="store_true")
     args = ap.parse_args()
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
+    if not args.skip_grid:
+        shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True, exist_ok=True)
     common = [*GRID, "--methods", "petals,cg-bprr,gbp-cr", "--runs", "5", "--requests", str(args.requests)]
     if not args.skip_grid:
         wall, rss, _ = timed(sweep_cmd(args.work / "local", *common, "--jobs", str(args.jobs)))
-        print(f"grid 100 cells × 5 runs × 3 methods × {args.requests} requests, --jobs {args.jobs}: {wall:.1f} s, main RSS {rss:.0f} MiB")
+        print(f"grid 100 cells × 5 runs × 3 methods × {args.requests} requests, --jobs {args.jobs}: {wall:.1f} s, main RSS {rss:.0f} MiB", flush=True)
         wall, rss, _ = timed(sweep_cmd(args.work / "dask", *common, "--dask", "local", "--dask-workers", str(args.jobs)))
         print(f"same grid, --dask local ({args.jobs} workers): {wall:.1f} s, main RSS {rss:.0f} MiB; "
               f"identical table: {same(args.work / 'local', args.work / 'dask')}")
@@ -80,16 +83,19 @@ def main() -> None:
         print(f"killed after {first:.1f} s with {done}/500 tasks done; resume: {wall:.1f} s; "
               f"identical table: {same(cut, args.work / 'local')}")
     # Peak memory: 10⁶ simulated requests (cells × runs × methods × requests), per-request rows streamed too.
-    n = args.mem_requests
+    if args.skip_mem:
+        return
+    n, methods = args.mem_requests, args.mem_methods.split(",")
     for cells_rate in ("0.1,0.2", "0.1:1.0:0.1"):
         cells = 2 * (2 if cells_rate == "0.1,0.2" else 10)
-        total = cells * 10 * 2 * n
+        total = cells * 10 * len(methods) * n
         out = args.work / f"mem-{cells}"
+        shutil.rmtree(out, ignore_errors=True)
         wall, rss, _ = timed(sweep_cmd(out, "--grid", f"workload.rate_per_s={cells_rate}", "--grid", "workload.output_tokens=64,128",
-                                       "--methods", "petals,cg-bprr", "--runs", "10", "--requests", str(n), "--per-request"))
+                                       "--methods", args.mem_methods, "--runs", "10", "--requests", str(n), "--per-request"))
         rows = pq.ParquetFile(out / "requests.parquet").metadata.num_rows
-        print(f"{cells} cells × 10 runs × 2 methods × {n} requests = {total:,} simulated requests "
-              f"({rows:,} per-request rows streamed): {wall:.1f} s, peak RSS {rss:.0f} MiB (serial, one process)")
+        print(f"{cells} cells × 10 runs × {len(methods)} method(s) × {n} requests = {total:,} simulated requests "
+              f"({rows:,} per-request rows streamed): {wall:.1f} s, peak RSS {rss:.0f} MiB (serial, one process)", flush=True)
 
 
 if __name__ == "__main__":
