@@ -281,13 +281,13 @@ def published_figure(table: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    labels = [f"{r['setting']}\nλ={r['λ (req/s)']}, l={r['l_out']}\n{r['algorithm']}" for _, r in table.iterrows()]
+    labels = [f"{r['setting']} λ={r['λ (req/s)']} l={r['l_out']} {r['algorithm']}" for _, r in table.iterrows()]
     x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(table)), 4))
+    fig, ax = plt.subplots(figsize=(max(8, 0.5 * len(table)), 5))
     ax.bar(x - 0.27, table["ours"], 0.27, yerr=table["±95%"], capsize=2, label="swarmplan (ours)")
     ax.bar(x, table["paper sim"], 0.27, label="paper: simulator")
     ax.bar(x + 0.27, table["paper real"], 0.27, label="paper: real system")
-    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_xticks(x, labels, fontsize=7, rotation=60, ha="right", rotation_mode="anchor")
     ax.set_ylabel("per-token time (s)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
