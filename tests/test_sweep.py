@@ -107,15 +107,16 @@ def test_a_bad_cell_fails_before_any_work(tmp_path):
 def test_cli_sweep_json_and_errors(run_cli, tmp_path):
     out = tmp_path / "cli"
     code, stdout, err = run_cli("sweep", "paper-abvt", "--grid", "workload.output_tokens=64,128", "--methods",
-                                "petals,gbp-cr", "--runs", "1", "--requests", "8", "--out", str(out), "--json")
+                                "petals,gbp-cr", "--runs", "1", "--requests", "8", "--out", str(out), "--json",
+                                "--option", "gbp-cr.c=4")
     assert code == 0, err
     doc = json.loads(stdout)
     assert (doc["cells"], doc["tasks"], doc["rows"]) == (2, 2, 4) and "2/2 tasks (100 %)" in err
     df = read_results(out)
-    assert list(df["workload.output_tokens"].unique()) == [64, 128] and df["c"].notna().sum() == 2  # gbp-cr's c
+    assert list(df["workload.output_tokens"].unique()) == [64, 128] and list(df["c"].dropna()) == [4, 4]  # gbp-cr's c, as --option set it
     for args, field in ((["--grid", "nope"], "--grid"), (["--methods", "petals,nope"], "--methods"),
                         (["--profile", "x"], "--profile"), (["--jobs", "2", "--dask", "local"], "--jobs"),
-                        (["--dask", "http://x"], "--dask")):
+                        (["--dask", "http://x"], "--dask"), (["--option", "gbp-cr.nope=1"], "gbp-cr")):
         code, _, err = run_cli("sweep", "--runs", "1", "--requests", "5", "--out", str(tmp_path / "bad"), *args)
         assert code == 2 and field in err and "Traceback" not in err, (args, err)
 

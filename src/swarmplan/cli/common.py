@@ -15,6 +15,45 @@ from swarmplan.errors import SwarmplanError
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 SetOpt = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)")
+OptionOpt = typer.Option(None, "--option", "-o",
+                         help="A placement's or policy's option: name.field=value (repeatable; `swarmplan methods` lists them)")
+FailOpt = typer.Option(None, "--fail", help="A server outage: NAME@FAIL_S[-RETURN_S], e.g. s03@120-300 (repeatable; "
+                                             "adds to the scenario's churn.events)")
+MtbfOpt = typer.Option(None, "--mtbf", help="Seeded failures: mean time between failures per server (s)")
+DowntimeOpt = typer.Option(None, "--downtime", help="Seeded failures: mean downtime (s); goes with --mtbf")
+
+
+def with_churn(scenario, fail: list[str] | None, mtbf: float | None, downtime: float | None):
+    """The scenario with the command line's churn settings added to its ``churn`` (docs/model.md §16)."""
+    from pydantic import ValidationError
+
+    from swarmplan.scenario.models import ChurnSpec
+
+    if not fail and mtbf is None and downtime is None:
+        return scenario
+    spec = scenario.churn.model_dump()
+    for item in fail or []:
+        name, at, when = item.partition("@")
+        fail_s, dash, return_s = when.partition("-")
+        try:
+            event = {"server": name.strip(), "fail_s": float(fail_s), "return_s": float(return_s) if dash else None}
+        except ValueError:
+            raise SwarmplanError("--fail", f"{item!r} is not NAME@FAIL_S[-RETURN_S]", "e.g. --fail s03@120-300") from None
+        if not at or not name.strip():
+            raise SwarmplanError("--fail", f"{item!r} is not NAME@FAIL_S[-RETURN_S]", "e.g. --fail s03@120-300")
+        spec["events"].append(event)
+    if (mtbf is None) != (downtime is None):
+        raise SwarmplanError("--mtbf" if mtbf is None else "--downtime", "seeded failures need both --mtbf and --downtime",
+                             "give both (seconds)")
+    if mtbf is not None:
+        spec["process"] = {"mtbf_s": mtbf, "mean_downtime_s": downtime}
+    try:
+        churn = ChurnSpec.model_validate(spec)
+    except ValidationError as err:
+        e = err.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        raise SwarmplanError(f"churn.{where}" if where else "churn", e["msg"], "check --fail/--mtbf/--downtime") from None
+    return scenario.model_copy(update={"churn": churn})
 
 
 def seed_streams(seed: int, n: int = 3) -> list[np.random.Generator]:

@@ -9,14 +9,14 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from swarmplan.cli.common import SetOpt, check_choice, console, output_files
+from swarmplan.cli.common import DowntimeOpt, FailOpt, MtbfOpt, OptionOpt, SetOpt, with_churn, check_choice, console, output_files
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 
 def compare(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated (default: all but milp)"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated names or placement+policy[+waiting] (default: all but milp; `swarmplan methods` lists them)"),
     runs: int = typer.Option(5, "--runs", min=1, help="Monte Carlo runs (servers and arrivals re-drawn)"),
     requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests per run (default: the scenario's)"),
     seed: int = typer.Option(0, "--seed"),
@@ -27,6 +27,10 @@ def compare(
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
     plot: bool = typer.Option(False, "--plot", help="also write per-method bars and the response-time CDF (PNG, SVG) to --out"),
+    options: Optional[List[str]] = OptionOpt,
+    fail: Optional[List[str]] = FailOpt,
+    mtbf: Optional[float] = MtbfOpt,
+    downtime: Optional[float] = DowntimeOpt,
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Compare methods over Monte Carlo runs: mean ± std per metric and the change against PETALS."""
@@ -38,7 +42,11 @@ def compare(
 
     check_choice("--profile", profile, ("fair", "paper"))
     check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
+    from swarmplan.methods.options import parse_options
+
     sc, base = load_scenario(scenario, sets or [])
+    sc = with_churn(sc, fail, mtbf, downtime)
+    overrides = parse_options(options)
     chosen = get_methods([m.strip() for m in methods.split(",")] if methods else None)
     if plot and out is None:
         raise SwarmplanError("--plot", "needs --out (the figures go beside summary.json)", "add --out DIR")
@@ -55,7 +63,7 @@ def compare(
         task = bar.add_task(f"{sc.name}: {runs} runs × {len(chosen)} methods", total=runs * len(chosen))
         result = run_compare(sc, chosen, runs, requests, seed, profile, cache_test, base,
                              progress=lambda k: bar.advance(task, k), keep_rows=out is not None, jobs=jobs,
-                             milp_time_limit_s=milp_time_limit)
+                             milp_time_limit_s=milp_time_limit, overrides=overrides)
     console.print(compare_table(result))
     if targets:
         targets[0].write_text(json.dumps(result.to_json(), indent=2))

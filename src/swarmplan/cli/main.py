@@ -7,9 +7,10 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from swarmplan.cli import catalog, compare, plan, report, reproduce, simulate, sweep
-from swarmplan.errors import SwarmplanError
+from swarmplan.cli import catalog, compare, methods_cmd, plan, report, reproduce, simulate, sweep
+from swarmplan.errors import NoSolutionError, SwarmplanError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
                   help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
@@ -19,6 +20,7 @@ app.command()(catalog.schema)
 app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
+app.command(name="methods")(methods_cmd.methods)
 app.command()(sweep.sweep)
 app.command()(report.report)
 app.command()(reproduce.reproduce)
@@ -28,7 +30,8 @@ def main() -> None:
     try:
         app()
     except SwarmplanError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        kind = "no solution" if isinstance(err, NoSolutionError) else "error"
+        Console(stderr=True).print(f"[bold red]{kind}:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from swarmplan.cli.common import SetOpt, check_choice, console
+from swarmplan.cli.common import DowntimeOpt, FailOpt, MtbfOpt, OptionOpt, SetOpt, with_churn, check_choice, console
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
@@ -24,6 +24,10 @@ def simulate(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="print only the first N requests"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write every request to this CSV file"),
     force: bool = typer.Option(False, "--force", help="overwrite --csv if it exists"),
+    options: Optional[List[str]] = OptionOpt,
+    fail: Optional[List[str]] = FailOpt,
+    mtbf: Optional[float] = MtbfOpt,
+    downtime: Optional[float] = DowntimeOpt,
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Run one method once and print per-request results."""
@@ -33,9 +37,14 @@ def simulate(
 
     check_choice("--profile", profile, ("fair", "paper"))
     check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
+    from swarmplan.methods.options import parse_options
+
     sc, base = load_scenario(scenario, sets or [])
-    result = run_compare(sc, get_methods([method]), 1, requests, seed, profile, cache_test, base)
-    summary = result.per_run[method][0]
+    sc = with_churn(sc, fail, mtbf, downtime)
+    overrides = parse_options(options)
+    chosen = get_methods([method])
+    result = run_compare(sc, chosen, 1, requests, seed, profile, cache_test, base, overrides=overrides)
+    summary = result.per_run[chosen[0].name][0]
     if as_json:
         print(json.dumps({"scenario": sc.name, "method": method, "profile": profile, "summary": summary}))
         return

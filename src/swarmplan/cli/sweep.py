@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from swarmplan.cli.common import SetOpt, check_choice, console
+from swarmplan.cli.common import OptionOpt, SetOpt, check_choice, console
 from swarmplan.errors import SwarmplanError
 
 
@@ -31,6 +31,7 @@ def sweep(
     log_every: float = typer.Option(10.0, "--log-every", help="seconds between progress lines when not on a terminal"),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (progress goes to stderr)"),
+    options: Optional[List[str]] = OptionOpt,
     sets: Optional[List[str]] = SetOpt,
 ) -> None:
     """Sweep scenario fields; every method on the same draws; results stream to DIR/results.parquet and resume."""
@@ -50,7 +51,7 @@ def sweep(
         raise SwarmplanError("--jobs", "--jobs and --dask both given", "choose local processes or a Dask cluster")
     axes = tuple(parse_axis(g) for g in grid or [])
     spec = SweepSpec(scenario, axes, tuple(m.strip() for m in methods.split(",")) if methods else None, runs,
-                     requests, seed, profile, cache_test, tuple(sets or []), per_request, milp_time_limit)
+                     requests, seed, profile, cache_test, tuple(sets or []), per_request, milp_time_limit, tuple(options or []))
     spec.method_names()  # unknown methods fail before any work
     if out is None:
         out = Path(f"sweep-{load_scenario(scenario, list(sets or []))[0].name}")

@@ -45,12 +45,14 @@ class SweepSpec:
     sets: tuple[str, ...] = ()
     keep_requests: bool = False
     milp_time_limit_s: float = 30.0
+    options: tuple[str, ...] = ()  # method options, NAME.FIELD=VALUE as `--option` (docs/extending.md)
 
     def to_json(self) -> dict:
         doc = asdict(self)
         doc["axes"] = [{"keys": list(a.keys), "values": [list(v) for v in a.values]} for a in self.axes]
         doc["methods"] = list(self.method_names())
         doc["sets"] = list(self.sets)
+        doc["options"] = list(self.options)
         return doc
 
     @classmethod
@@ -59,6 +61,7 @@ class SweepSpec:
         d["axes"] = tuple(Axis(tuple(a["keys"]), tuple(tuple(v) for v in a["values"])) for a in d["axes"])
         d["methods"] = tuple(d["methods"])
         d["sets"] = tuple(d["sets"])
+        d["options"] = tuple(d.get("options", ()))
         return cls(**d)
 
     def method_names(self) -> tuple[str, ...]:
@@ -80,6 +83,7 @@ class SweepTask:
     cache_test: str
     keep_requests: bool
     milp_time_limit_s: float
+    overrides: dict
 
 
 def run_task(task: SweepTask) -> tuple[dict[str, dict], list[dict], str | None]:
@@ -88,7 +92,7 @@ def run_task(task: SweepTask) -> tuple[dict[str, dict], list[dict], str | None]:
     try:
         summaries, rows = run_once(task.scenario, list(task.methods), task.run, task.requests, task.seed,
                                    task.profile, task.cache_test, task.base_dir, task.keep_requests,
-                                   task.milp_time_limit_s)
+                                   task.milp_time_limit_s, task.overrides)
     except SwarmplanError as err:
         return {m: {} for m in task.methods}, [], str(err)
     return summaries, rows, None
@@ -158,7 +162,10 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
     """Run (or resume) ``spec`` into folder ``out``; ``progress(done, total)`` after each task."""
     t0 = time.perf_counter()
     executor = executor or SerialExecutor()
+    from swarmplan.methods.options import parse_options
+
     methods = spec.method_names()
+    overrides = parse_options(list(spec.options))
     grid, scenarios, base = cell_scenarios(spec)
     axis_types = {k: store.axis_type([c.values[k] for c in grid]) for ax in spec.axes for k in ax.keys}
     schema = store.results_schema(axis_types)
@@ -177,7 +184,7 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
         for cell, run in todo:
             sc = scenarios[cell]
             yield SweepTask(cell, run, sc, base, methods, spec.requests or sc.workload.n_requests, spec.seed,
-                            spec.profile, spec.cache_test, spec.keep_requests, spec.milp_time_limit_s)
+                            spec.profile, spec.cache_test, spec.keep_requests, spec.milp_time_limit_s, overrides)
 
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command or sys.argv,
                "executor": executor.describe(), "skipped": skipped, "version": __version__}
