@@ -53,21 +53,24 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--mem-requests", type=int, default=5000)
     ap.add_argument("--mem-methods", default="cg-bprr")
-    ap.add_argument("--skip-grid", action="store_true")
-    ap.add_argument("--skip-mem", action="store_true")
+    ap.add_argument("--phases", default="local,dask,cut,mem", help="comma-separated subset of local,dask,cut,mem")
+    ap.add_argument("--cut-name", default="cut", help="folder (under --work) of the killed-and-resumed sweep")
     args = ap.parse_args()
-    if not args.skip_grid:
+    phases = set(args.phases.split(","))
+    if "local" in phases:
         shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True, exist_ok=True)
     common = [*GRID, "--methods", "petals,cg-bprr,gbp-cr", "--runs", "5", "--requests", str(args.requests)]
-    if not args.skip_grid:
+    if "local" in phases:
         wall, rss, _ = timed(sweep_cmd(args.work / "local", *common, "--jobs", str(args.jobs)))
         print(f"grid 100 cells × 5 runs × 3 methods × {args.requests} requests, --jobs {args.jobs}: {wall:.1f} s, main RSS {rss:.0f} MiB", flush=True)
+    if "dask" in phases:
         wall, rss, _ = timed(sweep_cmd(args.work / "dask", *common, "--dask", "local", "--dask-workers", str(args.jobs)))
         print(f"same grid, --dask local ({args.jobs} workers): {wall:.1f} s, main RSS {rss:.0f} MiB; "
-              f"identical table: {same(args.work / 'local', args.work / 'dask')}")
-        # Kill mid-way, then resume.
-        cut = args.work / "cut"
+              f"identical table: {same(args.work / 'local', args.work / 'dask')}", flush=True)
+    if "cut" in phases:  # kill mid-way, then resume
+        cut = args.work / args.cut_name
+        shutil.rmtree(cut, ignore_errors=True)
         env = {**os.environ, "PYTHONPATH": SRC}
         t0 = time.perf_counter()
         proc = subprocess.Popen(sweep_cmd(cut, *common, "--jobs", str(args.jobs)), env=env,
@@ -81,9 +84,9 @@ def main() -> None:
         time.sleep(1)  # orphaned pool workers exit when their parent's pipe closes
         wall, rss, err = timed(sweep_cmd(cut, *common, "--jobs", str(args.jobs)))
         print(f"killed after {first:.1f} s with {done}/500 tasks done; resume: {wall:.1f} s; "
-              f"identical table: {same(cut, args.work / 'local')}")
+              f"identical table: {same(cut, args.work / 'local')}", flush=True)
     # Peak memory: 10⁶ simulated requests (cells × runs × methods × requests), per-request rows streamed too.
-    if args.skip_mem:
+    if "mem" not in phases:
         return
     n, methods = args.mem_requests, args.mem_methods.split(",")
     for cells_rate in ("0.1,0.2", "0.1:1.0:0.1"):
