@@ -39,6 +39,7 @@ def compare(
     from swarmplan.cli.render import compare_table
     from swarmplan.experiments.compare import compare as run_compare
     from swarmplan.methods.registry import get_methods
+    from swarmplan.split import compare_methods as split_methods
 
     check_choice("--profile", profile, ("fair", "paper"))
     check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
@@ -47,7 +48,7 @@ def compare(
     sc, base = load_scenario(scenario, sets or [])
     sc = with_churn(sc, fail, mtbf, downtime)
     overrides = parse_options(options)
-    chosen = get_methods([m.strip() for m in methods.split(",")] if methods else None)
+    chosen = split_methods.resolve(sc, [m.strip() for m in methods.split(",")] if methods else None, get_methods)
     if plot and out is None:
         raise SwarmplanError("--plot", "needs --out (the figures go beside summary.json)", "add --out DIR")
     figure_files: tuple[str, ...] = ()

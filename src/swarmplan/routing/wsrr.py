@@ -24,7 +24,8 @@ class WsRrRouter(Router):
 
     def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
-            return Route(servers, processed, [0.0] * len(servers))
-        _, servers, processed = shortest_chain(self.graph, base + self.edge_waits(book, now))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        u = self.units(l_in, l_out)
+        if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
+            return Route(servers, processed, [0.0] * len(servers), u)
+        _, servers, processed = shortest_chain(self.graph, base + self.edge_waits(book, now, u))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
