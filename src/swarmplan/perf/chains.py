@@ -4,6 +4,17 @@ Nodes are servers holding blocks, ordered by their last block e_j (every edge go
 order is topological and one linear pass finds shortest paths, no graph objects per call). An edge i → j
 exists when j holds block e_i + 1 and ends later (a_j ≤ e_i + 1 ≤ e_j); j then processes k = e_j − e_i
 blocks. The source connects to servers holding block 1 (k = m_j); servers holding block L reach the sink.
+
+Two ways to find the cheapest chain, with one tie rule (docs/model.md §8.4): at each server the first
+minimum over its incoming edges in the order (source edge, then predecessors by increasing server index).
+
+* ``shortest_chain`` takes a weight per edge (any weights, e.g. PETALS' server-to-server delays). The
+  graph has Σ_j (servers ending in j's window) edges, which grows with the square of the servers.
+* ``shortest_chain_jk`` takes a weight per (server j, blocks k) — what every hop-service weight is — and
+  never builds edges: j's best incoming edge from block boundary b needs only the cheapest server ending at
+  b, so one pass costs Σ_j m_j, linear in the servers (docs/model.md §8.5).
+
+``*_reference`` are the straightforward definitions; the tests check the fast paths against them.
 """
 
 from __future__ import annotations
@@ -11,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from swarmplan.perf.jit import ENABLED as JIT_ENABLED
+from swarmplan.perf.jit import njit
 
 SOURCE = -1
 
@@ -31,12 +45,51 @@ class ChainGraph:
         return len(self.dst)
 
 
-def build_chain_graph(start, n_blocks, L: int) -> ChainGraph:
+def _ends_and_order(start, n_blocks):
     start = np.asarray(start, dtype=np.int64)
     m = np.asarray(n_blocks, dtype=np.int64)
     end = start + m - 1
     held = np.flatnonzero(m > 0)
     order = held[np.lexsort((held, end[held]))]
+    return start, m, end, held, order
+
+
+def build_chain_graph(start, n_blocks, L: int) -> ChainGraph:
+    """The edge list of ``build_chain_graph_reference``, built with array operations (no per-server loop)."""
+    start, m, end, held, order = _ends_and_order(start, n_blocks)
+    n = len(m)
+    a, e = start[order], end[order]
+    e_sorted = e  # ``order`` is sorted by end block
+    lo = np.searchsorted(e_sorted, a - 1, side="left")  # predecessors end in [a_j − 1, e_j − 1]
+    hi = np.searchsorted(e_sorted, e - 1, side="right")
+    cnt = np.maximum(hi - lo, 0)
+    has_src = (a == 1).astype(np.int64)
+    total = cnt + has_src
+    last = np.cumsum(total)
+    first = last - total
+    n_edges = int(last[-1]) if len(last) else 0
+    # Predecessor edges, grouped by node position and sorted by predecessor index inside a group.
+    pos = np.repeat(np.arange(len(order), dtype=np.int64), cnt)
+    group0 = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    rank = np.arange(len(pos), dtype=np.int64) - group0
+    pred = order[np.repeat(lo, cnt) + rank]
+    keys = np.sort(pos * max(n, 1) + pred)
+    pos, pred = keys // max(n, 1), keys % max(n, 1)
+    slot = first[pos] + has_src[pos] + rank
+    src = np.empty(n_edges, dtype=np.int64)
+    dst = np.empty(n_edges, dtype=np.int64)
+    k = np.empty(n_edges, dtype=np.int64)
+    src[slot], dst[slot], k[slot] = pred, order[pos], e[pos] - end[pred]
+    sp = np.flatnonzero(has_src)
+    src[first[sp]], dst[first[sp]], k[first[sp]] = SOURCE, order[sp], m[order[sp]]
+    is_last = np.zeros(n, dtype=bool)
+    is_last[held[end[held] == L]] = True
+    return ChainGraph(L, order, src, dst, k, first.astype(np.int64), last.astype(np.int64), is_last)
+
+
+def build_chain_graph_reference(start, n_blocks, L: int) -> ChainGraph:
+    """The definition: per server, the source edge (if it holds block 1), then its predecessors by index."""
+    start, m, end, held, order = _ends_and_order(start, n_blocks)
     src, dst, k, first, last = [], [], [], [], []
     for j in order.tolist():
         first.append(len(dst))
@@ -51,14 +104,15 @@ def build_chain_graph(start, n_blocks, L: int) -> ChainGraph:
     is_last = np.zeros(len(m), dtype=bool)
     is_last[held[end[held] == L]] = True
     return ChainGraph(L, order, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64),
-                      np.array(k, dtype=np.int64), np.array(first), np.array(last), is_last)
+                      np.array(k, dtype=np.int64), np.array(first, dtype=np.int64),
+                      np.array(last, dtype=np.int64), is_last)
 
 
-def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
+def shortest_chain_reference(graph: ChainGraph, edge_weight, sink_weight=None):
     """Cheapest source → sink chain. ``edge_weight`` per edge; ``sink_weight`` per server (default 0).
 
     Returns (cost, servers, processed blocks) or (inf, [], []) when no chain exists. Ties keep the first
-    (source edge, then lowest predecessor index) at each node.
+    (source edge, then lowest predecessor index) at each node, and the first sink server in ``order``.
     """
     w = edge_weight.tolist() if isinstance(edge_weight, np.ndarray) else list(edge_weight)
     src = graph.src.tolist()
@@ -88,3 +142,191 @@ def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
         processed.append(int(graph.k[e]))
         j = int(graph.src[e])
     return best, servers[::-1], processed[::-1]
+
+
+@njit
+def _edges_kernel(order, first, last, src, w, is_last, sink, n):  # pragma: no cover - compiled
+    """``shortest_chain_reference``'s loop over arrays; returns (cost, sink server or −1, via edge per server)."""
+    dist = np.full(n, np.inf)
+    via = np.full(n, -2, dtype=np.int64)
+    for pos in range(len(order)):
+        j = order[pos]
+        best = np.inf
+        arg = -2
+        for e in range(first[pos], last[pos]):
+            i = src[e]
+            d = (0.0 if i == -1 else dist[i]) + w[e]
+            if d < best:
+                best = d
+                arg = e
+        dist[j] = best
+        via[j] = arg
+    best = np.inf
+    end_at = -1
+    for pos in range(len(order)):
+        j = order[pos]
+        if is_last[j]:
+            v = dist[j] + sink[j]
+            if v < best:
+                best = v
+                end_at = j
+    return best, end_at, via
+
+
+def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
+    """``shortest_chain_reference``'s answer; compiled when numba is enabled (docs/model.md §8.4)."""
+    if not JIT_ENABLED:
+        return shortest_chain_reference(graph, edge_weight, sink_weight)
+    n = len(graph.is_last)
+    w = np.ascontiguousarray(edge_weight, dtype=np.float64)
+    sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
+    best, end_at, via = _edges_kernel(graph.order, graph.first_edge, graph.last_edge, graph.src, w,
+                                      graph.is_last, sink, n)
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j = int(end_at)
+    src, k = graph.src, graph.k
+    while j != SOURCE:
+        e = via[j]
+        servers.append(j)
+        processed.append(int(k[e]))
+        j = int(src[e])
+    return float(best), servers[::-1], processed[::-1]
+
+
+# ------------------------------------------------------------------------ per-(server, blocks) weights
+
+
+@dataclass(frozen=True)
+class BlockChains:
+    """The same DAG without its edges: servers grouped by last block, and a slot per (server j, k ≤ m_j).
+
+    A weight array ``w`` of length ``n_slots`` holds the weight of entering j processing k blocks at
+    ``w[offset[j] + k − 1]``; ``slot_server`` and ``slot_k`` give every slot's (j, k) for building it.
+    """
+
+    L: int
+    order: np.ndarray  # held servers by (last block, index)
+    start: np.ndarray
+    end: np.ndarray
+    n_blocks: np.ndarray
+    group_start: np.ndarray  # (L + 2,): positions in ``order`` of servers ending at b are [g[b], g[b+1])
+    offset: np.ndarray  # per server: first slot
+    slot_server: np.ndarray
+    slot_k: np.ndarray
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_server)
+
+    def slots(self, servers, k) -> np.ndarray:
+        """Slot index of each (server, k) pair."""
+        return self.offset[np.asarray(servers, dtype=np.int64)] + np.asarray(k, dtype=np.int64) - 1
+
+    def edge_slots(self, graph: ChainGraph) -> np.ndarray:
+        """Slot of every edge of the full graph (its weight in per-slot terms)."""
+        return self.offset[graph.dst] + graph.k - 1
+
+
+def block_chains(start, n_blocks, L: int) -> BlockChains:
+    start, m, end, held, order = _ends_and_order(start, n_blocks)
+    mm = np.where(m > 0, m, 0)
+    offset = np.cumsum(mm) - mm
+    slot_server = np.repeat(np.arange(len(m), dtype=np.int64), mm)
+    slot_k = np.arange(len(slot_server), dtype=np.int64) - offset[slot_server] + 1
+    group_start = np.searchsorted(end[order], np.arange(L + 2), side="left").astype(np.int64)
+    return BlockChains(L, order, start, end, m, group_start, offset.astype(np.int64), slot_server, slot_k)
+
+
+@njit
+def _jk_kernel(order, start, end, m, offset, gstart, w, sink, L, n):  # pragma: no cover - compiled
+    """Block-boundary DP with the reference tie rule; returns (cost, sink server or −1, predecessor per server).
+
+    ``sd``/``pmin`` hold, per position, each finished end-group's distances sorted ascending (ties by index)
+    and the prefix minimum of their server indices: fl(d + w) is non-decreasing in d, so the servers of a
+    group whose sum equals the optimum are a prefix of ``sd`` and the lowest index among them is ``pmin``.
+    """
+    dist = np.full(n, np.inf)
+    pred = np.full(n, -2, dtype=np.int64)
+    sd = np.empty(len(order))
+    pmin = np.empty(len(order), dtype=np.int64)
+    for b in range(1, L + 1):
+        g0, g1 = gstart[b], gstart[b + 1]
+        for p in range(g0, g1):
+            j = order[p]
+            a, e, base = start[j], end[j], offset[j]
+            best = np.inf
+            src_d = np.inf
+            if a == 1:
+                src_d = 0.0 + w[base + m[j] - 1]
+                best = src_d
+            lo = a - 1 if a > 1 else 1
+            for bb in range(lo, e):
+                q0 = gstart[bb]
+                if q0 < gstart[bb + 1]:
+                    d = sd[q0] + w[base + e - bb - 1]
+                    if d < best:
+                        best = d
+            dist[j] = best
+            if best == np.inf or best != best:
+                pred[j] = -2
+            elif src_d == best:
+                pred[j] = -1
+            else:
+                arg = n
+                for bb in range(lo, e):
+                    q0, q1 = gstart[bb], gstart[bb + 1]
+                    if q0 < q1:
+                        wk = w[base + e - bb - 1]
+                        if sd[q0] + wk == best:
+                            h0, h1 = q0 + 1, q1  # first position whose sum exceeds best
+                            while h0 < h1:
+                                mid = (h0 + h1) // 2
+                                if sd[mid] + wk <= best:
+                                    h0 = mid + 1
+                                else:
+                                    h1 = mid
+                            if pmin[h0 - 1] < arg:
+                                arg = pmin[h0 - 1]
+                pred[j] = arg
+        if g1 > g0:
+            grp = order[g0:g1]
+            srt = np.argsort(dist[grp], kind="mergesort")  # stable: equal distances stay by index
+            low = n
+            for t in range(g1 - g0):
+                j = grp[srt[t]]
+                sd[g0 + t] = dist[j]
+                if j < low:
+                    low = j
+                pmin[g0 + t] = low
+    best = np.inf
+    end_at = -1
+    for p in range(gstart[L], gstart[L + 1]):
+        j = order[p]
+        v = dist[j] + sink[j]
+        if v < best:
+            best = v
+            end_at = j
+    return best, end_at, pred
+
+
+def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
+    """``shortest_chain_reference`` on the full graph with edge weights ``slot_weight[edge_slots]``, in
+    Σ m_j steps (docs/model.md §8.5). Weights must not be NaN."""
+    n = len(bc.start)
+    w = np.ascontiguousarray(slot_weight, dtype=np.float64)
+    sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
+    best, end_at, pred = _jk_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, w, sink,
+                                    bc.L, n)
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j = int(end_at)
+    end = bc.end
+    while j != SOURCE:
+        i = int(pred[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return float(best), servers[::-1], processed[::-1]
