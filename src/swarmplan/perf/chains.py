@@ -5,14 +5,14 @@ order is topological and one linear pass finds shortest paths, no graph objects 
 exists when j holds block e_i + 1 and ends later (a_j ≤ e_i + 1 ≤ e_j); j then processes k = e_j − e_i
 blocks. The source connects to servers holding block 1 (k = m_j); servers holding block L reach the sink.
 
-Two ways to find the cheapest chain, with one tie rule (docs/model.md §8.4): at each server the first
+Two ways to find the cheapest chain, with one tie rule (docs/model.md §8.1): at each server the first
 minimum over its incoming edges in the order (source edge, then predecessors by increasing server index).
 
 * ``shortest_chain`` takes a weight per edge (any weights, e.g. PETALS' server-to-server delays). The
   graph has Σ_j (servers ending in j's window) edges, which grows with the square of the servers.
 * ``shortest_chain_jk`` takes a weight per (server j, blocks k) — what every hop-service weight is — and
   never builds edges: j's best incoming edge from block boundary b needs only the cheapest server ending at
-  b, so one pass costs Σ_j m_j, linear in the servers (docs/model.md §8.5).
+  b, so one pass costs Σ_j m_j, linear in the servers (docs/model.md §8.2).
 
 ``*_reference`` are the straightforward definitions; the tests check the fast paths against them.
 """
@@ -174,7 +174,7 @@ def _edges_kernel(order, first, last, src, w, is_last, sink, n):  # pragma: no c
 
 
 def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
-    """``shortest_chain_reference``'s answer; compiled when numba is enabled (docs/model.md §8.4)."""
+    """``shortest_chain_reference``'s answer; compiled when numba is enabled (docs/model.md §8.1)."""
     if not JIT_ENABLED:
         return shortest_chain_reference(graph, edge_weight, sink_weight)
     n = len(graph.is_last)
@@ -313,7 +313,7 @@ def _jk_kernel(order, start, end, m, offset, gstart, w, sink, L, n):  # pragma: 
 
 def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
     """``shortest_chain_reference`` on the full graph with edge weights ``slot_weight[edge_slots]``, in
-    Σ m_j steps (docs/model.md §8.5). Weights must not be NaN."""
+    Σ m_j steps (docs/model.md §8.2). Weights must not be NaN."""
     n = len(bc.start)
     w = np.ascontiguousarray(slot_weight, dtype=np.float64)
     sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
@@ -330,3 +330,120 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
         processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
         j = i
     return float(best), servers[::-1], processed[::-1]
+
+
+@njit
+def _jk_incremental(order, start, end, m, offset, gstart, cost, res, own, dist, pred, sd, pmin, first, L, n):  # pragma: no cover - compiled
+    """``_jk_kernel`` with weights cost[j, k] where k ≤ res[j] (else ∞), recomputing only what can change.
+
+    State (dist, pred, sd, pmin) is kept between calls. A server is recomputed when its own weights changed
+    (``own``; reset here) or a boundary in its window changed (some server ending there changed distance);
+    everything else has the same inputs as before and so the same result. ``first`` computes everything.
+    Returns (cost, sink server or −1).
+    """
+    chg = np.zeros(L + 2, dtype=np.int64)  # chg[x]: boundaries 1..x−1 that changed in this pass
+    for b in range(1, L + 1):
+        g0, g1 = gstart[b], gstart[b + 1]
+        moved = first
+        for p in range(g0, g1):
+            j = order[p]
+            a, e, base, rj = start[j], end[j], offset[j], res[j]
+            lo = a - 1 if a > 1 else 1
+            if not (first or own[j] or chg[e] - chg[lo] > 0):
+                continue
+            best = np.inf
+            src_d = np.inf
+            if a == 1 and m[j] <= rj:
+                src_d = 0.0 + cost[base + m[j] - 1]
+                best = src_d
+            for bb in range(lo, e):
+                q0 = gstart[bb]
+                if q0 < gstart[bb + 1] and e - bb <= rj:
+                    d = sd[q0] + cost[base + e - bb - 1]
+                    if d < best:
+                        best = d
+            arg = -2
+            if best == np.inf or best != best:
+                arg = -2
+            elif src_d == best:
+                arg = -1
+            else:
+                arg = n
+                for bb in range(lo, e):
+                    q0, q1 = gstart[bb], gstart[bb + 1]
+                    if q0 < q1 and e - bb <= rj:
+                        wk = cost[base + e - bb - 1]
+                        if sd[q0] + wk == best:
+                            h0, h1 = q0 + 1, q1
+                            while h0 < h1:
+                                mid = (h0 + h1) // 2
+                                if sd[mid] + wk <= best:
+                                    h0 = mid + 1
+                                else:
+                                    h1 = mid
+                            if pmin[h0 - 1] < arg:
+                                arg = pmin[h0 - 1]
+            if best != dist[j]:
+                moved = True
+            dist[j] = best
+            pred[j] = arg
+            own[j] = False
+        if moved and g1 > g0:
+            grp = order[g0:g1]
+            srt = np.argsort(dist[grp], kind="mergesort")
+            low = n
+            for t in range(g1 - g0):
+                j = grp[srt[t]]
+                sd[g0 + t] = dist[j]
+                if j < low:
+                    low = j
+                pmin[g0 + t] = low
+        chg[b + 1] = chg[b] + (1 if moved else 0)
+    best = np.inf
+    end_at = -1
+    for p in range(gstart[L], gstart[L + 1]):
+        j = order[p]
+        v = dist[j] + 0.0
+        if v < best:
+            best = v
+            end_at = j
+    return best, end_at
+
+
+class CapacitatedChains:
+    """Repeated cheapest chains while servers' residual slots fall (GCA, docs/model.md §14.2): entering j
+    with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only the
+    servers whose inputs changed since the last (``reserve`` marks the servers it touches)."""
+
+    def __init__(self, bc: BlockChains, slot_cost, residual):
+        self.bc = bc
+        n, npos = len(bc.start), len(bc.order)
+        self.cost = np.ascontiguousarray(slot_cost, dtype=np.float64)
+        self.res = np.array(residual, dtype=np.int64)
+        self.own = np.ones(n, dtype=np.bool_)
+        self.dist, self.pred = np.full(n, np.inf), np.full(n, -2, dtype=np.int64)
+        self.sd, self.pmin = np.empty(npos), np.empty(npos, dtype=np.int64)
+        self._first = True
+
+    def next(self):
+        """(cost, servers, blocks) of the cheapest chain on the usable edges, or (inf, [], [])."""
+        bc = self.bc
+        best, end_at = _jk_incremental(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, self.cost,
+                                       self.res, self.own, self.dist, self.pred, self.sd, self.pmin, self._first,
+                                       bc.L, len(bc.start))
+        self._first = False
+        if end_at < 0:
+            return float("inf"), [], []
+        servers, processed = [], []
+        j, pred, end = int(end_at), self.pred, bc.end
+        while j != SOURCE:
+            i = int(pred[j])
+            servers.append(j)
+            processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+            j = i
+        return float(best), servers[::-1], processed[::-1]
+
+    def reserve(self, servers, blocks, times: int) -> None:
+        for j, k in zip(servers, blocks):
+            self.res[j] -= k * times
+            self.own[j] = True

@@ -22,7 +22,7 @@ def single_request_ms(pm: PerfModel) -> float:
     """docs/model.md §6 step 1 — T₁: CG-BP with R = 1 and no per-GPU clamp, then the fastest whole-request
     chain (edge weight = hop service time) plus the initial delay; the worst client when there are several."""
     pl = cg_bp(pm, 1, clamp=False)
-    bc = block_chains(pl.start, pl.n_blocks, pm.L)  # hop weights depend on (server, k) only: §8.5
+    bc = block_chains(pl.start, pl.n_blocks, pm.L)  # hop weights depend on (server, k) only: §8.2
     worst = 0.0
     for c in range(pm.rtt_ms.shape[0]):
         cost, _, _ = shortest_chain_jk(bc, pm.hop_service(c, bc.slot_server, bc.slot_k))

@@ -6,7 +6,8 @@ its capacity is min over its hops of ⌊residual slots_j / k⌋; reserve it; dro
 whose residual slots no longer cover the edge's k (a zero-capacity chain drops its bottleneck edges).
 
 Every edge weight depends only on (server, k), so ``gca`` runs on the block-boundary DP
-(``perf.chains.shortest_chain_jk``, Σ m_j per chain, no edge list) and reads each chain's capacity off its
+(``perf.chains.CapacitatedChains``: no edge list, and after each chain only the servers whose inputs
+changed are recomputed) and reads each chain's capacity off its
 (server, k) pairs; ``gca_reference`` is the edge-list definition it is tested against (docs/model.md §14.2).
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmplan.perf.chains import block_chains, build_chain_graph, shortest_chain_jk, shortest_chain_reference
+from swarmplan.perf.chains import CapacitatedChains, block_chains, build_chain_graph, shortest_chain_reference
 from swarmplan.placement.types import Placement
 
 
@@ -38,18 +39,14 @@ def gca(placement: Placement, L: int, tau_c: np.ndarray, tau_p: np.ndarray, resi
     bc = block_chains(placement.start, placement.n_blocks, L)
     res = np.array(placement.cache_slots if residual_slots is None else residual_slots, dtype=np.int64)
     j, k = bc.slot_server, bc.slot_k
-    cost = tau_c[j] + tau_p[j] * k
+    search = CapacitatedChains(bc, tau_c[j] + tau_p[j] * k, res)
     chains: list[Chain] = []
     while True:
-        active = k <= res[j]
-        if not active.any():
-            break
-        total, servers, blocks = shortest_chain_jk(bc, np.where(active, cost, np.inf))
+        total, servers, blocks = search.next()
         if not servers:
             break
-        s, b = np.array(servers), np.array(blocks)
-        cap = int((res[s] // b).min())
-        res[s] -= b * cap
+        cap = min(int(search.res[s]) // b for s, b in zip(servers, blocks))
+        search.reserve(servers, blocks, cap)
         chains.append(Chain(tuple(servers), tuple(blocks), float(total), cap))
     return chains
 

@@ -124,7 +124,8 @@ def _server_rtts(servers, client_nodes, network) -> tuple[np.ndarray, np.ndarray
     else:
         rtt_s = np.full((n, n), np.nan)
         at = np.flatnonzero(on_node)
-        rtt_s[np.ix_(at, at)] = network.rtt_raw_ms[np.ix_(node[at], node[at])]
+        if len(at):
+            rtt_s[np.ix_(at, at)] = network.rtt_raw_ms[np.ix_(node[at], node[at])]
     np.fill_diagonal(rtt_s, 0.0)
     return rtt_c, rtt_s
 
