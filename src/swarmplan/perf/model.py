@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.perf import memory, timing
 from swarmplan.scenario.presets import FIT_REFERENCE_MODEL, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
@@ -103,7 +103,7 @@ class PerfModel:
         """docs/model.md §5.4 — even with cache for a single request, the servers must hold L blocks."""
         most = np.minimum(np.floor(self.memory_gb / (self.block_gb + self.kv_gb) + 1e-9), self.max_blocks)
         if most.sum() < self.L:
-            raise SwarmplanError(
+            raise NoSolutionError(
                 "servers",
                 f"the servers can hold at most {int(most.sum())} of the model's {self.L} blocks (with cache for one request)",
                 "add servers or larger GPUs, or quantise the model (model.quant: nf4)",

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from swarmplan.perf import memory
+from swarmplan.perf.concurrency import TargetR
 from swarmplan.perf.model import PerfModel
 
 MemoryModel = Literal["proposed", "petals"]
@@ -28,7 +29,9 @@ class Placement:
     R: int | None = None
     bound_ms_per_token: float | None = None
     order: tuple[int, ...] | None = None
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # the method's diagnostics, for display; read-only
+    r_rule: "TargetR | None" = None  # how R was chosen when the paper's rule chose it (docs/model.md §6)
+    details: object | None = None  # a method's typed result beyond the placement (e.g. GBP-CR's ChainPlan)
 
     @property
     def end(self) -> np.ndarray:

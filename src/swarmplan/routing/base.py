@@ -9,7 +9,7 @@ import numpy as np
 from swarmplan.perf.chains import ChainGraph, build_chain_graph, shortest_chain
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 
 
 @dataclass
@@ -52,10 +52,10 @@ class Router:
             self._static[key] = hit
         return hit
 
-    def route(self, book: SlotBook, now: float, client: int, l_in: int, l_out: int) -> Route:
+    def route(self, book: SlotState, now: float, client: int, l_in: int, l_out: int) -> Route:
         raise NotImplementedError
 
-    def edge_waits(self, book: SlotBook, now: float) -> np.ndarray:
+    def edge_waits(self, book: SlotState, now: float) -> np.ndarray:
         """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free)."""
         g = self.graph
         cache: dict[tuple[int, int], float] = {}
@@ -68,5 +68,5 @@ class Router:
                 waits[e] = w
         return waits
 
-    def chain_waits(self, book: SlotBook, now: float, servers, processed) -> list[float]:
+    def chain_waits(self, book: SlotState, now: float, servers, processed) -> list[float]:
         return [book.wait_ms(j, k, now) for j, k in zip(servers, processed)]

@@ -12,7 +12,7 @@ import numpy as np
 
 from swarmplan.perf.chains import shortest_chain
 from swarmplan.routing.base import Route, Router
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 from swarmplan.routing.wsrr import WsRrRouter
 
 
@@ -21,7 +21,7 @@ class OptRrRouter(Router):
 
     static_weights = WsRrRouter.static_weights
 
-    def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
+    def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers))

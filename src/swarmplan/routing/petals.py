@@ -15,7 +15,7 @@ import numpy as np
 
 from swarmplan.perf.chains import SOURCE, shortest_chain
 from swarmplan.routing.base import Route, Router
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 
 CacheTest = Literal["petals", "authors"]
 
@@ -46,14 +46,17 @@ class PetalsRouter(Router):
     def sink_weights(self, client):
         return self._half_cs[client]
 
-    def lacks_cache(self, book: SlotBook, j: int) -> bool:
+    def lacks_cache(self, book: SlotState, j: int) -> bool:
         if self.cache_test == "authors":
             return self.session_capacity[j] - book.sessions[j] == 0
         return book.free(j) < self.span[j]
 
-    def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
+    def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if not (self.use_fast_path and not any(self.lacks_cache(book, j) for j in servers)):
-            penal = np.array([self.penalty_ms if self.lacks_cache(book, j) else 0.0 for j in range(len(self.span))])
+        all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
+        if not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j) for j in servers)):
+            # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
+            penal = np.array([self.penalty_ms if book.is_up(j) and self.lacks_cache(book, j) else 0.0
+                              if book.is_up(j) else np.inf for j in range(len(self.span))])
             _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
         return Route(servers, processed, self.chain_waits(book, now, servers, processed))
