@@ -215,6 +215,7 @@ class BlockChains:
     offset: np.ndarray  # per server: first slot
     slot_server: np.ndarray
     slot_k: np.ndarray
+    slot_edge: np.ndarray  # whether (j, k) is an edge: entered from the source or from a server ending at e_j − k
 
     @property
     def n_slots(self) -> int:
@@ -236,7 +237,9 @@ def block_chains(start, n_blocks, L: int) -> BlockChains:
     slot_server = np.repeat(np.arange(len(m), dtype=np.int64), mm)
     slot_k = np.arange(len(slot_server), dtype=np.int64) - offset[slot_server] + 1
     group_start = np.searchsorted(end[order], np.arange(L + 2), side="left").astype(np.int64)
-    return BlockChains(L, order, start, end, m, group_start, offset.astype(np.int64), slot_server, slot_k)
+    b = end[slot_server] - slot_k
+    slot_edge = (b == 0) | (np.diff(group_start)[np.maximum(b, 0)] > 0)
+    return BlockChains(L, order, start, end, m, group_start, offset.astype(np.int64), slot_server, slot_k, slot_edge)
 
 
 @njit
@@ -447,3 +450,45 @@ class CapacitatedChains:
         for j, k in zip(servers, blocks):
             self.res[j] -= k * times
             self.own[j] = True
+
+
+@njit
+def _opt_rr_kernel(order, start, end, m, offset, gstart, base, waits, cands, L, n):  # pragma: no cover - compiled
+    """min over w in ``cands`` (ascending) of SP(edges with wait ≤ w) + w; the first strict minimum."""
+    best = np.inf
+    best_end = -1
+    best_pred = np.full(n, -2, dtype=np.int64)
+    sink = np.zeros(n)
+    w = np.empty(len(base))
+    for c in range(len(cands)):
+        cw = cands[c]
+        for s in range(len(base)):
+            w[s] = base[s] if waits[s] <= cw else np.inf
+        cost, end_at, pred = _jk_kernel(order, start, end, m, offset, gstart, w, sink, L, n)
+        if end_at >= 0 and cost + cw < best:
+            best = cost + cw
+            best_end = end_at
+            best_pred[:] = pred
+    return best, best_end, best_pred
+
+
+def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
+    """Opt RR's chain (docs/model.md §13.4): for each distinct finite wait w of an edge with a finite base,
+    the shortest chain using only edges waiting ≤ w, plus w; the smallest total, earliest w on ties.
+    Returns (total, servers, blocks) or (inf, [], [])."""
+    base = np.ascontiguousarray(slot_base, dtype=np.float64)
+    waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
+    cands = np.unique(waits[bc.slot_edge & np.isfinite(base) & np.isfinite(waits)])
+    n = len(bc.start)
+    best, end_at, pred = _opt_rr_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, base,
+                                        waits, cands, bc.L, n)
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j, end = int(end_at), bc.end
+    while j != SOURCE:
+        i = int(pred[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return float(best), servers[::-1], processed[::-1]
