@@ -36,6 +36,7 @@ class PetalsRouter(Router):
         self.span = placement.n_blocks.tolist()
         # Sessions a server admits under the authors' test (PETALS: ⌊B_cache/s_c⌋; Opt Num: ⌊(M − s_m m)/(s_c m)⌋).
         self.session_capacity = None if session_capacity is None else [int(x) for x in session_capacity]
+        self._penalised: dict[tuple, tuple[list[int], list[int]]] = {}  # (client, lengths, penalties) → chain
 
     def static_weights(self, client, l_in, l_out):
         g = self.graph
@@ -56,7 +57,18 @@ class PetalsRouter(Router):
         all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
         if not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j) for j in servers)):
             # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
-            penal = np.array([self.penalty_ms if book.is_up(j) and self.lacks_cache(book, j) else 0.0
-                              if book.is_up(j) else np.inf for j in range(len(self.span))])
-            _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
+            penal = [self.penalty_ms if book.is_up(j) and self.lacks_cache(book, j) else 0.0
+                     if book.is_up(j) else np.inf for j in range(len(self.span))]
+            # The chain depends only on the static key and the penalties: recompute only for a new pattern.
+            key = (client, l_in, l_out, tuple(penal)) if self.use_fast_path else None
+            hit = self._penalised.get(key) if key else None
+            if hit is None:
+                w = base + np.asarray(penal)[self.graph.dst]
+                _, servers, processed = shortest_chain(self.graph, w, self.sink_weights(client))
+                if key:
+                    if len(self._penalised) >= 4096:
+                        self._penalised.clear()
+                    self._penalised[key] = (servers, processed)
+            else:
+                servers, processed = hit
         return Route(servers, processed, self.chain_waits(book, now, servers, processed))
