@@ -7,6 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
+from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import BlockChains, ChainGraph, block_chains, build_chain_graph, shortest_chain
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
@@ -18,6 +19,12 @@ class Route:
     servers: list[int]
     processed: list[int]
     waits_ms: list[float]  # raw wait at each chain server
+    units: int = 1  # slots booked per processed block (docs/model.md §17.3)
+
+    @property
+    def need(self) -> list[int]:
+        """Slots the request books on each chain server: processed blocks × units."""
+        return [k * self.units for k in self.processed]
 
 
 class Router:
@@ -37,10 +44,13 @@ class Router:
         return build_chain_graph(self.placement.start, self.placement.n_blocks, self.pm.L)
 
     @cached_property
+    def _cap_dst(self) -> np.ndarray:
+        return np.asarray(self.placement.cache_slots)[self.graph.dst]
+
+    @cached_property
     def edge_fits(self) -> np.ndarray:
         # An edge needing more slots than its server has can never be used (docs/model.md §9.3 guard).
-        cap = np.asarray(self.placement.cache_slots)
-        return self.graph.k <= cap[self.graph.dst]
+        return self.graph.k <= self._cap_dst
 
     @cached_property
     def blocks(self) -> BlockChains:
@@ -48,20 +58,19 @@ class Router:
         return block_chains(self.placement.start, self.placement.n_blocks, self.pm.L)
 
     @cached_property
-    def slot_fits(self) -> np.ndarray:
-        bc = self.blocks
-        return bc.slot_k <= np.asarray(self.placement.cache_slots)[bc.slot_server]
+    def _cap_slot(self) -> np.ndarray:
+        return np.asarray(self.placement.cache_slots)[self.blocks.slot_server]
 
-    def slot_waits(self, book: SlotState, now: float) -> np.ndarray:
+    def slot_waits(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
         """``edge_waits`` per (server, k) slot that is an edge: only servers short of slots are asked."""
         waits = np.zeros(self.blocks.n_slots)
         free, wait = book.free, book.wait_ms
         for j, top, ks, slots in self._edge_slots:
             f = free(j)
-            if f < top:
+            if f < top * units:
                 for k, s in zip(ks, slots):
-                    if f < k:
-                        waits[s] = wait(j, k, now)
+                    if f < k * units:
+                        waits[s] = wait(j, k * units, now)
         return waits
 
     @cached_property
@@ -83,12 +92,22 @@ class Router:
     def sink_weights(self, client: int) -> np.ndarray | None:
         return None
 
+    def units(self, l_in: int, l_out: int) -> int:
+        """Slots per processed block for a request of these lengths (docs/model.md §17.3; 1 by default)."""
+        return self.pm.slot_units(self.placement.memory_model, l_in, l_out)
+
     def static_route(self, client: int, l_in: int, l_out: int):
         key = (client, l_in, l_out)
         hit = self._static.get(key)
         if hit is None:
-            w = np.where(self.edge_fits, self.static_weights(client, l_in, l_out), np.inf)
+            u = self.units(l_in, l_out)
+            fits = self.edge_fits if u == 1 else self.graph.k * u <= self._cap_dst
+            w = np.where(fits, self.static_weights(client, l_in, l_out), np.inf)
             cost, servers, processed = shortest_chain(self.graph, w, self.sink_weights(client))
+            if not servers and u > 1:
+                raise SwarmplanError("workload.petals_reserve", f"a request of {l_in} + {l_out} tokens fits no "
+                                     "server's PETALS attention cache on any chain",
+                                     "raise model.attn_cache_tokens or use petals_reserve: cache_tokens")
             if not servers:
                 raise RuntimeError("the placement has no feasible chain")
             hit = (servers, processed, w)
@@ -98,12 +117,13 @@ class Router:
     def route(self, book: SlotState, now: float, client: int, l_in: int, l_out: int) -> Route:
         raise NotImplementedError
 
-    def edge_waits(self, book: SlotState, now: float) -> np.ndarray:
-        """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free)."""
+    def edge_waits(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
+        """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free);
+        k × units under PETALS' max-length reservation (§17.3)."""
         g = self.graph
         cache: dict[tuple[int, int], float] = {}
         waits = np.zeros(g.n_edges)
-        for e, (j, k) in enumerate(zip(g.dst.tolist(), g.k.tolist())):
+        for e, (j, k) in enumerate(zip(g.dst.tolist(), (g.k * units).tolist())):
             if book.free(j) < k:
                 w = cache.get((j, k))
                 if w is None:
@@ -111,5 +131,5 @@ class Router:
                 waits[e] = w
         return waits
 
-    def chain_waits(self, book: SlotState, now: float, servers, processed) -> list[float]:
-        return [book.wait_ms(j, k, now) for j, k in zip(servers, processed)]
+    def chain_waits(self, book: SlotState, now: float, servers, processed, units: int = 1) -> list[float]:
+        return [book.wait_ms(j, k * units, now) for j, k in zip(servers, processed)]

@@ -8,7 +8,6 @@ takes their maximum, which is what the request really waits.
 
 from __future__ import annotations
 
-import numpy as np
 
 from swarmplan.perf.chains import opt_rr_chain
 from swarmplan.routing.base import Route
@@ -24,7 +23,8 @@ class OptRrRouter(WsRrRouter):
 
     def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
-            return Route(servers, processed, [0.0] * len(servers))
-        _, servers, processed = opt_rr_chain(self.blocks, base, self.slot_waits(book, now))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        u = self.units(l_in, l_out)
+        if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
+            return Route(servers, processed, [0.0] * len(servers), u)
+        _, servers, processed = opt_rr_chain(self.blocks, base, self.slot_waits(book, now, u))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

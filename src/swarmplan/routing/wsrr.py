@@ -11,9 +11,9 @@ give the same weights per edge, which the tests route on with the edge-list defi
 
 from __future__ import annotations
 
-
 import numpy as np
 
+from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import shortest_chain_jk
 from swarmplan.routing.base import Route, Router
 from swarmplan.routing.state import SlotState
@@ -39,8 +39,13 @@ class WsRrRouter(Router):
         key = (client, l_in, l_out)
         hit = self._static.get(key)
         if hit is None:
-            w = np.where(self.slot_fits, self.slot_weights(client, l_in, l_out), np.inf)
+            u = self.units(l_in, l_out)
+            w = np.where(self.blocks.slot_k * u <= self._cap_slot, self.slot_weights(client, l_in, l_out), np.inf)
             _, servers, processed = shortest_chain_jk(self.blocks, w)
+            if not servers and u > 1:
+                raise SwarmplanError("workload.petals_reserve", f"a request of {l_in} + {l_out} tokens fits no "
+                                     "server's PETALS attention cache on any chain",
+                                     "raise model.attn_cache_tokens or use petals_reserve: cache_tokens")
             if not servers:
                 raise RuntimeError("the placement has no feasible chain")
             hit = self._static[key] = (servers, processed, w)
@@ -48,7 +53,8 @@ class WsRrRouter(Router):
 
     def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
-            return Route(servers, processed, [0.0] * len(servers))
-        _, servers, processed = shortest_chain_jk(self.blocks, base + self.slot_waits(book, now))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        u = self.units(l_in, l_out)
+        if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
+            return Route(servers, processed, [0.0] * len(servers), u)
+        _, servers, processed = shortest_chain_jk(self.blocks, base + self.slot_waits(book, now, u))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

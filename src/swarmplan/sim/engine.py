@@ -44,7 +44,7 @@ class BookAndWait(SwarmHandler):
             return
         b = backoff_ms(w_raw, self.first_ms, self.max_ms) if w_raw > 0 else 0.0
         completion = rec.serve(r, route.servers, route.processed, b, w_raw)
-        self.book.book(r, completion, route.servers, route.processed)
+        self.book.book(r, completion, route.servers, route.need)
         self.schedule_completion(r, completion)
 
     def on_complete(self, r: int, now: float, generation: int) -> None:
@@ -67,7 +67,7 @@ class BookAndWait(SwarmHandler):
             completion = rec.resume(r, now, route.servers, route.processed, b)
         else:  # stalled since its arrival: served for the first time
             completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r] + b, w_raw)
-        self.book.book(r, completion, route.servers, route.processed)
+        self.book.book(r, completion, route.servers, route.need)
         self.schedule_completion(r, completion)
 
     def server_failed(self, j: int, now: float) -> None:

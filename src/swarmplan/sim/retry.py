@@ -57,13 +57,18 @@ class Retrying(SwarmHandler):
         if not route.servers:
             self.stall(r)
             return
-        if all(book.free(j) >= k for j, k in zip(route.servers, route.processed)):
+        # Route.need: slots per server, k × the request's units under PETALS' max-length reservation (§17.3).
+        failed = next((j for j, k in zip(route.servers, route.need) if book.free(j) < k), None)
+        report = getattr(self.router, "attempt_result", None)  # PETALS' bans (docs/model.md §17.5)
+        if report is not None:
+            report(now, route.servers, failed)
+        if failed is None:
             if r in self.cut_at:
                 completion = rec.resume(r, now, route.servers, route.processed, 0.0)
                 rec.cut[r].wait += now - self.cut_at.pop(r)
             else:
                 completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
-            book.book(r, completion, route.servers, route.processed)
+            book.book(r, completion, route.servers, route.need)
             self.schedule_completion(r, completion)
         else:
             self.attempts[r] += 1
