@@ -156,7 +156,10 @@ def task_overload(n_req: int) -> dict:
 
 
 def task_placement(n: int) -> dict:
-    from swarmplan.methods.gbpcr import plan_chains
+    try:
+        from swarmplan.placement.gbpcr_plan import plan_chains
+    except ImportError:  # before the methods-as-data reshape
+        from swarmplan.methods.gbpcr import plan_chains
     from swarmplan.placement.registry import place
 
     sc, base, pm = bench_swarm(n)
