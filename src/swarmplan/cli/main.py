@@ -239,6 +239,12 @@ def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> l
     return paths
 
 
+from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd  # noqa: E402
+
+app.command(name="calibrate")(calibrate_cmd.calibrate)
+app.command(name="validate")(validate_cmd.validate)
+
+
 def main() -> None:
     try:
         app()
