@@ -114,6 +114,7 @@ class ChainRunner:
             await send_frame(writer, self.links[j], header, x)
             reply, out = await read_frame(reader)
         except WireError as exc:
+            self.live.set_dead(j)  # unreachable: banned until it returns, as PETALS' client bans it
             raise HopFailed(j, str(exc)) from exc
         return reply, out
 
@@ -127,16 +128,22 @@ class ChainRunner:
         try:
             x = self.head.embed_ids(rec.prompt + rec.tokens).float().cpu().numpy()
             for j, n in hops:
-                conn = await self.conns.get(j)
+                try:
+                    conn = await self.conns.get(j)
+                except HopFailed:
+                    self.live.set_dead(j)
+                    raise
+                open_.append((j, n, conn))
+                self.live.admitted(j, n)  # counted from the moment it is asked for, so no other request takes it
                 reply, x = await self._ask(j, conn, {"op": "prefill", "session": sid, "skip": self.span[j] - n,
                                                       "n": n, "last": need == 1}, x)
                 if not reply.get("ok"):
+                    open_.pop()
+                    self.live.released(j, n)
                     self.conns.put(j, conn)
                     if reply.get("error") == "full":
                         raise Refused(j)
                     raise HopFailed(j, str(reply.get("error")))
-                open_.append((j, n, conn))
-                self.live.admitted(j, n)
             for step in range(need):
                 tok = self.head.next_token(x)
                 rec.tokens.append(tok)
@@ -161,8 +168,8 @@ class ChainRunner:
     async def _abandon(self, open_, sid: str) -> None:
         """Close what a failed attempt still holds; a dead server's sessions died with it."""
         for j, n, conn in open_:
-            self.live.released(j, n)
             if self.live.dead(j):
+                self.live.released(j, n)
                 self.conns.drop(j, conn)
                 continue
             try:
@@ -170,6 +177,7 @@ class ChainRunner:
                 self.conns.put(j, conn)
             except HopFailed:
                 self.conns.drop(j, conn)
+            self.live.released(j, n)  # after the server's reply: it has freed the slots by then
 
 
 # ---------------------------------------------------------------- dispatch drivers (one per policy kind)
@@ -350,8 +358,8 @@ async def serve_request(rec: RequestRecord, client: int, driver: _Driver, runner
             await asyncio.sleep(driver.timing.backoff_first_ms / 1000)
         except HopFailed as exc:
             rec.failures += 1
-            driver.live.set_dead(exc.server)
-            runner.conns.drop(exc.server)
+            if driver.live.dead(exc.server):
+                runner.conns.drop(exc.server)
             driver.failed(rec.request, chain)
             front = True
     rec.done_ms = clock()

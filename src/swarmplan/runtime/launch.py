@@ -1,18 +1,14 @@
 """Start, kill, restart and always reap the server processes of a runtime swarm (docs/runtime.md §2, §4).
 
 ``ServerGroup`` is a context manager: on normal exit, on an exception and on Ctrl-C (KeyboardInterrupt) it
-terminates and waits for every child; each child also asks the kernel to kill it if the launcher dies.
+terminates and waits for every child; each child also asks the kernel to kill it if its parent (the fork
+server, which exits with the launcher) dies.
 Start-up problems (an occupied port, a server that dies while starting) become one SwarmplanError line.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import subprocess
-import sys
-import tempfile
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 
@@ -33,14 +29,28 @@ class ServerSpec:
     port: int = 0
 
 
+_CONTEXT = None
+
+
+def _context():
+    """One fork server per launcher process with torch and transformers imported once: a server then starts
+    in well under a second instead of re-importing them (seconds of CPU each)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["swarmplan.runtime.server"])
+        _CONTEXT = ctx
+    return _CONTEXT
+
+
 class ServerGroup:
     def __init__(self, arch: LlamaArch, specs: list[ServerSpec], secret: bytes, host: str = "127.0.0.1",
                  device: str = "cpu", threads: int = 1, start_timeout_s: float = 120.0):
         self.arch, self.specs, self.secret = arch, {s.index: s for s in specs}, secret
         self.host, self.device, self.threads, self.start_timeout_s = host, device, threads, start_timeout_s
-        self.procs: dict[int, subprocess.Popen] = {}
+        self.procs: dict[int, object] = {}  # multiprocessing.Process
         self.ports: dict[int, int] = {}
-        self._logs: dict[int, object] = {}
+        self._pipes: dict[int, object] = {}
 
     def __enter__(self) -> "ServerGroup":
         try:
@@ -56,44 +66,41 @@ class ServerGroup:
     def _config(self, spec: ServerSpec) -> dict:
         return dict(name=spec.name, first_block=spec.first_block, n_blocks=spec.n_blocks, slots=spec.slots,
                     arch=self.arch.to_dict(), secret=self.secret.hex(), host=self.host, port=spec.port,
-                    links={p: list(v) for p, v in spec.links.items()}, device=self.device, threads=self.threads,
-                    parent_pid=os.getpid())
+                    links={p: list(v) for p, v in spec.links.items()}, device=self.device, threads=self.threads)
 
     def _spawn(self, j: int) -> None:
-        spec = self.specs[j]
-        log = tempfile.TemporaryFile()
-        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
-        proc = subprocess.Popen([sys.executable, "-m", "swarmplan.runtime.server"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, env=env)
-        self.procs[j], self._logs[j] = proc, log
-        proc.stdin.write(json.dumps(self._config(spec)).encode())
-        proc.stdin.close()
+        from swarmplan.runtime.server import process_main
+
+        ctx = _context()
+        here, there = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=process_main, args=(self._config(self.specs[j]), there), daemon=True,
+                           name=f"swarmplan-server-{self.specs[j].name}")
+        proc.start()
+        there.close()
+        self.procs[j], self._pipes[j] = proc, here
 
     def _await_ready(self, j: int, deadline: float) -> None:
-        proc = self.procs[j]
-        spec = self.specs[j]
-        line = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-            if ready:
-                line = proc.stdout.readline()
-                break
-            if proc.poll() is not None:
-                break
-        if line.startswith(b"READY "):
-            self.ports[j] = int(line.split()[1])
+        proc, pipe, spec = self.procs[j], self._pipes.pop(j), self.specs[j]
+        msg = None
+        try:
+            while msg is None and time.monotonic() < deadline:
+                if pipe.poll(0.2):
+                    msg = pipe.recv()
+                elif not proc.is_alive():
+                    break
+        except EOFError:
+            pass
+        finally:
+            pipe.close()
+        if msg is not None and msg[0] == "ready":
+            self.ports[j] = int(msg[1])
             return
-        proc.poll()
-        log = self._logs[j]
-        log.seek(0)
-        lines = [ln for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
-        why = next((ln[6:] for ln in lines if ln.startswith("ERROR ")), lines[-1] if lines else "no output")
-        if proc.returncode is None:
-            why = f"not ready after {self.start_timeout_s:g} s"
-        field_ = "--port" if "cannot listen" in why else "runtime"
-        fix = ("choose a free port (or 0 to let the system pick)" if field_ == "--port"
-               else "check the server's model and device (see the message)")
-        raise SwarmplanError(field_, f"server {spec.name} did not start: {why}", fix)
+        why = msg[1] if msg else (f"not ready after {self.start_timeout_s:g} s" if proc.is_alive()
+                                  else f"exited with status {proc.exitcode}")
+        port_problem = "cannot listen" in why
+        raise SwarmplanError("--port" if port_problem else "runtime", f"server {spec.name} did not start: {why}",
+                             "choose a free port (or 0 to let the system pick)" if port_problem
+                             else "check the model and the device")
 
     def start(self, indices: list[int]) -> None:
         for j in indices:
@@ -108,7 +115,7 @@ class ServerGroup:
         self.ports.pop(j, None)
         if proc is not None:
             proc.kill()
-            proc.wait()
+            proc.join()
 
     def restart(self, j: int) -> int:
         """Bring server j back with the same span and slots (an empty cache); returns its new port."""
@@ -118,25 +125,23 @@ class ServerGroup:
         return self.ports[j]
 
     def alive(self) -> list[int]:
-        return [j for j, p in self.procs.items() if p.poll() is None]
+        return [j for j, p in self.procs.items() if p.is_alive()]
 
     def close(self) -> None:
         for proc in self.procs.values():
-            if proc.poll() is None:
+            if proc.is_alive():
                 proc.terminate()
         end = time.monotonic() + 5.0
         for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            proc.join(max(0.1, end - time.monotonic()))
+            if proc.is_alive():
                 proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
-        for log in self._logs.values():
-            log.close()
+                proc.join()
+        for pipe in self._pipes.values():
+            pipe.close()
         self.procs.clear()
         self.ports.clear()
+        self._pipes.clear()
 
     @property
     def pids(self) -> list[int]:

@@ -66,12 +66,14 @@ def predictor(pm):
 
 def run_live(arch: LlamaArch, pm, placement, policy, workload, prompts: list[list[int]], *, device: str = "cpu",
              host: str = "127.0.0.1", outages: list[Outage] = (), bandwidth_mbit_s: float | None = None,
-             secret: bytes | None = None, group: ServerGroup | None = None) -> LiveRun:
+             secret: bytes | None = None, group: ServerGroup | None = None, log=None) -> LiveRun:
     specs = server_specs(pm, placement, bandwidth_mbit_s)
     secret = secret or os.urandom(32)
     group = group or ServerGroup(arch, specs, secret, host=host, device=device)
     with group:
         pids = list(group.pids)
+        if log:
+            log(f"running {workload.n} requests on {len(pids)} server processes …")
         t_start = time.monotonic()
         records = asyncio.run(_drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device,
                                      list(outages), bandwidth_mbit_s))

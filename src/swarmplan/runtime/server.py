@@ -1,7 +1,7 @@
 """A runtime server process: one contiguous span of blocks, a KV cache of exactly its slots (docs/runtime.md §2).
 
-Started by ``runtime.launch`` as ``python -m swarmplan.runtime.server`` with its JSON config on stdin (the
-shared secret never appears on a command line). It prints ``READY <port>`` once listening. Every session
+Started by ``runtime.launch`` from a fork server (the secret travels through a pipe, never on a command
+line); it reports its port once the model is built. Every session
 holds n slots (one per block it processes) from its prefill until its last step or close; a prefill that
 would exceed the slots is refused, as a full PETALS server refuses. Forwards run one at a time on the
 event loop, as a PETALS server's pool runs one task at a time.
@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import os
 import signal
-import sys
+import socket
 import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch  # noqa: F401 — imported once in the fork server, so forked servers start at once
+import transformers.models.llama.modeling_llama  # noqa: F401
 
 from swarmplan.runtime.wire import Link, WireError, read_frame, send_frame, server_challenge
 
@@ -39,12 +40,13 @@ class SlotLedger:
     """The server's slot count: admits a session of n blocks only while used + n ≤ slots."""
 
     def __init__(self, slots: int):
-        self.slots, self.used = int(slots), 0
+        self.slots, self.used, self.peak = int(slots), 0, 0
 
     def admit(self, n: int) -> bool:
         if self.used + n > self.slots:
             return False
         self.used += n
+        self.peak = max(self.peak, self.used)
         return True
 
     def release(self, n: int) -> None:
@@ -103,7 +105,7 @@ class StageServer:
     def _dispatch(self, header: dict, arr, mine: set[str]):
         op, sid = header.get("op"), str(header.get("session", ""))
         if op == "ping":
-            return {"ok": True, "free": self.ledger.free, "compute_ms": 0.0}, arr
+            return {"ok": True, "free": self.ledger.free, "peak": self.ledger.peak, "compute_ms": 0.0}, arr
         if op == "close":
             self._end(sid)
             mine.discard(sid)
@@ -124,40 +126,40 @@ class StageServer:
             mine.discard(sid)
         return {"ok": True, "free": self.ledger.free, "compute_ms": ms}, out
 
-    async def serve(self, host: str, port: int) -> None:
-        try:
-            server = await asyncio.start_server(self.handle, host, port)
-        except OSError as exc:
-            print(f"ERROR cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr, flush=True)
-            raise SystemExit(3)
-        print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
+    async def serve(self, sock) -> None:
+        server = await asyncio.start_server(self.handle, sock=sock)
         async with server:
             await server.serve_forever()
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: the kernel sends SIGKILL when the launcher dies, even by SIGKILL (no orphan servers)."""
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGKILL when our parent (the fork server, which exits with the launcher) dies,
+    so no server outlives the run, even when the launcher itself is SIGKILLed."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
-def main() -> None:
-    cfg = json.loads(sys.stdin.read())
-    _die_with_parent(int(cfg["parent_pid"]))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher decides when servers stop (Ctrl-C reaches the group)
+def process_main(cfg: dict, conn) -> None:
+    """Entry point of a server process (forked from runtime.launch's fork server, which has torch and
+    transformers imported already). Reports ("ready", port) or ("error", message) on ``conn``."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the launcher stops us
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    host, port = cfg.get("host", "127.0.0.1"), int(cfg.get("port", 0))
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
+        sock.bind((host, port))  # before loading the model: a taken port fails at once
+        sock.listen(128)
         server = StageServer(cfg)
-    except Exception as exc:  # noqa: BLE001 — report any start-up failure as one line to the launcher
-        print(f"ERROR server {cfg.get('name')} failed to start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(4)
-    asyncio.run(server.serve(cfg.get("host", "127.0.0.1"), int(cfg.get("port", 0))))
-
-
-if __name__ == "__main__":
-    main()
+    except OSError as exc:
+        conn.send(("error", f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
+        os._exit(3)
+    except Exception as exc:  # noqa: BLE001 — any start-up failure is one line for the launcher
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        os._exit(4)
+    conn.send(("ready", sock.getsockname()[1]))
+    conn.close()
+    asyncio.run(server.serve(sock))

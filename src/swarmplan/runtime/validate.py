@@ -113,7 +113,7 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
         raise SwarmplanError("--method", f"unknown method {method!r}", f"use one of {', '.join(METHODS)}")
     swarm_rng, wl_rng, method_rng, prompt_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     arch = scenario_arch(sc, base_dir, seed)
-    n_servers = sc.servers.count if hasattr(sc.servers, "count") else len(sc.servers)
+    n_servers = sc.servers.count if not isinstance(sc.servers, list) else len(sc.servers)
     check_fits_memory(arch, n_servers + 1)
     if calibration is None:
         log("calibrating on this machine …")
@@ -128,9 +128,9 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
     prompts = [prompt_rng.integers(0, arch.vocab, size=int(l)).tolist() for l in workload.input_tokens]
     outages = outages_for(sc, swarm)
     sim = run_policy(pm, placement, workload, policy, 0.0, method)
-    log(f"running {workload.n} requests on {int((placement.n_blocks > 0).sum())} server processes …")
+    log(f"starting {int((placement.n_blocks > 0).sum())} server processes …")
     live = run_live(arch, pm, placement, policy, workload, prompts, device=device, host=host, outages=outages,
-                    bandwidth_mbit_s=bandwidth_mbit_s)
+                    bandwidth_mbit_s=bandwidth_mbit_s, log=log)
     identical = True
     if check_tokens:
         ref = build_reference(arch, device)
