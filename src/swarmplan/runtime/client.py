@@ -118,40 +118,40 @@ class ChainRunner:
             raise HopFailed(j, str(exc)) from exc
         return reply, out
 
-    async def run(self, rec: RequestRecord, servers, processed) -> None:
+    async def run(self, rec: RequestRecord, servers, processed, need=None) -> None:
         """Generate the tokens ``rec`` still needs on this chain, appending to ``rec.tokens`` as they come.
         (Head's weights need no grad, so no grad-mode context has to span the awaits.)"""
         sid = f"{rec.request}.{next(self._ids)}"
-        need = rec.output_tokens - len(rec.tokens)
-        hops = list(zip(servers, processed))
-        open_: list[tuple[int, int, object]] = []  # (server, n, connection) holding a session
+        steps = rec.output_tokens - len(rec.tokens)
+        need_slots = list(processed) if need is None else list(need)
+        open_: list[tuple[int, int, object]] = []  # (server, slots, connection) holding a session
         try:
             x = self.head.embed_ids(rec.prompt + rec.tokens).float().cpu().numpy()
-            for j, n in hops:
+            for j, n, k in zip(servers, processed, need_slots):
                 try:
                     conn = await self.conns.get(j)
                 except HopFailed:
                     self.live.set_dead(j)
                     raise
-                open_.append((j, n, conn))
-                self.live.admitted(j, n)  # counted from the moment it is asked for, so no other request takes it
+                open_.append((j, k, conn))
+                self.live.admitted(j, k)  # counted from the moment it is asked for, so no other request takes it
                 reply, x = await self._ask(j, conn, {"op": "prefill", "session": sid, "skip": self.span[j] - n,
-                                                      "n": n, "last": need == 1}, x)
+                                                      "n": n, "slots": k, "last": steps == 1}, x)
                 if not reply.get("ok"):
                     open_.pop()
-                    self.live.released(j, n)
+                    self.live.released(j, k)
                     self.conns.put(j, conn)
                     if reply.get("error") == "full":
                         raise Refused(j)
                     raise HopFailed(j, str(reply.get("error")))
-            for step in range(need):
+            for step in range(steps):
                 tok = self.head.next_token(x)
                 rec.tokens.append(tok)
                 if step == 0 and np.isnan(rec.first_token_ms):
                     rec.first_token_ms = self.clock()
-                if step == need - 1:
+                if step == steps - 1:
                     break
-                last = step == need - 2
+                last = step == steps - 2
                 x = self.head.embed_ids([tok]).float().cpu().numpy()
                 for j, n, conn in open_:
                     reply, x = await self._ask(j, conn, {"op": "decode", "session": sid, "last": last}, x)
@@ -197,12 +197,14 @@ class _Driver:
 
 
 def _live_chain(router, live: LiveSlots, client: int, l_in: int, l_out: int):
-    """The policy's static best chain among live servers (a failed server is banned, as PETALS' client bans it)."""
+    """The policy's static best chain among live servers (a failed server is banned, as PETALS' client bans it):
+    (servers, blocks, slots needed)."""
     g = router.graph
     dead = np.array([live.dead(j) for j in range(len(live.capacity))])
     w = np.where(dead[g.dst] | ~router.edge_fits, np.inf, router.static_weights(client, l_in, l_out))
     _, servers, processed = shortest_chain(g, w, router.sink_weights(client))
-    return servers, processed
+    units = router.units(l_in, l_out) if hasattr(router, "units") else 1
+    return servers, processed, [k * units for k in processed]
 
 
 class BookAndWait(_Driver):
@@ -216,27 +218,27 @@ class BookAndWait(_Driver):
     async def acquire(self, r, client, l_in, l_out):
         now = self.clock()
         route = self.router.route(self.live, now, client, l_in, l_out)
-        servers, processed, waits = route.servers, route.processed, route.waits_ms
+        servers, processed, waits, need = route.servers, route.processed, route.waits_ms, route.need
         if not servers or any(self.live.dead(j) for j in servers) or max(waits) == float("inf"):
-            servers, processed = _live_chain(self.router, self.live, client, l_in, l_out)
+            servers, processed, need = _live_chain(self.router, self.live, client, l_in, l_out)
             if not servers:
                 return None
-            waits = [self.live.wait_ms(j, k, now) for j, k in zip(servers, processed)]
+            waits = [self.live.wait_ms(j, k, now) for j, k in zip(servers, need)]
         w = max(waits)
         b = backoff_ms(w, self.timing.backoff_first_ms, self.timing.backoff_max_ms) if w > 0 else 0.0
-        self.live.book(r, servers, processed, now + b + self.predict(client, l_in, l_out, servers, processed))
+        self.live.book(r, servers, need, now + b + self.predict(client, l_in, l_out, servers, processed))
         step, t = self.timing.backoff_first_ms, now
         if w > 0:
             t, step = now + step, min(step * 2, self.timing.backoff_max_ms)
             await asyncio.sleep((t - self.clock()) / 1000)
-        while not self.live.can_admit(servers, processed):
+        while not self.live.can_admit(servers, need):
             if any(self.live.dead(j) for j in servers):
                 self.live.unbook(r)
                 return await self.acquire(r, client, l_in, l_out)
             t, step = t + step, min(step * 2, self.timing.backoff_max_ms)
             await asyncio.sleep(max(0.0, t - self.clock()) / 1000)
         self.live.predict(r, self.clock() + self.predict(client, l_in, l_out, servers, processed))
-        return servers, processed
+        return servers, processed, need
 
 
 class RetryRoute(_Driver):
@@ -252,14 +254,19 @@ class RetryRoute(_Driver):
         while True:
             now = self.clock()
             route = self.router.route(self.live, now, client, l_in, l_out)
-            servers, processed = route.servers, route.processed
+            servers, processed, need = route.servers, route.processed, route.need
             if not servers or any(self.live.dead(j) for j in servers):
-                servers, processed = _live_chain(self.router, self.live, client, l_in, l_out)
+                servers, processed, need = _live_chain(self.router, self.live, client, l_in, l_out)
                 if not servers:
                     return None
-            if self.live.can_admit(servers, processed) and all(self.live.free(j) >= k for j, k in zip(servers, processed)):
-                self.live.book(r, servers, processed, now + self.predict(client, l_in, l_out, servers, processed))
-                return servers, processed
+            failed = next((j for j, k in zip(servers, need)
+                           if self.live.free(j) < k or not self.live.can_admit([j], [k])), None)
+            report = getattr(self.router, "attempt_result", None)  # PETALS' bans (docs/model.md §17.5)
+            if report is not None:
+                report(now, servers, failed)
+            if failed is None:
+                self.live.book(r, servers, need, now + self.predict(client, l_in, l_out, servers, processed))
+                return servers, processed, need
             attempt += 1
             delay = min(self.timing.backoff_first_ms * 2 ** (attempt - 1), self.timing.backoff_max_ms)
             await asyncio.sleep(delay / 1000)
@@ -297,7 +304,7 @@ class CentralQueue(_Driver):
         ch = self.chains[k]
         self.chain_of[r] = k
         self.live.book(r, ch.servers, ch.blocks, self.clock() + self.predict(client, l_in, l_out, ch.servers, ch.blocks))
-        return list(ch.servers), list(ch.blocks)
+        return list(ch.servers), list(ch.blocks), list(ch.blocks)
 
     def _hand_over(self, k: int) -> None:
         if self.queue and self._usable(k):
@@ -344,13 +351,13 @@ async def serve_request(rec: RequestRecord, client: int, driver: _Driver, runner
         if chain is None:
             rec.lost = True
             return rec
-        servers, processed = chain
+        servers, processed, need = chain
         if np.isnan(rec.start_ms):
             rec.start_ms = clock()
         rec.chains.append(tuple(servers))
         rec.processed.append(tuple(processed))
         try:
-            await runner.run(rec, servers, processed)
+            await runner.run(rec, servers, processed, need)
             driver.done(rec.request, chain)
         except Refused:
             rec.refusals += 1

@@ -1,7 +1,7 @@
 """Live slot state: what the routing policies read, fed by the servers' real admissions and releases
 (docs/runtime.md §4; the contract of routing.slots.SlotBook, docs/model.md §9.3).
 
-Two counts per server:
+The routing-state contract of routing.state.SlotState. Two counts per server:
 * ``running`` — slots held by sessions the server has admitted and not yet released (from its replies);
 * ``used`` — ``running`` plus slots *booked* by requests the client has routed that are still waiting,
   as the paper's model books a chain at routing time (docs/model.md §9.3).
@@ -89,3 +89,10 @@ class LiveSlots:
 
     def dead(self, j: int) -> bool:
         return self.capacity[j] == 0 and self.slots[j] > 0
+
+    def is_up(self, j: int) -> bool:
+        return not self.dead(j)
+
+    @property
+    def n_down(self) -> int:
+        return sum(self.dead(j) for j in range(len(self.slots)))

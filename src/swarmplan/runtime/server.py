@@ -6,7 +6,7 @@ holds n slots (one per block it processes) from its prefill until its last step 
 would exceed the slots is refused, as a full PETALS server refuses. Forwards run one at a time on the
 event loop, as a PETALS server's pool runs one task at a time.
 
-Messages (header + raw tensor, runtime.wire): ``prefill`` {session, skip, n, last?} + hidden [1, T, h];
+Messages (header + raw tensor, runtime.wire): ``prefill`` {session, skip, n, slots?, last?} + hidden [1, T, h];
 ``decode`` {session, last?} + hidden [1, 1, h]; ``close`` {session}; ``ping``. Replies carry ``ok``,
 ``free`` (slots left) and ``compute_ms`` (the forward's own time, used by calibration).
 """
@@ -31,7 +31,8 @@ from swarmplan.runtime.wire import Link, WireError, read_frame, send_frame, serv
 @dataclass
 class Session:
     skip: int
-    n: int
+    n: int  # blocks it runs here
+    slots: int  # slots it holds: n, or n × units under PETALS' max-length reservation (docs/model.md §17.3)
     cache: object
     pos: int = 0
 
@@ -84,7 +85,7 @@ class StageServer:
     def _end(self, sid: str) -> None:
         s = self.sessions.pop(sid, None)
         if s is not None:
-            self.ledger.release(s.n)
+            self.ledger.release(s.slots)
 
     async def handle(self, reader, writer) -> None:
         mine: set[str] = set()
@@ -112,11 +113,12 @@ class StageServer:
             return {"ok": True, "free": self.ledger.free}, None
         if op == "prefill":
             n, skip = int(header["n"]), int(header["skip"])
-            if sid in self.sessions or skip < 0 or n < 1 or skip + n != self.stage.n_blocks or arr is None:
+            slots = int(header.get("slots", n))
+            if sid in self.sessions or skip < 0 or n < 1 or skip + n != self.stage.n_blocks or arr is None or slots < n:
                 return {"ok": False, "error": "bad prefill", "free": self.ledger.free}, None
-            if not self.ledger.admit(n):
+            if not self.ledger.admit(slots):
                 return {"ok": False, "error": "full", "free": self.ledger.free}, None
-            self.sessions[sid] = Session(skip, n, self.new_cache())
+            self.sessions[sid] = Session(skip, n, slots, self.new_cache())
             mine.add(sid)
         elif op != "decode" or sid not in self.sessions or arr is None:
             return {"ok": False, "error": f"bad request {op!r}", "free": self.ledger.free}, None

@@ -82,18 +82,17 @@ def scenario_arch(sc, base_dir=None, seed: int = 0) -> LlamaArch:
     return arch_from_model_params(resolve_model(sc), seed)
 
 
-def outages_for(sc, swarm) -> list[Outage]:
-    """The scenario's churn events as process kills/restarts (docs/model.md §16)."""
-    if sc.churn.process is not None:
-        raise SwarmplanError("churn.process", "validate replays explicit outages only",
-                             "list them under churn.events (server, fail_s, return_s)")
-    names = list(swarm.server_names)
-    out = []
-    for e in sc.churn.events:
-        if e.server not in names:
-            raise SwarmplanError("churn.events", f"no server named {e.server!r}", f"use one of {', '.join(names)}")
-        out.append(Outage(names.index(e.server), e.fail_s * 1000.0,
-                          None if e.return_s is None else e.return_s * 1000.0))
+def outages_from(schedule) -> list[Outage]:
+    """The simulator's churn schedule (docs/model.md §16) as process kills and restarts: each failure paired
+    with the same server's next return."""
+    out: list[Outage] = []
+    open_: dict[int, Outage] = {}
+    for ev in schedule.events:
+        if not ev.up:
+            open_[ev.server] = Outage(ev.server, ev.time_ms)
+            out.append(open_[ev.server])
+        elif ev.server in open_:
+            open_.pop(ev.server).return_ms = ev.time_ms
     return out
 
 
@@ -102,16 +101,16 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
                    bandwidth_mbit_s: float | None = None, check_tokens: bool = True, log=None) -> Validation:
     import pandas as pd
 
-    from swarmplan.methods.registry import METHODS, MethodContext
+    from swarmplan.methods.registry import MethodContext, parse_method
     from swarmplan.perf.model import PerfModel
+    from swarmplan.sim.churn import churn_schedule
     from swarmplan.scenario.realize import realize
     from swarmplan.scenario.workload import draw_workload
     from swarmplan.sim.run import run_policy
 
     log = log or (lambda msg: None)
-    if method not in METHODS:
-        raise SwarmplanError("--method", f"unknown method {method!r}", f"use one of {', '.join(METHODS)}")
-    swarm_rng, wl_rng, method_rng, prompt_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    chosen = parse_method(method)
+    swarm_rng, wl_rng, method_rng, prompt_rng, churn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
     arch = scenario_arch(sc, base_dir, seed)
     n_servers = sc.servers.count if not isinstance(sc.servers, list) else len(sc.servers)
     check_fits_memory(arch, n_servers + 1)
@@ -121,13 +120,15 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
     sc = apply_calibration(sc, calibration)
     swarm = realize(sc, swarm_rng, base_dir)
     pm = PerfModel.from_swarm(swarm)
-    placement, policy = METHODS[method].build(MethodContext(pm, method_rng, sc.workload.rate_per_s))
+    placement, policy = chosen.build(MethodContext(pm, method_rng, sc.workload.rate_per_s))
     if placement.coverage(pm.L).min() < 1:
         raise SwarmplanError("placement", f"{method}'s placement leaves blocks uncovered", "give the servers more memory")
     workload = draw_workload(sc.workload, swarm.n_clients, wl_rng, n_requests, base_dir)
     prompts = [prompt_rng.integers(0, arch.vocab, size=int(l)).tolist() for l in workload.input_tokens]
-    outages = outages_for(sc, swarm)
-    sim = run_policy(pm, placement, workload, policy, 0.0, method)
+    # The same failures in both: the scenario's churn schedule; returning servers keep their span (no re-join).
+    schedule = churn_schedule(sc.churn, swarm.server_names, float(workload.arrival_ms[-1]), churn_rng)
+    outages = outages_from(schedule)
+    sim = run_policy(pm, placement, workload, policy, 0.0, method, churn=schedule if schedule else None)
     log(f"starting {int((placement.n_blocks > 0).sum())} server processes …")
     live = run_live(arch, pm, placement, policy, workload, prompts, device=device, host=host, outages=outages,
                     bandwidth_mbit_s=bandwidth_mbit_s, log=log)
@@ -155,7 +156,8 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
             measured_per_token_ms=resp / l_out, predicted_per_token_ms=float(sim.per_token_ms[r]),
             measured_response_ms=resp, predicted_response_ms=float(sim.response_ms[r]),
         ))
-    return Validation(method, sc.name, calibration, live, sim, pd.DataFrame(rows), identical, failures_simulated=False)
+    return Validation(method, sc.name, calibration, live, sim, pd.DataFrame(rows), identical,
+                      failures_simulated=bool(schedule))
 
 
 def plot_validation(v: Validation, path) -> None:
