@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch  # noqa: F401 — imported once in the fork server, so forked servers start at once
+import torch  # imported once in the fork server, so forked servers start at once
 import transformers.models.llama.modeling_llama  # noqa: F401
 
 from swarmplan.runtime.wire import Link, WireError, read_frame, send_frame, server_challenge
@@ -60,12 +60,10 @@ class SlotLedger:
 
 class StageServer:
     def __init__(self, cfg: dict):
-        import torch
-
         from swarmplan.runtime.model import LlamaArch, Stage, new_cache
 
         torch.set_num_threads(int(cfg.get("threads", 1)))
-        self.torch, self.new_cache = torch, new_cache
+        self.new_cache = new_cache
         self.device = cfg.get("device", "cpu")
         self.stage = Stage(LlamaArch(**cfg["arch"]), int(cfg["first_block"]), int(cfg["n_blocks"]), self.device)
         self.ledger = SlotLedger(cfg["slots"])
@@ -74,7 +72,6 @@ class StageServer:
         self.links = {peer: Link(*v) for peer, v in cfg.get("links", {}).items()}
 
     def _forward(self, s: Session, hidden: np.ndarray):
-        torch = self.torch
         x = torch.from_numpy(np.array(hidden, dtype=np.float32)).to(self.device)
         t0 = time.perf_counter()
         out = self.stage.forward(x, s.cache, s.pos, s.skip)
