@@ -28,7 +28,7 @@ def calibrate(
     """Measure per-block decode/prefill time and per-hop overhead on a real server process; fit the paper's model."""
     from ruamel.yaml import YAML
 
-    from swarmplan.runtime.model import check_device, preset_arch, require_runtime
+    from swarmplan.runtime.model import check_device, check_fits_memory, preset_arch, require_runtime
 
     require_runtime()
     if out is not None and out.exists() and not force:
@@ -42,6 +42,7 @@ def calibrate(
     else:
         arch = preset_arch(model)
     check_device(device)
+    check_fits_memory(arch, 2)
     from swarmplan.runtime.calibrate import calibrate as run
 
     print(f"calibrating {arch.n_layers}×{arch.hidden} LLaMA on {device} …", file=sys.stderr)
