@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarmplan.cli import catalog, compare, methods_cmd, plan, simulate
+from swarmplan.cli import split as split_cmd
+from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd
 from swarmplan.errors import NoSolutionError, SwarmplanError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
@@ -21,10 +23,7 @@ app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
 app.command(name="methods")(methods_cmd.methods)
-
-
-from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd  # noqa: E402
-
+app.command(name="split")(split_cmd.split)
 app.command(name="calibrate")(calibrate_cmd.calibrate)
 app.command(name="validate")(validate_cmd.validate)
 
