@@ -6,17 +6,16 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from swarmplan.cli import catalog, compare, methods_cmd, plan, simulate
+from swarmplan.cli import catalog, compare, methods_cmd, plan, root, simulate
 from swarmplan.cli import split as split_cmd
 from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd
-from swarmplan.errors import NoSolutionError, SwarmplanError
+from swarmplan.cli.errors import report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
                   help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
 
+app.callback()(root.root)
 app.command()(catalog.scenarios)
 app.command()(catalog.schema)
 app.command()(plan.plan)
@@ -29,12 +28,7 @@ app.command(name="validate")(validate_cmd.validate)
 
 
 def main() -> None:
-    try:
-        app()
-    except SwarmplanError as err:
-        kind = "no solution" if isinstance(err, NoSolutionError) else "error"
-        Console(stderr=True).print(f"[bold red]{kind}:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+    sys.exit(report(app))
 
 
 if __name__ == "__main__":
