@@ -12,6 +12,7 @@ from rich.console import Console
 from swarmplan.cli.common import (DowntimeOpt, FailOpt, MtbfOpt, OptionOpt, SetOpt, assumptions_of, check_choice,
                                   check_number, clamp_count, console, option_blame, output_files, print_assumptions,
                                   run_record, with_churn, with_join_order)
+from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 
@@ -28,6 +29,7 @@ def compare(
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs, at most the CPUs (results do not depend on it)"),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
+    plot: bool = typer.Option(False, "--plot", help="also write per-method bars and the response-time CDF (PNG, SVG) to --out"),
     options: Optional[List[str]] = OptionOpt,
     fail: Optional[List[str]] = FailOpt,
     mtbf: Optional[float] = MtbfOpt,
@@ -57,7 +59,17 @@ def compare(
         require_fits("--runs", runs * len(chosen) * (requests or sc.workload.n_requests), BYTES_PER_REQUEST,
                      "request rows (runs × methods × requests)", "fewer --runs or --requests, or no --out")
     jobs = clamp_count("--jobs", jobs, runs)
-    targets = output_files(out, ("summary.json", "requests.csv"), force)
+    if plot and out is None:
+        raise SwarmplanError("--plot", "needs --out (the figures go beside summary.json)", "add --out DIR")
+    figure_files: tuple[str, ...] = ()
+    if plot:
+        from swarmplan.experiments.deps import require_research
+
+        require_research("--plot")
+        from swarmplan.experiments.figures import COMPARE_FIGURES, FORMATS
+
+        figure_files = tuple(f"{n}.{ext}" for n in COMPARE_FIGURES for ext in FORMATS)
+    targets = output_files(out, ("summary.json", "requests.csv", *figure_files), force)
     with option_blame("--join-order", "placement.petals_join_order", join_order is not None), \
             Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(escape(f"{sc.name}: {runs} runs × {len(chosen)} methods"), total=runs * len(chosen))
@@ -75,3 +87,7 @@ def compare(
         targets[0].write_text(json.dumps({**result.to_json(), "assumptions": assumptions, "run": record}, indent=2))
         result.write_requests_csv(targets[1])
         console.print(f"wrote {targets[0]} and {targets[1]}", highlight=False)
+    if plot:
+        from swarmplan.experiments.figures import compare_figures
+
+        console.print(f"wrote {', '.join(str(p) for p in compare_figures(result, out))}", highlight=False)

@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from swarmplan.cli import catalog, compare, methods_cmd, plan, root, simulate
+from swarmplan.cli import catalog, compare, methods_cmd, plan, reproduce, root, simulate, sweep
+from swarmplan.cli import report as report_cmd
 from swarmplan.cli import split as split_cmd
 from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd
 from swarmplan.cli.errors import report
@@ -23,6 +24,9 @@ app.command()(compare.compare)
 app.command()(simulate.simulate)
 app.command(name="methods")(methods_cmd.methods)
 app.command(name="split")(split_cmd.split)
+app.command()(sweep.sweep)
+app.command(name="report")(report_cmd.report)
+app.command()(reproduce.reproduce)
 app.command(name="calibrate")(calibrate_cmd.calibrate)
 app.command(name="validate")(validate_cmd.validate)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from swarmplan.cli.common import (OptionOpt, SetOpt, check_number, clamp_count, console, option_blame,
-                                  print_assumptions, run_record, seed_streams, with_join_order)
+                                  output_files, print_assumptions, run_record, seed_streams, with_join_order)
+from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 _H = dict(hidden=True)  # earlier per-method flags, kept as shortcuts for --option
@@ -25,6 +28,9 @@ def plan(
     options: Optional[List[str]] = OptionOpt,
     quality: bool = typer.Option(True, "--quality/--no-quality", help="evaluate per-token time and the gap to a lower bound"),
     petals_cmds: bool = typer.Option(False, "--petals-commands", help="print PETALS run_server commands that apply the placement"),
+    plot: bool = typer.Option(False, "--plot", help="write the placement picture (servers × blocks, GCA chains) to --out as PNG and SVG"),
+    out: Optional[Path] = typer.Option(None, "--out", help="--plot: folder for placement.png / placement.svg"),
+    force: bool = typer.Option(False, "--force", help="--plot: overwrite existing figures in --out"),
     sets: Optional[List[str]] = SetOpt,
     rebalance: Optional[bool] = typer.Option(None, "--rebalance", **_H),
     join_order: Optional[str] = typer.Option(None, "--join-order", help="PETALS' join order, comma-separated server "
@@ -63,6 +69,7 @@ def plan(
                     items.append(f"{target}.{fname}={value}")
     sc, base = load_scenario(scenario, sets or [])
     sc = with_join_order(sc, join_order)
+    figure_files = _plot_targets(plot, out, force)
     swarm_rng, _, method_rng = seed_streams(seed)
     with option_blame("--join-order", "placement.petals_join_order", join_order is not None):
         result = plan_placement(sc, base, method, R if R is not None else sc.placement.R, swarm_rng, method_rng,
@@ -81,12 +88,36 @@ def plan(
         doc.update(assumptions=pm.swarm.assumptions(),
                    run=run_record("plan", sets, sc, base, seed, method=method, R=R, options=items))
         print(json.dumps(doc))
-        return
-    print_plan(console, pm, pl, result.quality)
-    if plan_details is not None:
-        console.print(chains_table(pm, plan_details))
-        console.print(_chain_plan_text(plan_details, sc.workload.rate_per_s), highlight=False)
-    print_assumptions(pm.swarm.assumptions())
+    else:
+        print_plan(console, pm, pl, result.quality)
+        if plan_details is not None:
+            console.print(chains_table(pm, plan_details))
+            console.print(_chain_plan_text(plan_details, sc.workload.rate_per_s), highlight=False)
+        print_assumptions(pm.swarm.assumptions())
+    if figure_files:
+        from swarmplan.methods.policies import chains_for
+
+        what = f"c = {plan_details.c}" if plan_details is not None else f"R = {pl.R}"
+        _plot(figure_files, pm, pl, chains_for(pm, pl), f"{sc.name}: {method} ({what})", as_json)
+
+
+def _plot_targets(plot: bool, out: Optional[Path], force: bool) -> list[Path]:
+    if not plot:
+        return []
+    if out is None:
+        raise SwarmplanError("--plot", "needs --out (the folder for placement.png and placement.svg)", "add --out DIR")
+    from swarmplan.experiments.deps import require_research
+
+    require_research("--plot")
+    return output_files(out, ("placement.png", "placement.svg"), force)
+
+
+def _plot(files: list[Path], pm, placement, chains, title: str, as_json: bool) -> None:
+    """The placement picture; under --json its paths go to stderr so stdout stays one JSON document."""
+    from swarmplan.experiments.figures import plan_figure, save
+
+    paths = save(plan_figure(pm, placement, chains, title), files[0].with_suffix(""))
+    print(f"wrote {', '.join(map(str, paths))}", file=sys.stderr if as_json else sys.stdout)
 
 
 def _chain_plan_json(pm, plan) -> dict:
