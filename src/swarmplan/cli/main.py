@@ -239,6 +239,11 @@ def _output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> l
     return paths
 
 
+from swarmplan.cli import capacity as capacity_cmd  # noqa: E402
+
+app.command(name="capacity")(capacity_cmd.capacity)
+
+
 def main() -> None:
     try:
         app()

@@ -19,6 +19,8 @@ reported is a Lagrangian (dual) bound that stays valid even if pricing is not so
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 
 import highspy
@@ -27,6 +29,22 @@ import numpy as np
 from swarmplan.perf.model import PerfModel
 
 INF = highspy.kHighsInf
+
+
+def quiet_highs() -> highspy.Highs:
+    """A Highs instance with logging off. HiGHS prints a banner to the process's stdout (fd 1) when the first
+    instance is created, which would break ``--json`` output, so fd 1 points at /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,21 @@ def _class_times(pm: PerfModel, q: LengthClass, slo: Slo, delay_ms: float) -> _C
     return _ClassTimes(hold, part, const, delay_ms)
 
 
+def single_request_metric_ms(pm: PerfModel, slo: Slo, classes: list[LengthClass] | None = None,
+                             delay_ms: float = 0.0) -> float:
+    """The SLO's metric for a request alone on the fastest chain any placement allows (every server as large
+    as its memory permits with one request's cache), averaged over the classes: no load can do better
+    (docs/capacity.md §1.1; the per-token case is docs/model.md §13.3 with whole-request times)."""
+    classes = classes or length_classes(pm)
+    g = slot_share(pm)
+    total = 0.0
+    for q in classes:
+        t = _class_times(pm, q, slo, delay_ms)
+        best, _ = _knapsack(np.where(np.isfinite(g), t.slo, np.inf), pm.L)
+        total += q.weight * (best + t.const_slo)
+    return total
+
+
 def slot_share(pm: PerfModel) -> np.ndarray:
     """g_j(n) = n / S_j(n), S_j(n) = ⌊(M_j − s_m n)/s_c⌋ (docs/model.md §2.3): the share of server j one
     session processing n blocks there occupies. inf where n is not placeable (clamp, or < n slots)."""
@@ -184,8 +217,7 @@ def capacity_upper_bound(pm: PerfModel, slo: Slo, classes: list[LengthClass] | N
     row_server = [nq + j for j in range(J)]
     row_slo = nq + J
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     inf = INF
     for _ in range(nq):
