@@ -298,7 +298,7 @@ def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run:
     for method in get_methods(method_names):
         def evaluate(rate: float, method=method) -> tuple[float, dict]:
             _, _, method_rng = run_seeds(seed, run)
-            ctx = MethodContext(pm, method_rng, rate, scenario.placement.R, opts.cache_test)
+            ctx = MethodContext(pm, method_rng, rate, scenario.placement.R, opts.cache_test, slo=limit)
             try:
                 placement, policy = method.build(ctx)
             except SwarmplanError:

@@ -40,6 +40,7 @@ class MethodContext:
     c: int | None = None
     c_criterion: str = "lower"
     milp_time_limit_s: float = 30.0
+    slo: object | None = None  # perf.capacity_bound.Slo that capacity-aware methods (slo-pack) plan for
 
     @cached_property
     def join_order(self) -> list[int]:
@@ -132,6 +133,31 @@ def _build_cgbprr(ctx):
     return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
 
 
+def _build_helix(ctx):
+    from swarmplan.placement.helix import helix_placement_cached
+    from swarmplan.routing.helix import HelixRouter
+
+    pl = helix_placement_cached(ctx.pm)
+    return pl, HelixRouter(ctx.pm, pl, ctx.use_fast_path)
+
+
+def _build_parallax(ctx):
+    from swarmplan.placement.parallax import parallax_placement_cached
+    from swarmplan.routing.parallax import ParallaxRouter
+
+    pl = parallax_placement_cached(ctx.pm)
+    return pl, ParallaxRouter(ctx.pm, pl, ctx.use_fast_path)
+
+
+def _build_slo_pack(ctx):
+    from swarmplan.methods.gbpcr import chains_for
+    from swarmplan.placement.slopack import slo_pack
+    from swarmplan.routing.slopack import admissible_chains
+
+    pl = slo_pack(ctx.pm, ctx.slo)
+    return pl, JffcDispatcher(admissible_chains(ctx.pm, chains_for(ctx.pm, pl), ctx.slo))
+
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
@@ -147,6 +173,13 @@ METHODS: dict[str, Method] = {
         Method("gbp-cr", "proposed", "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)",
                _build_gbpcr),
         Method("cgbp-jffc", "proposed", "CG-BP placement + GCA chains + JFFC central queue", _build_cgbp_jffc),
+        Method("helix", "proposed", "Helix (ASPLOS '25): MILP placement maximising session throughput (HiGHS, "
+               "warm-started) + max-flow and interleaved weighted round-robin per hop", _build_helix),
+        Method("parallax", "proposed", "Parallax (GradientHQ): pipelines maximising k²/stages, water-filled layers, "
+               "per-request min-latency DP over free nodes", _build_parallax),
+        Method("slo-pack", "proposed", "SLO-Pack (ours): chains of the capacity-bound LP rounded to a placement "
+               "(per-server cache), GCA chains, central queue to the fastest free chain that can meet the SLO",
+               _build_slo_pack),
         Method("milp", "proposed", "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing",
                _build_milp, default=False),
     ]
