@@ -150,12 +150,10 @@ def _build_parallax(ctx):
 
 
 def _build_slo_pack(ctx):
-    from swarmplan.methods.gbpcr import chains_for
-    from swarmplan.placement.slopack import slo_pack
-    from swarmplan.routing.slopack import admissible_chains
+    from swarmplan.routing.slopack import plan_slo_pack
 
-    pl = slo_pack(ctx.pm, ctx.slo)
-    return pl, JffcDispatcher(admissible_chains(ctx.pm, chains_for(ctx.pm, pl), ctx.slo))
+    plan = plan_slo_pack(ctx.pm, ctx.slo)
+    return plan.placement, JffcDispatcher(plan.chains)
 
 
 METHODS: dict[str, Method] = {

@@ -16,11 +16,9 @@ the SLO on their own (for a quantile SLO) and otherwise to the fastest free chai
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
-from swarmplan.perf.capacity_bound import BoundResult, Slo, capacity_upper_bound, length_classes, single_request_metric_ms
+from swarmplan.perf.capacity_bound import BoundResult, Slo, length_classes, single_request_metric_ms
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
 
@@ -33,17 +31,22 @@ def default_slo(pm: PerfModel) -> Slo:
     return Slo("per_token", DEFAULT_FACTOR * base)
 
 
-def block_counts(pm: PerfModel, bound: BoundResult) -> np.ndarray:
-    """Per server, the block count whose LP chains use most of its memory (rate × time × blocks)."""
+ROUNDINGS = ("most", "max", "min")
+
+
+def block_counts(pm: PerfModel, bound: BoundResult, rule: str = "most") -> np.ndarray:
+    """Per server one block count among those its LP chains use: the one using most of its memory
+    (rate × time × blocks), the largest, or the smallest."""
     use: dict[tuple[int, int], float] = {}
     for ch in bound.chains:
         for j, n in zip(ch["servers"], ch["blocks"]):
             use[j, n] = use.get((j, n), 0.0) + ch["rate_per_s"] * ch["service_ms"] * n
     m = np.zeros(pm.n_servers, dtype=np.int64)
-    best = np.zeros(pm.n_servers)
+    best = np.full(pm.n_servers, -np.inf)
     for (j, n), u in sorted(use.items()):
-        if u > best[j]:
-            best[j], m[j] = u, n
+        score = {"most": u, "max": n, "min": -n}[rule]
+        if score > best[j]:
+            best[j], m[j] = score, n
     return m
 
 
@@ -65,29 +68,10 @@ def layout(pm: PerfModel, bound: BoundResult, m: np.ndarray) -> tuple[np.ndarray
     return start, order
 
 
-_CACHE: dict[tuple, tuple] = {}
-
-
-def slo_pack(pm: PerfModel, slo: Slo | None = None) -> Placement:
-    """SLO-Pack's placement for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound). It does not
-    depend on the arrival rate, so it is computed once per swarm and SLO."""
-    slo = slo or default_slo(pm)
-    key = (id(pm), slo)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is pm:
-        return hit[1]
-    d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
-    bound = capacity_upper_bound(pm, slo, length_classes(pm), d)
-    if not bound.chains:
-        from swarmplan.errors import SwarmplanError
-
-        raise SwarmplanError("slo", f"no chain meets {slo.describe()} on this swarm", "relax the SLO")
-    m = block_counts(pm, bound)
+def rounded_placement(pm: PerfModel, bound: BoundResult, rule: str = "most") -> Placement:
+    """The LP's chains rounded to one placement (steps 1–3 above)."""
+    m = block_counts(pm, bound, rule)
     start, order = layout(pm, bound, m)
-    pl = Placement(method="slo-pack", start=np.where(m > 0, start, 0), n_blocks=m,
-                   cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed", order=tuple(order),
-                   info={"slo": slo.describe(), "bound_per_s": bound.rate_per_s, "lp_chains": len(bound.chains)})
-    if len(_CACHE) > 32:
-        _CACHE.clear()
-    _CACHE[key] = (weakref.ref(pm), pl)
-    return pl
+    return Placement(method="slo-pack", start=np.where(m > 0, start, 0), n_blocks=m,
+                     cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed", order=tuple(order),
+                     info={"rounding": rule, "bound_per_s": bound.rate_per_s})
