@@ -23,7 +23,7 @@ from scipy import stats
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.methods.registry import MethodContext, Profile, allocation_delay_ms, get_methods
-from swarmplan.perf.capacity_bound import LengthClass, Slo, capacity_upper_bound, length_classes, single_request_metric_ms
+from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_classes, single_request_metric_ms
 from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
@@ -44,11 +44,11 @@ class SloSpec:
     quantile: float = 0.95
     text: str = ""
 
-    def resolve(self, pm: PerfModel, classes: list[LengthClass], delay_ms: float) -> Slo:
+    def resolve(self, pm: PerfModel, delay_ms: float, lengths: tuple | None = None) -> Slo:
         """The absolute limit for one swarm: a factor × the single-request bound (docs/capacity.md §1.1)."""
         if not self.relative:
             return Slo(self.kind, self.value * 1000.0, self.quantile)
-        base = single_request_metric_ms(pm, Slo(self.kind, 0.0, self.quantile), classes, delay_ms)
+        base = single_request_metric_ms(pm, Slo(self.kind, 0.0, self.quantile), None, delay_ms, lengths)
         return Slo(self.kind, self.value * base, self.quantile)
 
 
@@ -134,7 +134,7 @@ class SearchOptions:
 
     horizon_s: float | None = None
     horizon_services: float = 20.0
-    min_horizon_s: float = 300.0
+    min_horizon_s: float = 60.0
     warmup_fraction: float = 0.25
     min_requests: int = 200
     rel_tol: float = 0.03  # stop when hi/lo − 1 ≤ rel_tol
@@ -278,8 +278,10 @@ def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run:
     lengths = load_trace(spec.trace, base_dir) if spec.lengths == "trace" else None
     classes = length_classes(pm, *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)))
     delay = pm.swarm.timing.initial_delay_ms + (pm.swarm.timing.fair_allocation_delay_ms if opts.profile == "fair" else 0.0)
-    limit = slo.resolve(pm, classes, delay)
-    horizon = opts.horizon_for(single_request_metric_ms(pm, Slo("response", 0.0), classes, 0.0))
+    pairs = (lengths.input_tokens, lengths.output_tokens) if lengths else None
+    limit = slo.resolve(pm, delay, pairs)
+    limit = Slo(limit.kind, limit.limit_ms, limit.quantile, tuple(classes) if lengths else ())
+    horizon = opts.horizon_for(single_request_metric_ms(pm, Slo("response", 0.0, 0.5), None, 0.0, pairs))
     bound = capacity_upper_bound(pm, limit, classes, delay)
     bound_doc = {"rate_per_s": bound.rate_per_s, "lp_rate_per_s": bound.lp_rate_per_s, "certified": bound.certified,
                  "horizon_s": horizon}

@@ -152,7 +152,12 @@ def _build_parallax(ctx):
 def _build_slo_pack(ctx):
     from swarmplan.routing.slopack import plan_slo_pack
 
-    plan = plan_slo_pack(ctx.pm, ctx.slo)
+    try:  # GBP-CR's own plan at this rate is one of the candidates
+        gbp = ctx.chain_plan
+        extra = [(f"gbp-cr at the rate (c={gbp.c})", gbp.placement, gbp.chains)]
+    except SwarmplanError:
+        extra = []
+    plan = plan_slo_pack(ctx.pm, ctx.slo, ctx.rate_per_s, extra)
     return plan.placement, JffcDispatcher(plan.chains)
 
 

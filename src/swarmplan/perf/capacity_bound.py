@@ -55,6 +55,7 @@ class Slo:
     kind: str
     limit_ms: float
     quantile: float = 0.95
+    classes: tuple = ()  # the request mix (LengthClass) the SLO is planned for; () = the nominal lengths
 
     def describe(self) -> str:
         if self.kind == "response":
@@ -84,7 +85,7 @@ class BoundResult:
     chains: list[dict] = field(default_factory=list)  # used columns: class, servers, blocks, rate_per_s, service_ms
 
 
-def length_classes(pm: PerfModel, input_tokens=None, output_tokens=None, bins: int = 4) -> list[LengthClass]:
+def length_classes(pm: PerfModel, input_tokens=None, output_tokens=None, bins: int = 6) -> list[LengthClass]:
     """One class per client for fixed lengths; for a length distribution (e.g. a trace), quantile boxes of
     (l_in, l_out), ``bins`` per axis, weighted by their frequency (docs/capacity.md §2.3)."""
     n_clients = pm.rtt_ms.shape[0]
@@ -134,18 +135,28 @@ def _class_times(pm: PerfModel, q: LengthClass, slo: Slo, delay_ms: float) -> _C
 
 
 def single_request_metric_ms(pm: PerfModel, slo: Slo, classes: list[LengthClass] | None = None,
-                             delay_ms: float = 0.0) -> float:
-    """The SLO's metric for a request alone on the fastest chain any placement allows (every server as large
-    as its memory permits with one request's cache), averaged over the classes: no load can do better
-    (docs/capacity.md §1.1; the per-token case is docs/model.md §13.3 with whole-request times)."""
-    classes = classes or length_classes(pm)
+                             delay_ms: float = 0.0, lengths: tuple | None = None, samples: int = 400) -> float:
+    """The SLO's metric if every request ran alone on the fastest chain any placement allows for its lengths
+    (every server as large as its memory permits with one request's cache): the mean per-token time or TTFT,
+    or the quantile of the response time. ``lengths`` = (input, output) arrays of a length distribution, of
+    which ``samples`` evenly spaced entries are used; otherwise the nominal lengths (docs/capacity.md §1.1).
+    No load can do better than this (for the per-token case docs/model.md §13.3 with whole-request times)."""
     g = slot_share(pm)
-    total = 0.0
-    for q in classes:
-        t = _class_times(pm, q, slo, delay_ms)
-        best, _ = _knapsack(np.where(np.isfinite(g), t.slo, np.inf), pm.L)
-        total += q.weight * (best + t.const_slo)
-    return total
+    if lengths is None:
+        pairs = [(pm.input_tokens, pm.output_tokens)]
+    else:
+        li, lo = np.asarray(lengths[0]), np.asarray(lengths[1])
+        idx = np.unique(np.linspace(0, len(li) - 1, min(samples, len(li))).astype(int))
+        pairs = list(zip(li[idx].tolist(), lo[idx].tolist()))
+    values = []
+    for client in range(pm.rtt_ms.shape[0]):
+        for l_in, l_out in pairs:
+            t = _class_times(pm, LengthClass(client, 1.0, int(l_in), int(l_out), int(l_out)), slo, delay_ms)
+            best, _ = _knapsack(np.where(np.isfinite(g), t.slo, np.inf), pm.L)
+            values.append(best + t.const_slo)
+    if slo.kind == "response":
+        return float(np.quantile(values, slo.quantile))
+    return float(np.mean(values))
 
 
 def slot_share(pm: PerfModel) -> np.ndarray:

@@ -76,49 +76,73 @@ def predicted_rate_per_s(chains: list[Chain], allowed_ms: float, steps: int = 30
 _CACHE: dict[tuple, tuple] = {}
 
 
-def plan_slo_pack(pm: PerfModel, slo: Slo | None = None) -> SloPackPlan:
-    """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound); rate-independent,
-    so computed once per swarm and SLO."""
-    slo = slo or default_slo(pm)
+def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placement, list[Chain]]], float]:
+    """The rate-independent candidates (LP roundings, GBP-CR for every c with every server placed) with their
+    dispatch chains, and the bound; computed once per swarm and SLO."""
     key = (id(pm), slo)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is pm:
-        return hit[1]
+        return hit[1], hit[2]
     d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
-    bound = capacity_upper_bound(pm, slo, length_classes(pm), d)
+    bound = capacity_upper_bound(pm, slo, list(slo.classes) or length_classes(pm), d)
     tau_c, tau_p = whole_request_times(pm)
-    candidates: list[tuple[str, Placement]] = []
+    raw: list[tuple[str, Placement]] = []
     if bound.chains:
-        candidates += [(f"lp-{rule}", rounded_placement(pm, bound, rule)) for rule in ROUNDINGS]
+        raw += [(f"lp-{rule}", rounded_placement(pm, bound, rule)) for rule in ROUNDINGS]
     c_max = int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
     for c in range(1, c_max + 1):
         try:
-            candidates.append((f"gbp-cr c={c}", gbp_cr(pm, c, float("inf"), method="slo-pack")))
+            raw.append((f"gbp-cr c={c}", gbp_cr(pm, c, float("inf"), method="slo-pack")))
         except SwarmplanError:
             continue
-    seen, best = set(), None
-    for name, pl in candidates:
+    seen, out = set(), []
+    for name, pl in raw:
         k = (pl.start.tobytes(), pl.n_blocks.tobytes())
         if k in seen:
             continue
         seen.add(k)
         chains = admissible_chains(pm, gca(pl, pm.L, tau_c, tau_p), slo)
-        if not chains:
-            continue
-        fastest = min(chains, key=lambda ch: ch.service_ms)
-        first = sum(pm.rtt_in_ms.max(axis=0)[j] + pm.tau_in_ms[j] * k for j, k in zip(fastest.servers, fastest.blocks))
-        rate = predicted_rate_per_s(chains, allowed_mean_response_ms(pm, slo, fastest.service_ms, first))
-        if best is None or rate > best[0]:
-            best = (rate, name, pl, chains)
-    if best is None:
-        raise SwarmplanError("slo", f"no candidate placement has a chain for {slo.describe()}", "relax the SLO")
-    rate, name, pl, chains = best
-    pl = Placement(method="slo-pack", start=pl.start, n_blocks=pl.n_blocks, cache_slots=pl.cache_slots,
-                   memory_model="proposed", order=pl.order,
-                   info={"slo": slo.describe(), "candidate": name, "predicted_capacity_per_s": rate,
-                         "bound_per_s": bound.rate_per_s})
-    plan = SloPackPlan(pl, chains, rate, name, len(seen), bound.rate_per_s)
+        if chains:
+            out.append((name, pl, chains))
     if len(_CACHE) > 32:
         _CACHE.clear()
-    _CACHE[key] = (weakref.ref(pm), plan)
-    return plan
+    _CACHE[key] = (weakref.ref(pm), out, bound.rate_per_s)
+    return out, bound.rate_per_s
+
+
+def plan_slo_pack(pm: PerfModel, slo: Slo | None = None, rate_per_s: float | None = None,
+                  extra: list[tuple[str, Placement, list[Chain]]] = ()) -> SloPackPlan:
+    """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
+    candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
+    criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``); when every
+    candidate is overloaded at that rate, or no rate is given, the one predicted to carry the highest rate
+    within the SLO."""
+    slo = slo or default_slo(pm)
+    cands, bound_rate = candidate_designs(pm, slo)
+    cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
+    if not cands:
+        raise SwarmplanError("slo", f"no candidate placement has a chain for {slo.describe()}", "relax the SLO")
+    best = None
+    if rate_per_s is not None:
+        for name, pl, chains in cands:
+            try:
+                value = jffc_response_bounds_ms([c.service_ms for c in chains], [c.capacity for c in chains],
+                                                rate_per_s / 1000.0)[0]
+            except SwarmplanError:
+                continue
+            if best is None or value < best[0]:
+                best = (value, name, pl, chains)
+    how = "least Theorem-4 bound at the rate"
+    if best is None:
+        how = "highest predicted rate within the SLO"
+        for name, pl, chains in cands:
+            fastest = min(chains, key=lambda ch: ch.service_ms)
+            first = sum(pm.rtt_in_ms.max(axis=0)[j] + pm.tau_in_ms[j] * k for j, k in zip(fastest.servers, fastest.blocks))
+            rate = predicted_rate_per_s(chains, allowed_mean_response_ms(pm, slo, fastest.service_ms, first))
+            if best is None or -rate < best[0]:
+                best = (-rate, name, pl, chains)
+    _, name, pl, chains = best
+    pl = Placement(method="slo-pack", start=pl.start, n_blocks=pl.n_blocks, cache_slots=pl.cache_slots,
+                   memory_model="proposed", order=pl.order,
+                   info={"slo": slo.describe(), "candidate": name, "chosen_by": how, "bound_per_s": bound_rate})
+    return SloPackPlan(pl, chains, 0.0, name, len(cands), bound_rate)
