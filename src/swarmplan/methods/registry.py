@@ -177,9 +177,9 @@ METHODS: dict[str, Method] = {
                _build_gbpcr),
         Method("cgbp-jffc", "proposed", "CG-BP placement + GCA chains + JFFC central queue", _build_cgbp_jffc),
         Method("helix", "proposed", "Helix (ASPLOS '25): MILP placement maximising session throughput (HiGHS, "
-               "warm-started) + max-flow and interleaved weighted round-robin per hop", _build_helix),
+               "warm-started) + max-flow and interleaved weighted round-robin per hop", _build_helix, default=False),
         Method("parallax", "proposed", "Parallax (GradientHQ): pipelines maximising k²/stages, water-filled layers, "
-               "per-request min-latency DP over free nodes", _build_parallax),
+               "per-request min-latency DP over free nodes", _build_parallax, default=False),
         Method("slo-pack", "proposed", "SLO-Pack (ours): chains of the capacity-bound LP rounded to a placement "
                "(per-server cache), GCA chains, central queue to the fastest free chain that can meet the SLO",
                _build_slo_pack),

@@ -250,7 +250,7 @@ def capacity_upper_bound(pm: PerfModel, slo: Slo, classes: list[LengthClass] | N
         t = times[qi]
         T = sum(t.hold[j, n] for j, n in hops)
         metric = sum(t.slo[j, n] for j, n in hops) + t.const_slo
-        if quant:  # meets the quantile SLO by its time rounded down to the grid (a relaxation, §2.4)
+        if quant:  # meets the quantile SLO by its time rounded down to the grid (a relaxation, docs/capacity.md §2.2)
             coef_slo = 1.0 if grids[qi].floor_time(hops) + t.const_hold <= slo.limit_ms + 1e-9 else 0.0
         else:
             coef_slo = metric - slo.limit_ms

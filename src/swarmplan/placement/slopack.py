@@ -10,8 +10,8 @@ fractional answer to one placement:
 2. servers the LP leaves idle hold nothing (chains through them would break the SLO or add nothing);
 3. servers are laid out chain by chain, in decreasing LP rate, filling blocks 1..L consecutively (GBP-CR's
    rule for the last server of a chain: shift back so that it ends at L).
-The routing (methods registry) is GCA chains with a central queue, dispatching only to chains that can meet
-the SLO on their own (for a quantile SLO) and otherwise to the fastest free chain (JFFC).
+These roundings are candidates next to GBP-CR's designs; routing.slopack picks one per rate and builds the
+dispatch set (docs/capacity.md §5.1–5.2).
 """
 
 from __future__ import annotations
