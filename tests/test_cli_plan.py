@@ -105,7 +105,8 @@ def test_petals_given_join_order(run_cli):
     servers = {s["name"]: s for s in json.loads(out)["servers"]}
     # The first joiner takes blocks 1..m (an empty swarm), whatever its GPU.
     assert servers["s09"]["start_block"] == 1
-    assert "--join-order" in _bad(run_cli, "plan", "--method", "petals", "--join-order", "s01,s02")
+    assert "join_order" in _bad(run_cli, "plan", "--method", "petals", "--join-order", "s01,s02")
+    assert "join_order" in _bad(run_cli, "plan", "--method", "petals", "--option", "petals.join_order=s01,s99")
 
 
 def test_petals_commands_apply_the_placement(run_cli):

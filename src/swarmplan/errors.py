@@ -19,3 +19,9 @@ class SwarmplanError(Exception):
     def __reduce__(self):
         # Rebuild from the three parts, so the error survives a trip back from a worker process.
         return (type(self), (self.field, self.problem, self.fix))
+
+
+class NoSolutionError(SwarmplanError):
+    """The input is valid but has no solution: e.g. memory cannot hold the model, or no placement gives R
+    concurrent requests room. Same one-line message and exit status 2, but the fix is a different input,
+    not a corrected one."""

@@ -11,9 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmplan.cli.common import SetOpt
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
-
-SetOpt = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)")
 
 
 def capacity_table(result) -> Table:

@@ -57,14 +57,14 @@ def print_plan(console: Console, pm: PerfModel, pl: Placement, quality=None) -> 
              f"(min {int(cover.min())} servers per block)"]
     if pl.R is not None:
         extra = ""
-        if "single_request_ms" in pl.info:
-            extra = f" (paper rule: T₁ = {pl.info['single_request_ms'] / 1000:.1f} s, R_max = {pl.info['R_max']})"
+        if pl.r_rule is not None:
+            extra = f" (paper rule: T₁ = {pl.r_rule.single_request_ms / 1000:.1f} s, R_max = {pl.r_rule.R_max})"
         lines.append(f"target concurrency R = {pl.R}{extra}")
     if pl.bound_ms_per_token is not None:
         lines.append(f"bound: ≤ {pl.bound_ms_per_token:.1f} ms per token while at most R requests are active "
                      "(decode only; excludes prefill, waiting and set-up delays)")
     if pl.order is not None:
-        what = "join order" if pl.method == "petals" else "order (increasing amortised time)"
+        what = "join order" if pl.method in ("petals", "opt-num", "opt-order") else "order (increasing amortised time)"
         lines.append(f"{what}: {', '.join(pm.swarm.server_names[j] for j in pl.order)}")
     if pl.method == "petals":
         lines.append(f"min per-block throughput: {pl.info['min_block_throughput']:.1f} tokens/s")
@@ -91,6 +91,8 @@ def plan_json(scenario: str, pm: PerfModel, pl: Placement, quality=None) -> dict
         "method": pl.method,
         "n_blocks": pm.L,
         "R": pl.R,
+        "R_rule": None if pl.r_rule is None else {"rule": "paper §6", "T1_s": pl.r_rule.single_request_ms / 1000,
+                                                  "R_max": pl.r_rule.R_max},
         "bound_ms_per_token": pl.bound_ms_per_token,
         "memory_model": pl.memory_model,
         "order": None if pl.order is None else [sw.server_names[j] for j in pl.order],
@@ -115,6 +117,11 @@ _LABELS = {
     "response_mean_s": "response mean (s)", "response_p50_s": "response p50 (s)", "response_p95_s": "response p95 (s)",
     "response_p99_s": "response p99 (s)", "max_concurrency": "max concurrency",
 }
+_CHURN_LABELS = {
+    "affected_requests": "churn: requests cut", "extra_latency_s": "churn: extra latency (s)",
+    "recomputed_tokens": "churn: recomputed tokens", "waited_for_coverage": "churn: waited for coverage",
+    "unfinished_requests": "churn: unfinished", "longest_coverage_outage_s": "churn: longest outage (s)",
+}
 
 
 def compare_table(result) -> Table:
@@ -127,12 +134,14 @@ def compare_table(result) -> Table:
     table.add_column("metric")
     for name in stats:
         table.add_column(name, justify="right")
-    for key, label in _LABELS.items():
+    first = next(iter(stats.values()), {})
+    labels = {**_LABELS, **{k: v for k, v in _CHURN_LABELS.items() if k in first}}
+    for key, label in labels.items():
         cells = []
         for name, st in stats.items():
             mean, std = st[key]["mean"], st[key]["std"]
             text = f"{mean:.3g}±{std:.2g}"
-            if ref is not None and name != "petals" and key != "max_concurrency" and ref[key]["mean"] > 0:
+            if ref is not None and name != "petals" and key in _LABELS and key != "max_concurrency" and ref[key]["mean"] > 0:
                 text += f"\n({100 * (mean / ref[key]['mean'] - 1):+.0f}%)"
             cells.append(text)
         table.add_row(label, *cells)

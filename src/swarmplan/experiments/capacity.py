@@ -267,12 +267,17 @@ def _interval(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
             float(hi.mean() + t * hi.std(ddof=1) / math.sqrt(n)))
 
 
+def slo_pack_options(slo: Slo) -> dict:
+    """SLO-Pack plans for the SLO being searched (its typed options, as ``--option slo-pack.…`` would set)."""
+    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile}
+
+
 def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run: int, seed: int,
                  opts: SearchOptions, base_dir: Path | None) -> tuple[float, dict, dict[str, MethodSearch]]:
     """One swarm draw: its SLO limit, its upper bound and every method's search."""
     from swarmplan.experiments.compare import run_seeds
 
-    swarm_rng, _, _ = run_seeds(seed, run)
+    swarm_rng = run_seeds(seed, run)[0]
     pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
     spec = scenario.workload
     lengths = load_trace(spec.trace, base_dir) if spec.lengths == "trace" else None
@@ -299,8 +304,9 @@ def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run:
     searches = {}
     for method in get_methods(method_names):
         def evaluate(rate: float, method=method) -> tuple[float, dict]:
-            _, _, method_rng = run_seeds(seed, run)
-            ctx = MethodContext(pm, method_rng, rate, scenario.placement.R, opts.cache_test, slo=limit)
+            method_rng = run_seeds(seed, run)[2]
+            ctx = MethodContext(pm, method_rng, rate, scenario.placement.R, opts.cache_test,
+                                overrides={"slo-pack": slo_pack_options(limit)})
             try:
                 placement, policy = method.build(ctx)
             except SwarmplanError:

@@ -21,8 +21,11 @@ from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import draw_workload
 from swarmplan.sim.engine import SimResult
+from swarmplan.sim.churn import churn_schedule
 from swarmplan.sim.run import run_policy
 
+CHURN_METRICS = ("affected_requests", "extra_latency_s", "recomputed_tokens", "waited_for_coverage",
+                 "unfinished_requests", "longest_coverage_outage_s")
 METRICS = ("per_token_s", "ttft_s", "wait_s", "service_s", "response_mean_s", "response_p50_s",
            "response_p95_s", "response_p99_s", "max_concurrency", "mean_slot_utilisation")
 
@@ -43,8 +46,9 @@ class CompareResult:
         out = {}
         for name in self.methods:
             runs = self.per_run[name]
+            keys = METRICS + tuple(k for k in CHURN_METRICS if k in runs[0])
             out[name] = {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
-                         for k in METRICS}
+                         for k in keys}
         return out
 
     def to_json(self) -> dict:
@@ -62,8 +66,9 @@ class CompareResult:
 
 
 def run_seeds(seed: int, run: int) -> list[np.random.Generator]:
-    """Generators for run ``run``: swarm draw, arrivals, methods (PETALS' join order)."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, run]).spawn(3)]
+    """Generators for run ``run``: swarm draw, arrivals, methods (PETALS' join order), churn. Children of one
+    SeedSequence are fixed by their index, so adding the fourth left the first three draws unchanged."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, run]).spawn(4)]
 
 
 def request_rows(run: int, result: SimResult, names: tuple[str, ...]) -> list[dict]:
@@ -82,27 +87,28 @@ def request_rows(run: int, result: SimResult, names: tuple[str, ...]) -> list[di
 
 def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, seed: int, profile: Profile,
              cache_test: str, base_dir: Path | None, keep_rows: bool,
-             milp_time_limit_s: float = 30.0) -> tuple[dict[str, dict], list[dict]]:
-    """One Monte Carlo run: one swarm draw and one arrival stream, every method on both."""
+             milp_time_limit_s: float = 30.0, overrides: dict | None = None) -> tuple[dict[str, dict], list[dict]]:
+    """One Monte Carlo run: one swarm draw, one arrival stream and one churn schedule, every method on all three."""
     from swarmplan.methods.registry import get_methods
 
-    swarm_rng, workload_rng, method_rng = run_seeds(seed, run)
+    swarm_rng, workload_rng, method_rng, churn_rng = run_seeds(seed, run)
     pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
     workload = draw_workload(scenario.workload, pm.swarm.n_clients, workload_rng, n_req, base_dir)
+    churn = churn_schedule(scenario.churn, pm.swarm.server_names, float(workload.arrival_ms.max()), churn_rng)
     ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test,
-                        milp_time_limit_s=milp_time_limit_s)
+                        milp_time_limit_s=milp_time_limit_s, overrides=overrides or {})
     summaries, rows = {}, []
     for method in get_methods(method_names):
         try:
             placement, policy = method.build(ctx)
         except SwarmplanError as err:
             raise SwarmplanError(err.field, f"run {run} ({method.name}): {err.problem}", err.fix) from None
-        result = run_policy(pm, placement, workload, policy, allocation_delay_ms(method, profile, pm), method.name)
+        result = run_policy(pm, placement, workload, policy, allocation_delay_ms(method, profile, pm), method.name,
+                            churn, method.rejoin_hook(ctx) if churn else None)
         summary = result.summary()
         summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
-        if method.name == "gbp-cr":
-            summary.update(c=ctx.chain_plan.c, overloaded=ctx.chain_plan.overloaded,
-                           theorem4_bounds_s=[b / 1000 for b in ctx.chain_plan.bounds_ms or []])
+        if hasattr(placement.details, "summary"):
+            summary.update(placement.details.summary())
         summaries[method.name] = summary
         if keep_rows:
             rows.extend(request_rows(run, result, pm.swarm.server_names))
@@ -112,12 +118,12 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
 def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int | None, seed: int,
             profile: Profile, cache_test: str = "petals", base_dir: Path | None = None,
             progress: Callable[[int], None] | None = None, keep_rows: bool = True, jobs: int = 1,
-            milp_time_limit_s: float = 30.0) -> CompareResult:
+            milp_time_limit_s: float = 30.0, overrides: dict | None = None) -> CompareResult:
     """Runs are seeded by (seed, run) alone, so the result does not depend on ``jobs`` (worker processes)."""
     n_req = requests or scenario.workload.n_requests
     names = [m.name for m in methods]
     res = CompareResult(scenario.name, profile, cache_test, runs, n_req, seed, names)
-    args = [(scenario, names, run, n_req, seed, profile, cache_test, base_dir, keep_rows, milp_time_limit_s)
+    args = [(scenario, names, run, n_req, seed, profile, cache_test, base_dir, keep_rows, milp_time_limit_s, overrides)
             for run in range(runs)]
     outcomes: dict[int, tuple[dict, list]] = {}
     if jobs <= 1 or runs == 1:

@@ -1,4 +1,7 @@
-"""Named end-to-end methods: placement + routing + memory model (docs/model.md §10; Sun et al. 2025 §8.4).
+"""Methods as data (docs/architecture.md "Methods as data"; docs/model.md §10): a method is a placement, a
+routing/dispatch policy and a waiting model, named ``placement+policy[+waiting]`` — e.g. ``cg-bp+ws-rr``,
+``petals+petals-route+retry``, ``gbp-cr+jffc``. The paper's and the follow-up's names are aliases, so every
+earlier command and result is unchanged. The memory model comes with the placement.
 
 Every method of one Monte Carlo run shares a MethodContext, so PETALS' random join order and the CG-BP
 placement are drawn/computed once and reused by the variants that the paper derives from them.
@@ -6,187 +9,155 @@ placement are drawn/computed once and reused by the variants that the paper deri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Callable, Literal
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
 
-import numpy as np
 
 from swarmplan.errors import SwarmplanError
-from swarmplan.perf import memory
+from swarmplan.methods.policies import POLICIES, Waiting
 from swarmplan.perf.model import PerfModel
-from swarmplan.placement.petals import petals_placement
-from swarmplan.placement.registry import place
+from swarmplan.placement.context import PlanContext
+from swarmplan.placement.milp import MilpOptions
+from swarmplan.placement.petals_rejoin import rejoin_placement
+from swarmplan.placement.registry import PLACEMENTS, GbpCrOptions, Family, placement_method
 from swarmplan.placement.types import Placement
-from swarmplan.routing.base import Router
-from swarmplan.routing.petals import CacheTest, PetalsRouter
-from swarmplan.routing.optrr import OptRrRouter
-from swarmplan.routing.wsrr import WsRrRouter
-from swarmplan.sim.central import JffcDispatcher
+from swarmplan.routing.petals import CacheTest
 from swarmplan.sim.retry import RetryingClient
 
-Family = Literal["proposed", "petals"]
 Profile = Literal["fair", "paper"]
+WAITING: dict[str, str] = {
+    "book": "the paper's model: book slots at arrival, wait with PETALS-style back-off for that chain",
+    "retry": "PETALS' real client: a session that does not fit fails, back off, route afresh",
+    "queue": "a central FCFS queue that dispatches to chains (JFFC)",
+}
 
 
 @dataclass
-class MethodContext:
-    pm: PerfModel
-    rng: np.random.Generator
-    rate_per_s: float
-    R: int | None = None
+class MethodContext(PlanContext):
+    """A run's shared planning context plus the options of every placement and policy.
+
+    ``overrides`` holds ``--option name.field=value`` settings (validated); the other fields are the
+    defaults earlier versions took as arguments, kept so existing calls work unchanged.
+    """
+
     cache_test: CacheTest = "petals"
     use_fast_path: bool = True
     c: int | None = None
     c_criterion: str = "lower"
     milp_time_limit_s: float = 30.0
-    slo: object | None = None  # perf.capacity_bound.Slo that capacity-aware methods (slo-pack) plan for
+    overrides: dict[str, dict] = field(default_factory=dict)
 
-    @cached_property
-    def join_order(self) -> list[int]:
-        """PETALS' random join order, shared by Petals, Opt Num and Opt RR (BPRR §8.4)."""
-        return self.rng.permutation(self.pm.n_servers).tolist()
+    def options_for(self, name: str):
+        """Options of the named placement or policy: its defaults, the context's, then ``overrides``."""
+        kind = PLACEMENTS[name].options if name in PLACEMENTS else POLICIES[name].options
+        if kind is MilpOptions:
+            base = MilpOptions(time_limit_s=self.milp_time_limit_s)
+        elif kind is GbpCrOptions:
+            base = GbpCrOptions(c=self.c, criterion=self.c_criterion)
+        elif "cache_test" in kind.__dataclass_fields__:
+            base = kind(cache_test=self.cache_test, fast_path=self.use_fast_path)
+        elif "fast_path" in kind.__dataclass_fields__:
+            base = kind(fast_path=self.use_fast_path)
+        else:
+            base = kind()
+        return dataclasses.replace(base, **self.overrides.get(name, {}))
 
-    @cached_property
+    @property
     def cgbp(self) -> Placement:
-        return place("cg-bp", self.pm, self.R, self.rng, self.rate_per_s)
+        return self.placement("cg-bp")
 
-    @cached_property
-    def chain_plan(self):
-        """GBP-CR placement, GCA chains and the chosen c (docs/model.md §14)."""
-        from swarmplan.methods.gbpcr import plan_chains
-
-        return plan_chains(self.pm, self.rate_per_s, self.c, self.c_criterion)
-
-    @cached_property
+    @property
     def petals(self) -> Placement:
-        return petals_placement(self.pm, order=self.join_order)
-
-    def petals_router(self, pl: Placement, session_capacity) -> PetalsRouter:
-        return PetalsRouter(self.pm, pl, self.cache_test, session_capacity, self.use_fast_path)
+        return self.placement("petals", self.options_for("petals"))
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
-    family: Family
-    description: str
-    build: Callable[[MethodContext], tuple[Placement, Router | JffcDispatcher | RetryingClient]]
+    placement: str
+    policy: str
+    waiting: Waiting
+    description: str = ""
     default: bool = True  # part of `compare` when no --methods are given
 
+    @property
+    def family(self) -> Family:
+        return PLACEMENTS[self.placement].family
 
-def _petals_sessions(ctx: MethodContext):
-    return np.full(ctx.pm.n_servers, memory.session_capacity_petals(ctx.pm.petals_cache_gb, ctx.pm.kv_gb))
+    @property
+    def spec(self) -> str:
+        default_waiting = POLICIES[self.policy].waiting[0]
+        return f"{self.placement}+{self.policy}" + ("" if self.waiting == default_waiting else f"+{self.waiting}")
 
+    def policy_for(self, ctx: MethodContext, placement: Placement):
+        policy = POLICIES[self.policy].build(ctx.pm, placement, ctx.options_for(self.policy))
+        return RetryingClient(policy) if self.waiting == "retry" else policy
 
-def _build_petals(ctx):
-    pl = ctx.petals
-    return pl, ctx.petals_router(pl, _petals_sessions(ctx))
+    def build(self, ctx: MethodContext):
+        """(placement, policy object) for this run's context."""
+        placement = ctx.placement(self.placement, ctx.options_for(self.placement))
+        return placement, self.policy_for(ctx, placement)
 
+    def rejoin_hook(self, ctx: MethodContext):
+        """How a returning server re-chooses its blocks under churn (docs/model.md §16.1): PETALS' servers
+        choose again; the proposed methods' servers come back with their placement (None)."""
+        if self.family != "petals" or self.waiting == "queue":
+            return None
 
-def _build_petals_retry(ctx):
-    pl = ctx.petals
-    return pl, RetryingClient(ctx.petals_router(pl, _petals_sessions(ctx)))
+        def rejoin(j: int, live: list[bool], current: Placement):
+            moved = rejoin_placement(ctx.pm, current, j, live)
+            return None if moved is None else (moved, self.policy_for(ctx, moved))
 
-
-def _build_opt_order(ctx):
-    first = list(ctx.cgbp.order)
-    order = first + [j for j in range(ctx.pm.n_servers) if j not in set(first)]
-    pl = petals_placement(ctx.pm, order=order, method="opt-order")
-    return pl, ctx.petals_router(pl, _petals_sessions(ctx))
-
-
-def _build_opt_num(ctx):
-    pm = ctx.pm
-    pl = petals_placement(pm, order=ctx.join_order, n_blocks=ctx.cgbp.n_blocks, memory_model="proposed", method="opt-num")
-    sessions = memory.session_capacity_proposed(pm.memory_gb, pl.n_blocks, pm.block_gb, pm.kv_gb)
-    return pl, ctx.petals_router(pl, sessions)
-
-
-def _build_opt_rr(ctx):
-    pl = ctx.petals
-    return pl, OptRrRouter(ctx.pm, pl, ctx.use_fast_path)
+        return rejoin
 
 
-def _build_gbpcr(ctx):
-    plan = ctx.chain_plan
-    return plan.placement, JffcDispatcher(plan.chains)
-
-
-def _build_cgbp_jffc(ctx):
-    from swarmplan.methods.gbpcr import chains_for
-
-    pl = ctx.cgbp
-    return pl, JffcDispatcher(chains_for(ctx.pm, pl))
-
-
-def _build_milp(ctx):
-    from swarmplan.placement.milp import MilpOptions
-
-    # The same target concurrency as CG-BP; warm-started from it.
-    pl = place("milp", ctx.pm, ctx.cgbp.R, ctx.rng, ctx.rate_per_s, options=MilpOptions(time_limit_s=ctx.milp_time_limit_s))
-    return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
-
-
-def _build_cgbprr(ctx):
-    pl = ctx.cgbp
-    return pl, WsRrRouter(ctx.pm, pl, ctx.use_fast_path)
-
-
-def _build_helix(ctx):
-    from swarmplan.placement.helix import helix_placement_cached
-    from swarmplan.routing.helix import HelixRouter
-
-    pl = helix_placement_cached(ctx.pm)
-    return pl, HelixRouter(ctx.pm, pl, ctx.use_fast_path)
-
-
-def _build_parallax(ctx):
-    from swarmplan.placement.parallax import parallax_placement_cached
-    from swarmplan.routing.parallax import ParallaxRouter
-
-    pl = parallax_placement_cached(ctx.pm)
-    return pl, ParallaxRouter(ctx.pm, pl, ctx.use_fast_path)
-
-
-def _build_slo_pack(ctx):
-    from swarmplan.routing.slopack import plan_slo_pack
-
-    try:  # GBP-CR's own plan at this rate is one of the candidates
-        gbp = ctx.chain_plan
-        extra = [(f"gbp-cr at the rate (c={gbp.c})", gbp.placement, gbp.chains)]
-    except SwarmplanError:
-        extra = []
-    plan = plan_slo_pack(ctx.pm, ctx.slo, ctx.rate_per_s, extra)
-    return plan.placement, JffcDispatcher(plan.chains)
-
-
-METHODS: dict[str, Method] = {
+ALIASES: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("petals", "petals", "PETALS: its block count, lowest-throughput windows (random join order), "
-               "min-latency routing, fixed attention cache", _build_petals),
-        Method("petals-retry", "petals", "PETALS as its real client behaves: a session that does not fit fails, "
-               "the client backs off and re-routes (not in the paper's model)", _build_petals_retry),
-        Method("opt-order", "petals", "PETALS with CG-BP's join order", _build_opt_order),
-        Method("opt-num", "petals", "PETALS with CG-BP's block counts and the proposed memory model", _build_opt_num),
-        Method("opt-rr", "petals", "PETALS' placement, each arrival on the chain minimising service + max wait",
-               _build_opt_rr),
-        Method("cg-bprr", "proposed", "CG-BP placement + WS-RR routing (Sun et al. 2025)", _build_cgbprr),
-        Method("gbp-cr", "proposed", "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)",
-               _build_gbpcr),
-        Method("cgbp-jffc", "proposed", "CG-BP placement + GCA chains + JFFC central queue", _build_cgbp_jffc),
-        Method("helix", "proposed", "Helix (ASPLOS '25): MILP placement maximising session throughput (HiGHS, "
-               "warm-started) + max-flow and interleaved weighted round-robin per hop", _build_helix, default=False),
-        Method("parallax", "proposed", "Parallax (GradientHQ): pipelines maximising k²/stages, water-filled layers, "
-               "per-request min-latency DP over free nodes", _build_parallax, default=False),
-        Method("slo-pack", "proposed", "SLO-Pack (ours): chains of the capacity-bound LP rounded to a placement "
-               "(per-server cache), GCA chains, central queue to the fastest free chain that can meet the SLO",
-               _build_slo_pack),
-        Method("milp", "proposed", "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing",
-               _build_milp, default=False),
+        Method("petals", "petals", "petals-route", "book", "PETALS: its block count, lowest-throughput windows "
+               "(random join order), min-latency routing, fixed attention cache"),
+        Method("petals-retry", "petals", "petals-route", "retry", "PETALS as its real client behaves: a session "
+               "that does not fit fails, the client backs off and re-routes (not in the paper's model)"),
+        Method("opt-order", "petals-cgbp-order", "petals-route", "book", "PETALS with CG-BP's join order"),
+        Method("opt-num", "petals-cgbp-num", "petals-route", "book",
+               "PETALS with CG-BP's block counts and the proposed memory model"),
+        Method("opt-rr", "petals", "opt-rr", "book",
+               "PETALS' placement, each arrival on the chain minimising service + max wait"),
+        Method("cg-bprr", "cg-bp", "ws-rr", "book", "CG-BP placement + WS-RR routing (Sun et al. 2025)"),
+        Method("gbp-cr", "gbp-cr", "jffc", "queue",
+               "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)"),
+        Method("cgbp-jffc", "cg-bp", "jffc", "queue", "CG-BP placement + GCA chains + JFFC central queue"),
+        Method("milp", "milp", "ws-rr", "book",
+               "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing", default=False),
+        Method("helix", "helix", "helix-iwrr", "book", "Helix (ASPLOS '25): MILP placement maximising session "
+               "throughput (HiGHS, warm-started) + max-flow and interleaved weighted round-robin per hop",
+               default=False),
+        Method("parallax", "parallax", "parallax-dp", "book", "Parallax (GradientHQ): pipelines maximising "
+               "k²/stages, water-filled layers, per-request min-latency DP over free nodes", default=False),
+        Method("slo-pack", "slo-pack", "jffc", "queue", "SLO-Pack (ours): the capacity bound's LP rounded, or a "
+               "GBP-CR design, chosen per rate; JFFC over the chains that can meet the SLO"),
     ]
 }
+METHODS = ALIASES  # earlier name of the alias table
+
+
+def parse_method(text: str) -> Method:
+    """An alias, or ``placement+policy[+waiting]`` (docs/architecture.md "Methods as data")."""
+    text = text.strip()
+    if text in ALIASES:
+        return ALIASES[text]
+    parts = text.split("+")
+    fix = (f"use an alias ({', '.join(ALIASES)}) or placement+policy[+waiting] with a placement of "
+           f"{', '.join(PLACEMENTS)}, a policy of {', '.join(POLICIES)} and a waiting model of {', '.join(WAITING)}")
+    if len(parts) not in (2, 3) or parts[0] not in PLACEMENTS or parts[1] not in POLICIES:
+        raise SwarmplanError("--methods", f"unknown method {text!r}", fix)
+    policy = POLICIES[parts[1]]
+    waiting = parts[2] if len(parts) == 3 else policy.waiting[0]
+    if waiting not in policy.waiting:
+        raise SwarmplanError("--methods", f"{text!r}: policy {policy.name} runs under {' or '.join(policy.waiting)}, "
+                             f"not {waiting!r}", f"use {parts[0]}+{parts[1]}+{policy.waiting[0]}")
+    return Method(text, parts[0], parts[1], waiting, f"{placement_method(parts[0]).description}; {policy.description}")
 
 
 def allocation_delay_ms(method: Method, profile: Profile, pm: PerfModel) -> float:
@@ -199,8 +170,12 @@ def allocation_delay_ms(method: Method, profile: Profile, pm: PerfModel) -> floa
 
 def get_methods(names: list[str] | None) -> list[Method]:
     if not names:
-        return [m for m in METHODS.values() if m.default]
-    unknown = [n for n in names if n not in METHODS]
-    if unknown:
-        raise SwarmplanError("--methods", f"unknown method(s) {', '.join(unknown)}", f"use some of {', '.join(METHODS)}")
-    return [METHODS[n] for n in names]
+        return [m for m in ALIASES.values() if m.default]
+    methods = [parse_method(n) for n in names]
+    seen = [m.name for m in methods]
+    dup = sorted({n for n in seen if seen.count(n) > 1})
+    if dup:
+        raise SwarmplanError("--methods", f"{', '.join(dup)} named twice", "name each method once")
+    return methods
+
+

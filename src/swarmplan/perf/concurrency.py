@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import numpy as np
 
 _FLOOR_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class TargetR:
+    """The paper's choice of R and its inputs (docs/model.md §6): R = min(round(λT₁ + √(λT₁)), R_max)."""
+
+    R: int
+    single_request_ms: float  # T₁
+    R_max: int
 
 
 def cgbp_num_blocks(memory_gb, block_gb: float, kv_gb: float, R: int, n_blocks_model: int, max_blocks=None):

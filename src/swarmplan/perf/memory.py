@@ -40,6 +40,14 @@ def kv_gb_per_request_per_block(model: ModelParams, tokens: int) -> float:
     return kv_bytes_per_token_per_block(model) * tokens / GB
 
 
+def activation_bytes_per_token(model: ModelParams) -> float:
+    """docs/model.md §17.2 — one token's hidden state as sent between client and server: d_model × dtype
+    bytes (PETALS sends hidden states in the model's dtype). LLaMA-2-7B fp16: 4096 · 2 = 8192 bytes."""
+    if model.activation_bytes_override is not None:
+        return float(model.activation_bytes_override)
+    return (model.d_model or 14336) * DTYPE_BYTES[model.dtype]
+
+
 def petals_attn_cache_tokens(model: ModelParams) -> int:
     """docs/model.md §2.4 — PETALS' fixed cache per block: 16384 tokens with GQA, else 4096 (petals #530)."""
     if model.attn_cache_tokens_override is not None:
@@ -80,6 +88,12 @@ def session_capacity_proposed(memory_gb, n_blocks, block_gb_: float, kv_gb: floa
     safe = np.where(m > 0, m, 1)
     cap = _floor((np.asarray(memory_gb) - block_gb_ * m) / (kv_gb * safe))
     return np.where(m > 0, np.maximum(cap, 0), 0)
+
+
+def petals_pool_token_blocks(n_blocks, attn_cache_tokens: int):
+    """docs/model.md §17.3 — PETALS' server-wide KV pool in token·block units: attn_cache_tokens × m_j
+    (memory_cache.py: max_size = KV bytes per block × num_blocks). LLaMA-2-7B, 32 blocks, 8192 tokens: 262,144."""
+    return np.asarray(n_blocks, dtype=np.int64) * int(attn_cache_tokens)
 
 
 def session_capacity_petals(cache_gb_per_block: float, kv_gb: float) -> int:

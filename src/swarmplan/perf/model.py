@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.perf import memory, timing
 from swarmplan.scenario.presets import FIT_REFERENCE_MODEL, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
@@ -38,14 +38,28 @@ class PerfModel:
     rtt_ms: np.ndarray  # RTT_cj = raw + o
     rtt_in_ms: np.ndarray  # RTT^in_cj at the nominal l_in
     tau_in_ms: np.ndarray  # τ^in_j at the nominal l_in
+    transfer_ms_per_token: np.ndarray | None = None  # (clients, servers) activation transfer per token (§17.2)
 
     @property
     def n_servers(self) -> int:
         return len(self.memory_gb)
 
     def rtt_in_for(self, input_tokens) -> np.ndarray:
+        """RTT^in_cj for an input of ``input_tokens`` (§3.2), plus the prompt's activation transfer (§17.2)."""
         t = self.swarm.timing
-        return timing.input_rtt_ms(self.rtt_raw_ms, t.input_overhead_per_token_ms, t.input_overhead_base_ms, input_tokens)
+        rtt_in = timing.input_rtt_ms(self.rtt_raw_ms, t.input_overhead_per_token_ms, t.input_overhead_base_ms, input_tokens)
+        if self.transfer_ms_per_token is not None:
+            rtt_in = rtt_in + self.transfer_ms_per_token * np.asarray(input_tokens)
+        return rtt_in
+
+    def slot_units(self, memory_model: str, input_tokens: int, output_tokens: int) -> int:
+        """docs/model.md §17.3 — slots one request books per processed block. 1 (a slot is one request's
+        cache of one block), except under PETALS' memory model with ``workload.petals_reserve: max_length``,
+        where a slot is one token·block and a session reserves its declared max length l_in + l_out
+        (handler.py rpc_inference: batch × max_length per block of its span)."""
+        if memory_model == "petals" and self.swarm.petals_reserve == "max_length":
+            return int(input_tokens) + int(output_tokens)
+        return 1
 
     def tau_in_for(self, input_tokens) -> np.ndarray:
         return timing.prefill_ms_per_block(self.prefill_slope, self.prefill_base, input_tokens)
@@ -75,6 +89,12 @@ class PerfModel:
                 "use a GPU with more memory, a quantised model (model.quant: nf4) or leave this server out",
             )
         t = swarm.timing
+        transfer = None
+        if swarm.link_bandwidth_mbps is not None:
+            if model.d_model is None and model.activation_bytes_override is None:
+                raise SwarmplanError("model.activation_bytes_per_token", "a link bandwidth is given but the size of "
+                                     "a token's activations is unknown", "give d_model or activation_bytes_per_token")
+            transfer = timing.transfer_ms_per_token(memory.activation_bytes_per_token(model), swarm.link_bandwidth_mbps)
         tau = swarm.decode_ms_per_block * scale_d
         slope = swarm.prefill_ms_per_token_per_block * scale_p
         base = swarm.prefill_ms_per_block * scale_p
@@ -85,16 +105,20 @@ class PerfModel:
             tau = np.where(swarm.roofline, r_tau, tau)
             slope = np.where(swarm.roofline, r_slope, slope)
             base = np.where(swarm.roofline, r_base, base)
+        rtt = timing.token_rtt_ms(swarm.rtt_raw_client_ms, t.overhead_ms)
+        rtt_in = timing.input_rtt_ms(swarm.rtt_raw_client_ms, t.input_overhead_per_token_ms, t.input_overhead_base_ms,
+                                     swarm.input_tokens)
+        if transfer is not None:  # docs/model.md §17.2 — a decode step moves one token, the prompt l_in
+            rtt, rtt_in = rtt + transfer, rtt_in + transfer * swarm.input_tokens
         pm = cls(
             swarm=swarm, L=model.n_blocks, block_gb=s_m, kv_gb=s_c,
             petals_cache_gb=memory.petals_cache_gb_per_block(model), autograd_gb=memory.autograd_reserve_gb(model),
             memory_gb=swarm.memory_gb.astype(float), max_blocks=swarm.max_blocks, tau_ms=tau,
             prefill_slope=slope, prefill_base=base, input_tokens=swarm.input_tokens, output_tokens=swarm.output_tokens,
             rtt_raw_ms=swarm.rtt_raw_client_ms,
-            rtt_ms=timing.token_rtt_ms(swarm.rtt_raw_client_ms, t.overhead_ms),
-            rtt_in_ms=timing.input_rtt_ms(swarm.rtt_raw_client_ms, t.input_overhead_per_token_ms,
-                                          t.input_overhead_base_ms, swarm.input_tokens),
+            rtt_ms=rtt, rtt_in_ms=rtt_in,
             tau_in_ms=timing.prefill_ms_per_block(slope, base, swarm.input_tokens),
+            transfer_ms_per_token=transfer,
         )
         pm._check_coverable()
         return pm
@@ -103,7 +127,7 @@ class PerfModel:
         """docs/model.md §5.4 — even with cache for a single request, the servers must hold L blocks."""
         most = np.minimum(np.floor(self.memory_gb / (self.block_gb + self.kv_gb) + 1e-9), self.max_blocks)
         if most.sum() < self.L:
-            raise SwarmplanError(
+            raise NoSolutionError(
                 "servers",
                 f"the servers can hold at most {int(most.sum())} of the model's {self.L} blocks (with cache for one request)",
                 "add servers or larger GPUs, or quantise the model (model.quant: nf4)",

@@ -20,6 +20,20 @@ def input_rtt_ms(rtt_raw_ms, per_token_ms: float, base_ms: float, input_tokens):
     return np.asarray(rtt_raw_ms) + per_token_ms * np.asarray(input_tokens) + base_ms
 
 
+# docs/model.md §17.2 — PETALS' released client relays every hop: it sends the hop's input hidden states to
+# the server and receives the outputs back (client → server → client → next server; petals.md §7.2), so each
+# hop moves the activations twice over the client↔server link. swarmplan models this pattern for every method.
+CLIENT_RELAY_TRANSFERS_PER_HOP = 2
+
+
+def transfer_ms_per_token(bytes_per_token: float, bandwidth_mbps, transfers: int = CLIENT_RELAY_TRANSFERS_PER_HOP):
+    """docs/model.md §17.2 — time one token's activations add to a hop: transfers × bytes × 8 / bandwidth.
+    LLaMA-2-7B (8192 B) at 650.8 Mbit/s, client relay: 2 · 8192 · 8 / 650.8e3 = 0.20140 ms per token, so a
+    2048-token prompt adds 412.47 ms per hop. An infinite bandwidth gives 0."""
+    bw = np.asarray(bandwidth_mbps, dtype=float)
+    return transfers * bytes_per_token * 8.0 / (bw * 1e3)
+
+
 def chain_token_ms(rtt_ms, tau_ms, processed) -> float:
     """docs/model.md §3.3 — t_tok(p) = Σ_k (RTT_{c j_k} + τ_{j_k} n_k) for one decode step."""
     return float(np.sum(np.asarray(rtt_ms) + np.asarray(tau_ms) * np.asarray(processed)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.perf import memory
 from swarmplan.perf.concurrency import cgbp_bound_ms, cgbp_num_blocks
 from swarmplan.perf.model import PerfModel
@@ -23,7 +23,7 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
     m = cgbp_num_blocks(pm.memory_gb, pm.block_gb, pm.kv_gb, R, L, pm.max_blocks if clamp else None)
     usable = m > 0
     if not usable.any():
-        raise SwarmplanError("R", f"no server can hold a block with cache for R = {R} requests", "lower R (--R)")
+        raise NoSolutionError("R", f"no server can hold a block with cache for R = {R} requests", "lower R (--R)")
     # docs/model.md §5.2 step 2 — worst-client per-token cost, amortised per block.
     t = np.where(usable, (pm.rtt_ms + pm.tau_ms * m).max(axis=0), np.inf)
     t_tilde = np.where(usable, t / np.maximum(m, 1), np.inf)
@@ -49,7 +49,7 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
             K = i + 1
     if K is None:
         short = np.flatnonzero(C < R) + 1
-        raise SwarmplanError(
+        raise NoSolutionError(
             "R", f"CG-BP cannot give blocks {short[0]}..{short[-1]} capacity for R = {R} concurrent requests",
             "lower R (--R), add servers or memory",
         )

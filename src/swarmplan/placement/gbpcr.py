@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.perf.concurrency import cgbp_num_blocks
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
@@ -31,7 +31,7 @@ def gbp_cr(pm: PerfModel, c: int, rate_per_s: float, target_load: float = 0.7, m
     L = pm.L
     m = cgbp_num_blocks(pm.memory_gb, pm.block_gb, pm.kv_gb, c, L, pm.max_blocks)
     if m.sum() < L:
-        raise SwarmplanError("c", f"with cache for c = {c} jobs per block the servers hold only {int(m.sum())} of {L} blocks",
+        raise NoSolutionError("c", f"with cache for c = {c} jobs per block the servers hold only {int(m.sum())} of {L} blocks",
                              "lower c or add servers")
     tau_c, tau_p = whole_request_times(pm)
     t = tau_c + tau_p * m

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError
 from swarmplan.perf import memory
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
@@ -22,7 +22,7 @@ def gsa(pm: PerfModel, R: int, blocks_per_server: int | None = None, method: str
     else:
         m = int(blocks_per_server)
     if m < 1:
-        raise SwarmplanError("blocks_per_server", "the smallest server cannot hold one block", "use --method cg-bp")
+        raise NoSolutionError("blocks_per_server", "the smallest server cannot hold one block", "use --method cg-bp")
     n_stages = math.ceil(L / m)
     stage_len = np.array([m] * (n_stages - 1) + [L - (n_stages - 1) * m])
     cap = memory.session_capacity_proposed(pm.memory_gb, np.full(pm.n_servers, m), pm.block_gb, pm.kv_gb)
@@ -40,7 +40,7 @@ def gsa(pm: PerfModel, R: int, blocks_per_server: int | None = None, method: str
         stage[j] = k
     empty = [k + 1 for k in range(n_stages) if not (stage == k).any()]
     if empty:
-        raise SwarmplanError("servers", f"GSA leaves stage(s) {empty} without a server ({n_stages} stages of {m} blocks)",
+        raise NoSolutionError("servers", f"GSA leaves stage(s) {empty} without a server ({n_stages} stages of {m} blocks)",
                              "add servers or use --method cg-bp")
     start = stage * m + 1
     n_blocks = stage_len[stage]

@@ -13,6 +13,7 @@ i → j exists only if i's range ends where j's starts), partial inference off, 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,22 +87,19 @@ def _greedy_layout(pm: PerfModel, cap: np.ndarray, kmax: np.ndarray):
     return out
 
 
-_CACHE: dict[int, tuple] = {}
+_CACHE: dict[tuple, Placement] = {}
 
 
 def helix_placement_cached(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Placement:
-    """Helix's placement does not depend on the arrival rate: solved once per swarm (capacity searches
-    rebuild methods at every rate)."""
-    import weakref
-
-    hit = _CACHE.get(id(pm))
-    if hit is not None and hit[0]() is pm and hit[1] == options:
-        return hit[2]
-    pl = helix_placement(pm, options)
-    if len(_CACHE) > 16:
-        _CACHE.clear()
-    _CACHE[id(pm)] = (weakref.ref(pm), options, pl)
-    return pl
+    """Helix's placement depends only on the nodes' throughput table and L (not on the rate or latency):
+    solved once per distinct table (capacity searches rebuild methods at every rate)."""
+    key = (node_sessions(pm).tobytes(), pm.n_servers, pm.L, options)
+    if key not in _CACHE:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = helix_placement(pm, options)
+    hit = _CACHE[key]  # the layout is the table's; the slots are this swarm's
+    return dataclasses.replace(hit, cache_slots=slots_for(pm, hit.n_blocks, "proposed"))
 
 
 def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Placement:
@@ -111,7 +109,6 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
     if int(kmax.sum()) < L:
         raise SwarmplanError("servers", f"with half of each GPU's memory for weights (Helix's rule) the servers hold "
                              f"only {int(kmax.sum())} of {L} blocks", "add servers or use another method")
-    big = float(cap.max()) * J
     milp = Milp()
     s = milp.add_vars(J, lb=0, ub=L - 1, integer=True)  # first layer, 0-based
     b = {}  # (i, k) -> column: node i holds exactly k layers
@@ -138,20 +135,26 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
         outflow = [int(f_snk[i])] + [f[i, v] for v in range(J) if v != i]
         milp.add_row(inflow + outflow, [1.0] * len(inflow) + [-1.0] * len(outflow), lb=0.0, ub=0.0)
         milp.add_row(inflow + [b[i, k] for k in ks], [1.0] * len(inflow) + [-float(cap[i, k]) for k in ks], ub=0.0)
-        milp.add_row([int(f_src[i]), int(d_src[i])], [1.0, -big], ub=0.0)
-        milp.add_row([int(f_snk[i]), int(d_snk[i])], [1.0, -big], ub=0.0)
+        top = float(cap[i].max())  # big-M: no more than the node's largest throughput
+        milp.add_row([int(f_src[i]), int(d_src[i])], [1.0, -top], ub=0.0)
+        milp.add_row([int(f_snk[i]), int(d_snk[i])], [1.0, -top], ub=0.0)
         milp.add_row([int(s[i]), int(d_src[i])], [1.0, float(L)], ub=float(L))  # s_i ≤ L (1 − d_src)
         milp.add_row([int(d_snk[i])] + e_cols, [float(L)] + [-v for v in e_vals], ub=0.0)  # L d_snk ≤ e_i
     for (i, j) in pairs:
         if not any((i, k) in b for k in range(1, L + 1)) or not any((j, k) in b for k in range(1, L + 1)):
             milp.add_row([f[i, j]], [1.0], ub=0.0)
             continue
-        milp.add_row([f[i, j], d[i, j]], [1.0, -big], ub=0.0)
+        milp.add_row([f[i, j], d[i, j]], [1.0, -float(min(cap[i].max(), cap[j].max()))], ub=0.0)
         # strict mode: d_ij ⇒ e_i = s_j, i.e. L d ≤ L + (s_j − e_i) and L d ≤ L − (s_j − e_i)
         ki = [k for k in range(1, L + 1) if (i, k) in b]
         cols = [d[i, j], int(s[j]), int(s[i])] + [b[i, k] for k in ki]
         milp.add_row(cols, [float(L), -1.0, 1.0] + [float(k) for k in ki], ub=float(L))
         milp.add_row(cols, [float(L), 1.0, -1.0] + [-float(k) for k in ki], ub=float(L))
+    # Helix's compute bound as a cut: every unit of flow crosses all L layers and node i supplies at most
+    # k·T_i(k) layer-sessions, so L·Σ f_src ≤ Σ_ik k·T_i(k)·b_ik (valid; it only tightens the LP relaxation).
+    cut_cols = [int(c) for c in f_src] + list(b.values())
+    cut_vals = [float(L)] * J + [-float(k * cap[i, k]) for (i, k) in b]
+    milp.add_row(cut_cols, cut_vals, ub=0.0)
     x0 = np.zeros(milp.n_cols)
     for i, (si, k) in enumerate(_greedy_layout(pm, cap, kmax)):
         x0[int(s[i])] = si
@@ -180,3 +183,13 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
                      cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed",
                      info={"milp_sessions": flow, "milp_status": sol.status, "milp_gap": sol.gap,
                            "milp_seconds": sol.seconds})
+
+
+def _helix(ctx, o: HelixOptions) -> Placement:
+    return helix_placement_cached(ctx.pm, o)
+
+
+from swarmplan.placement.registry import PlacementMethod, register_placement  # noqa: E402  (registers on import)
+
+register_placement(PlacementMethod("helix", "proposed", "Helix: MILP maximising session throughput through strict "
+                                   "pipelines, weights in half the memory (docs/capacity.md §3.1)", HelixOptions, _helix))

@@ -17,10 +17,13 @@ By default a server may hold no block; ``require_every_server`` restores the aut
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field as Constraint
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.optim.highs import INF, Milp, Solution
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
@@ -28,11 +31,13 @@ from swarmplan.placement.types import Placement, slots_for
 
 @dataclass(frozen=True)
 class MilpOptions:
-    time_limit_s: float | None = 60.0
-    rel_gap: float = 1e-4
-    threads: int | None = None
-    verbose: bool = False
-    require_every_server: bool = False
+    """HiGHS settings for the MILP placements (docs/model.md §13); constraints checked by ``--option``."""
+
+    time_limit_s: Annotated[float, Constraint(gt=0, allow_inf_nan=False)] | None = 60.0
+    rel_gap: Annotated[float, Constraint(ge=0, allow_inf_nan=False)] = 1e-4
+    threads: Annotated[int, Constraint(ge=1)] | None = None
+    verbose: bool = False  # the solver log, on stderr
+    require_every_server: bool = False  # every server holds ≥ 1 block (the authors' model)
 
 
 @dataclass
@@ -351,7 +356,7 @@ def solve_milp(pm: PerfModel, R: int, formulation: str = "layered", options: Mil
 def infeasible_error(result: MilpResult) -> SwarmplanError:
     status = result.solution.status
     if "infeasible" in status:
-        return SwarmplanError("R", f"no placement can hold R = {result.R} concurrent requests in memory ({status})",
+        return NoSolutionError("R", f"no placement can hold R = {result.R} concurrent requests in memory ({status})",
                               "lower R (--R) or add servers/memory")
     return SwarmplanError("--time-limit", f"the solver found no placement before stopping ({status})",
                           "raise --time-limit")

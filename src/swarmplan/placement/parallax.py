@@ -17,6 +17,7 @@ docs/model.md §12). Embedding and LM-head memory are not modelled (swarmplan's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from math import floor
 
@@ -205,3 +206,19 @@ def parallax_placement(pm: PerfModel) -> Placement:
                      memory_model="proposed",
                      info={"pipelines": k, "pipeline_nodes": [[order[p] for p in pipe] for pipe in pipes],
                            "scores": scores})
+
+
+@dataclass(frozen=True)
+class ParallaxOptions:
+    """Parallax's allocation has no options here (its defaults: half the memory for weights, 30 % KV)."""
+
+
+def _parallax(ctx, _: ParallaxOptions) -> Placement:
+    return parallax_placement_cached(ctx.pm)
+
+
+from swarmplan.placement.registry import PlacementMethod, register_placement  # noqa: E402  (registers on import)
+
+register_placement(PlacementMethod("parallax", "proposed", "Parallax: k²/stages pipelines, water-filled layers, "
+                                   "left-overs at the lightest layer (docs/capacity.md §4.1)", ParallaxOptions,
+                                   _parallax))

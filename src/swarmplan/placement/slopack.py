@@ -16,7 +16,12 @@ dispatch set (docs/capacity.md §5.1–5.2).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
 import numpy as np
+from pydantic import Field
 
 from swarmplan.perf.capacity_bound import BoundResult, Slo, length_classes, single_request_metric_ms
 from swarmplan.perf.model import PerfModel
@@ -75,3 +80,42 @@ def rounded_placement(pm: PerfModel, bound: BoundResult, rule: str = "most") -> 
     return Placement(method="slo-pack", start=np.where(m > 0, start, 0), n_blocks=m,
                      cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed", order=tuple(order),
                      info={"rounding": rule, "bound_per_s": bound.rate_per_s})
+
+
+@dataclass(frozen=True)
+class SloPackOptions:
+    """The SLO SLO-Pack plans for: kind, an absolute limit in seconds or a factor of the single-request
+    bound (when ``limit_s`` is None), and the quantile of a response SLO."""
+
+    kind: Literal["per_token", "ttft", "response"] = "per_token"
+    limit_s: Annotated[float, Field(gt=0)] | None = None
+    factor: Annotated[float, Field(ge=1)] = DEFAULT_FACTOR
+    quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+    def slo(self, pm: PerfModel) -> Slo:
+        if self.limit_s is not None:
+            return Slo(self.kind, self.limit_s * 1000.0, self.quantile)
+        d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
+        base = single_request_metric_ms(pm, Slo(self.kind, 0.0, self.quantile), None, d)
+        return Slo(self.kind, self.factor * base, self.quantile)
+
+
+def _slo_pack(ctx, o: SloPackOptions) -> Placement:
+    """docs/capacity.md §5: the candidate chosen for this rate, with its dispatch chains as ``details``."""
+    from swarmplan.errors import SwarmplanError
+    from swarmplan.routing.slopack import plan_slo_pack
+
+    try:  # GBP-CR's own plan at this rate is one of the candidates
+        gbp = ctx.placement("gbp-cr")
+        extra = [(f"gbp-cr at the rate (c={gbp.details.c})", gbp, gbp.details.chains)]
+    except SwarmplanError:
+        extra = []
+    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra)
+    return dataclasses.replace(plan.placement, details=plan)
+
+
+from swarmplan.placement.registry import PlacementMethod, register_placement  # noqa: E402  (registers on import)
+
+register_placement(PlacementMethod("slo-pack", "proposed", "SLO-Pack (ours): the capacity bound's LP rounded, or a "
+                                   "GBP-CR design, chosen per rate by the Theorem-4 bound (docs/capacity.md §5)",
+                                   SloPackOptions, _slo_pack))

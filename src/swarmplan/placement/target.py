@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
 from swarmplan.perf.chains import build_chain_graph, shortest_chain
-from swarmplan.perf.concurrency import r_max, target_concurrency
+from swarmplan.perf.concurrency import TargetR, r_max, target_concurrency
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.cgbp import cg_bp
-
-
-@dataclass(frozen=True)
-class TargetR:
-    R: int
-    single_request_ms: float  # T₁
-    R_max: int
 
 
 def single_request_ms(pm: PerfModel) -> float:

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from swarmplan.perf import memory
+from swarmplan.perf.concurrency import TargetR
 from swarmplan.perf.model import PerfModel
 
 MemoryModel = Literal["proposed", "petals"]
@@ -28,7 +29,9 @@ class Placement:
     R: int | None = None
     bound_ms_per_token: float | None = None
     order: tuple[int, ...] | None = None
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # the method's diagnostics, for display; read-only
+    r_rule: "TargetR | None" = None  # how R was chosen when the paper's rule chose it (docs/model.md §6)
+    details: object | None = None  # a method's typed result beyond the placement (e.g. GBP-CR's ChainPlan)
 
     @property
     def end(self) -> np.ndarray:
@@ -50,6 +53,8 @@ class Placement:
 
 def slots_for(pm: PerfModel, n_blocks: np.ndarray, memory_model: MemoryModel) -> np.ndarray:
     """Cache slots of each server under the given memory model (docs/model.md §2.3–2.4)."""
+    if memory_model == "petals" and pm.swarm.petals_reserve == "max_length":  # docs/model.md §17.3
+        return memory.petals_pool_token_blocks(n_blocks, memory.petals_attn_cache_tokens(pm.swarm.model))
     if memory_model == "petals":
         return np.where(n_blocks > 0, memory.cache_slots_petals(n_blocks, pm.petals_cache_gb, pm.kv_gb), 0)
     return memory.cache_slots_proposed(pm.memory_gb, n_blocks, pm.block_gb, pm.kv_gb)

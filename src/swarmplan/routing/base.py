@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import ChainGraph, build_chain_graph, shortest_chain
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 
 
 @dataclass
@@ -17,6 +18,12 @@ class Route:
     servers: list[int]
     processed: list[int]
     waits_ms: list[float]  # raw wait at each chain server
+    units: int = 1  # slots booked per processed block (docs/model.md §17.3)
+
+    @property
+    def need(self) -> list[int]:
+        """Slots the request books on each chain server: processed blocks × units."""
+        return [k * self.units for k in self.processed]
 
 
 class Router:
@@ -28,9 +35,9 @@ class Router:
         self.pm = pm
         self.placement = placement
         self.graph: ChainGraph = build_chain_graph(placement.start, placement.n_blocks, pm.L)
-        cap = np.asarray(placement.cache_slots)
+        self._cap_dst = np.asarray(placement.cache_slots)[self.graph.dst]
         # An edge needing more slots than its server has can never be used (docs/model.md §9.3 guard).
-        self.edge_fits = self.graph.k <= cap[self.graph.dst]
+        self.edge_fits = self.graph.k <= self._cap_dst
         self.use_fast_path = use_fast_path
         self._static: dict[tuple, tuple[list[int], list[int], np.ndarray]] = {}
 
@@ -40,27 +47,38 @@ class Router:
     def sink_weights(self, client: int) -> np.ndarray | None:
         return None
 
+    def units(self, l_in: int, l_out: int) -> int:
+        """Slots per processed block for a request of these lengths (docs/model.md §17.3; 1 by default)."""
+        return self.pm.slot_units(self.placement.memory_model, l_in, l_out)
+
     def static_route(self, client: int, l_in: int, l_out: int):
         key = (client, l_in, l_out)
         hit = self._static.get(key)
         if hit is None:
-            w = np.where(self.edge_fits, self.static_weights(client, l_in, l_out), np.inf)
+            u = self.units(l_in, l_out)
+            fits = self.edge_fits if u == 1 else self.graph.k * u <= self._cap_dst
+            w = np.where(fits, self.static_weights(client, l_in, l_out), np.inf)
             cost, servers, processed = shortest_chain(self.graph, w, self.sink_weights(client))
+            if not servers and u > 1:
+                raise SwarmplanError("workload.petals_reserve", f"a request of {l_in} + {l_out} tokens fits no "
+                                     "server's PETALS attention cache on any chain",
+                                     "raise model.attn_cache_tokens or use petals_reserve: cache_tokens")
             if not servers:
                 raise RuntimeError("the placement has no feasible chain")
             hit = (servers, processed, w)
             self._static[key] = hit
         return hit
 
-    def route(self, book: SlotBook, now: float, client: int, l_in: int, l_out: int) -> Route:
+    def route(self, book: SlotState, now: float, client: int, l_in: int, l_out: int) -> Route:
         raise NotImplementedError
 
-    def edge_waits(self, book: SlotBook, now: float) -> np.ndarray:
-        """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free)."""
+    def edge_waits(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
+        """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free);
+        k × units under PETALS' max-length reservation (§17.3)."""
         g = self.graph
         cache: dict[tuple[int, int], float] = {}
         waits = np.zeros(g.n_edges)
-        for e, (j, k) in enumerate(zip(g.dst.tolist(), g.k.tolist())):
+        for e, (j, k) in enumerate(zip(g.dst.tolist(), (g.k * units).tolist())):
             if book.free(j) < k:
                 w = cache.get((j, k))
                 if w is None:
@@ -68,5 +86,5 @@ class Router:
                 waits[e] = w
         return waits
 
-    def chain_waits(self, book: SlotBook, now: float, servers, processed) -> list[float]:
-        return [book.wait_ms(j, k, now) for j, k in zip(servers, processed)]
+    def chain_waits(self, book: SlotState, now: float, servers, processed, units: int = 1) -> list[float]:
+        return [book.wait_ms(j, k * units, now) for j, k in zip(servers, processed)]

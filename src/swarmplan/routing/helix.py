@@ -17,7 +17,6 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
 from swarmplan.perf.model import PerfModel
-from swarmplan.placement.helix import node_sessions
 from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Route, Router
 from swarmplan.routing.slots import SlotBook
@@ -26,25 +25,35 @@ MASK_SHARE = 0.05  # Helix: links carrying < 5 % of the node's outgoing flow are
 SCALE = 1000  # capacities are integers for scipy's max-flow: sessions × SCALE
 
 
-def strict_links(placement: Placement, L: int) -> tuple[list[int], list[tuple[int, int]], list[int]]:
-    """(nodes holding block 1, links i → j with start_j = end_i + 1, nodes holding block L)."""
+def strict_links(placement: Placement, L: int, partial: bool = False) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    """(nodes holding block 1, links i → j, nodes holding block L). Strict mode: start_j = end_i + 1;
+    partial inference (Helix's other mode, for placements not made by Helix): start_j ≤ end_i + 1 ≤ end_j."""
     m = np.asarray(placement.n_blocks)
     start = np.asarray(placement.start)
     held = [j for j in range(len(m)) if m[j] > 0]
     end = {j: int(start[j] + m[j] - 1) for j in held}
     first = [j for j in held if start[j] == 1]
     last = [j for j in held if end[j] == L]
-    links = [(i, j) for i in held for j in held if i != j and start[j] == end[i] + 1]
+    if partial:
+        links = [(i, j) for i in held for j in held if i != j and start[j] <= end[i] + 1 <= end[j]]
+    else:
+        links = [(i, j) for i in held for j in held if i != j and start[j] == end[i] + 1]
     return first, links, last
 
 
-def helix_max_flow(pm: PerfModel, placement: Placement) -> tuple[float, dict[tuple, float]]:
+def node_capacity(pm: PerfModel, placement: Placement) -> np.ndarray:
+    """T_i(k_i) in sessions: ⌊slots / blocks⌋ of the placement (= placement.helix.node_sessions for Helix's)."""
+    m = np.asarray(placement.n_blocks)
+    return np.where(m > 0, np.asarray(placement.cache_slots) // np.maximum(m, 1), 0)
+
+
+def helix_max_flow(pm: PerfModel, placement: Placement, partial: bool = False) -> tuple[float, dict[tuple, float]]:
     """Max flow (sessions) and the flow on every link: keys ('src', j), (i, j), (i, 'snk').
     Nodes are split in → out with the node's capacity; graph nodes: 0 = source, 1 = sink, 2 + 2j = in(j),
     3 + 2j = out(j)."""
     J = pm.n_servers
-    cap = node_sessions(pm)[np.arange(J), np.asarray(placement.n_blocks)]
-    first, links, last = strict_links(placement, pm.L)
+    cap = node_capacity(pm, placement)
+    first, links, last = strict_links(placement, pm.L, partial)
     inf = int(cap.sum()) * SCALE + 1
     rows, cols, vals, keys = [], [], [], []
 
@@ -80,7 +89,8 @@ class HelixRouter(Router):
     def __init__(self, pm: PerfModel, placement: Placement, use_fast_path: bool = True):
         super().__init__(pm, placement, use_fast_path)
         self.total_flow, flow = helix_max_flow(pm, placement)
-        first, links, last = strict_links(placement, pm.L)
+        if self.total_flow <= 0:  # not a strict layout (another method's placement): partial inference
+            self.total_flow, flow = helix_max_flow(pm, placement, partial=True)
         self.out: dict = {}  # node ('src' or j) → [(next node or 'snk', flow)]
         for key, v in flow.items():
             u, w = key
@@ -119,6 +129,8 @@ class HelixRouter(Router):
                 raise RuntimeError("Helix's flow graph has a dead end")
             if v == "snk":
                 break
+            if v in servers or self.end[v] <= boundary:
+                raise RuntimeError("Helix's flow graph loops")
             servers.append(v)
             processed.append(self.end[v] - boundary)
             boundary = self.end[v]

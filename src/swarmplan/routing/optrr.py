@@ -12,7 +12,7 @@ import numpy as np
 
 from swarmplan.perf.chains import shortest_chain
 from swarmplan.routing.base import Route, Router
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 from swarmplan.routing.wsrr import WsRrRouter
 
 
@@ -21,15 +21,16 @@ class OptRrRouter(Router):
 
     static_weights = WsRrRouter.static_weights
 
-    def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
+    def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
-            return Route(servers, processed, [0.0] * len(servers))
-        waits = self.edge_waits(book, now)
+        u = self.units(l_in, l_out)
+        if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
+            return Route(servers, processed, [0.0] * len(servers), u)
+        waits = self.edge_waits(book, now, u)
         best = (np.inf, [], [])
         for w in np.unique(waits[np.isfinite(base) & np.isfinite(waits)]):
             cost, chain, blocks = shortest_chain(self.graph, np.where(waits <= w, base, np.inf))
             if chain and cost + w < best[0]:
                 best = (cost + w, chain, blocks)
         _, servers, processed = best
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

@@ -15,7 +15,7 @@ import numpy as np
 
 from swarmplan.perf.chains import SOURCE, shortest_chain
 from swarmplan.routing.base import Route, Router
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 
 CacheTest = Literal["petals", "authors"]
 
@@ -36,6 +36,21 @@ class PetalsRouter(Router):
         self.span = placement.n_blocks.tolist()
         # Sessions a server admits under the authors' test (PETALS: ⌊B_cache/s_c⌋; Opt Num: ⌊(M − s_m m)/(s_c m)⌋).
         self.session_capacity = None if session_capacity is None else [int(x) for x in session_capacity]
+        # docs/model.md §17.5 — a stale view: free slots as of the last announce (None: live).
+        self.view_period_ms = t.petals_view_period_ms
+        self._view_epoch: int | None = None
+        self._announced: list[int] = []
+        self._view_free: list[int] = []
+        # docs/model.md §17.5 — the client's refresh period and bans (None: none).
+        self.refresh_ms = t.petals_refresh_ms
+        self.ban_ms = t.petals_ban_ms
+        self._refresh_epoch: int | None = None
+        n = len(self.span)
+        self._fails = [0] * n
+        self._ban_until = [0.0] * n
+        self._excluded = np.zeros(n, dtype=bool)
+        self._holders = [np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b))
+                         for b in range(1, pm.L + 1)]
 
     def static_weights(self, client, l_in, l_out):
         g = self.graph
@@ -46,14 +61,58 @@ class PetalsRouter(Router):
     def sink_weights(self, client):
         return self._half_cs[client]
 
-    def lacks_cache(self, book: SlotBook, j: int) -> bool:
+    def lacks_cache(self, book: SlotState, j: int, units: int = 1) -> bool:
+        """PETALS' test 2·max_length·span ≤ cache_tokens_left, in slots: free < span × units (§4.5, §17.3),
+        on the announced (stale) free slots when a view period is set (§17.5)."""
         if self.cache_test == "authors":
             return self.session_capacity[j] - book.sessions[j] == 0
-        return book.free(j) < self.span[j]
+        free = book.free(j) if self.view_period_ms is None else self._view_free[j]
+        return free < self.span[j] * units
 
-    def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
+    def _refresh_view(self, book: SlotState, now: float) -> None:
+        """docs/model.md §17.5 — servers announce cache_tokens_left every period (the first routing call of a
+        new period reads the state then; all servers announce in phase); the client takes the announcements,
+        and drops the servers banned now, at its own refreshes (at once when it has no refresh period)."""
+        epoch = int(now // self.view_period_ms)
+        if epoch != self._view_epoch:
+            self._view_epoch = epoch
+            self._announced = [book.free(j) for j in range(len(self.span))]
+        if self.refresh_ms is None:
+            self._view_free = self._announced
+            return
+        epoch = int(now // self.refresh_ms)
+        if epoch != self._refresh_epoch:
+            self._refresh_epoch = epoch
+            self._view_free = list(self._announced)
+            banned = np.array([until > now for until in self._ban_until])
+            for holders in self._holders:  # a block must keep a server: then its holders' bans are ignored
+                if len(holders) and banned[holders].all():
+                    banned[holders] = False
+            self._excluded = banned
+
+    def attempt_result(self, now: float, servers, failed: int | None) -> None:
+        """docs/model.md §17.5 — the retrying client reports an attempt: a failed allocation bans that server
+        for ban · 2^(k−1) after its k-th consecutive failure (hivemind Blacklist); a success clears its bans."""
+        if self.ban_ms is None:
+            return
+        if failed is None:
+            for j in servers:
+                self._fails[j], self._ban_until[j] = 0, 0.0
+        else:
+            self._fails[failed] += 1
+            self._ban_until[failed] = now + self.ban_ms * 2 ** (self._fails[failed] - 1)
+
+    def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
+        if self.view_period_ms is not None:
+            self._refresh_view(book, now)
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if not (self.use_fast_path and not any(self.lacks_cache(book, j) for j in servers)):
-            penal = np.array([self.penalty_ms if self.lacks_cache(book, j) else 0.0 for j in range(len(self.span))])
+        u = self.units(l_in, l_out)
+        excluded = self._excluded.any()
+        all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
+        if excluded or not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j, u) for j in servers)):
+            # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
+            penal = np.array([(self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
+                              for j in range(len(self.span))])
+            penal[self._excluded] = np.inf
             _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

@@ -35,6 +35,10 @@ class SloPackPlan:
     candidates: int
     bound_per_s: float
 
+    def summary(self) -> dict:
+        """What a run reports of the plan beside its metrics."""
+        return {"slo_pack_candidate": self.source, "slo_pack_bound_per_s": self.bound_per_s}
+
 
 def admissible_chains(pm: PerfModel, chains: list[Chain], slo: Slo | None) -> list[Chain]:
     if slo is None or slo.kind != "response":

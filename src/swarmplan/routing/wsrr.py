@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from swarmplan.perf.chains import shortest_chain
 from swarmplan.routing.base import Route, Router
-from swarmplan.routing.slots import SlotBook
+from swarmplan.routing.state import SlotState
 
 
 class WsRrRouter(Router):
@@ -22,9 +22,10 @@ class WsRrRouter(Router):
             return self.pm.hop_service(client, g.dst, g.k, None, l_out)
         return self.pm.hop_service(client, g.dst, g.k, l_in, l_out)
 
-    def route(self, book: SlotBook, now, client, l_in, l_out) -> Route:
+    def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
-        if self.use_fast_path and all(book.free(j) >= k for j, k in zip(servers, processed)):
-            return Route(servers, processed, [0.0] * len(servers))
-        _, servers, processed = shortest_chain(self.graph, base + self.edge_waits(book, now))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed))
+        u = self.units(l_in, l_out)
+        if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
+            return Route(servers, processed, [0.0] * len(servers), u)
+        _, servers, processed = shortest_chain(self.graph, base + self.edge_waits(book, now, u))
+        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

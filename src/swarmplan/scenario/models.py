@@ -28,6 +28,9 @@ class ModelSpec(_Strict):
     block_gb: PositiveFloat | None = Field(None, description="weights per block in GB (overrides the derived size)")
     kv_bytes_per_token_per_block: PositiveFloat | None = Field(None, description="K+V bytes per token per block")
     attn_cache_tokens: PositiveInt | None = Field(None, description="PETALS' fixed attention cache per block")
+    activation_bytes_per_token: PositiveFloat | None = Field(
+        None, description="bytes of one token's hidden state sent between client and server (default d_model × "
+                          "dtype bytes; docs/model.md §17.2)")
 
 
 class GpuSpec(_Strict):
@@ -98,6 +101,17 @@ class MatrixSpec(_Strict):
         return self
 
 
+class NetemSpec(_Strict):
+    """A WAN emulated as the follow-up's testbed does (docs/model.md §17.1): every server sits behind its own
+    link from the client host, and ``tc netem`` delays that link by RTT/2 + overhead_ms, where RTT is the
+    scenario's client-server RTT. Off (None) by default."""
+
+    overhead_ms: NonNegativeFloat = Field(18.0, description="added to RTT/2 on every emulated link (testbed: 18 ms)")
+    delayed_directions: Literal[1, 2] = Field(
+        1, description="1: only client→server packets are delayed (netem on the host-side veth's root qdisc, as "
+                       "the testbed's code does); 2: both directions")
+
+
 class NetworkSpec(_Strict):
     """Where RTTs come from: a topology (GraphML or REPETITA .graph), an RTT CSV, or a matrix (docs/model.md §11)."""
 
@@ -106,6 +120,13 @@ class NetworkSpec(_Strict):
     matrix: MatrixSpec | None = None
     ripe_atlas: str | None = Field(None, description="RIPE Atlas anchor RTTs: built-in ripe-atlas-eu or a CSV path")
     delay_us_per_km: PositiveFloat = Field(1.66541, description="link delay rule of REPETITA (µs per km)")
+    netem: NetemSpec | None = Field(None, description="emulate the follow-up testbed's netem links (off by default)")
+    bandwidth_mbps: PositiveFloat | None = Field(
+        None, description="client↔server link bandwidth for activations (Mbit/s); None: transfers are not "
+                          "modelled (docs/model.md §17.2)")
+    link_bandwidth_mbps: dict[str, PositiveFloat] = Field(
+        default_factory=dict, description="per-link bandwidth (Mbit/s) by server name: the link between the "
+                                          "client(s) and that server; overrides bandwidth_mbps")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -130,6 +151,15 @@ class TimingSpec(_Strict):
     petals_overhead_ms: float = Field(18.0, ge=0)
     petals_cache_penalty_ms: float = Field(10_000.0, ge=0)
     petals_unknown_rtt_ms: PositiveFloat = Field(300.0, description="RTT PETALS assumes when none is known")
+    petals_view_period_ms: PositiveFloat | None = Field(
+        None, description="PETALS' client sees each server's free cache as last announced, every this many ms "
+                          "(120 s: run_server's update_period); None: the live state (docs/model.md §17.5)")
+    petals_refresh_ms: PositiveFloat | None = Field(
+        None, description="PETALS' client refreshes its view (announcements, bans) every this many ms (60 s: "
+                          "ClientConfig.update_period); None: at once (docs/model.md §17.5)")
+    petals_ban_ms: PositiveFloat | None = Field(
+        None, description="a server whose allocation failed is banned this long, doubled per consecutive failure "
+                          "(15 s: ClientConfig.ban_timeout), from the next refresh; None: no bans (§17.5)")
 
 
 class WorkloadSpec(_Strict):
@@ -141,6 +171,10 @@ class WorkloadSpec(_Strict):
     output_tokens: PositiveInt = 128
     trace: str | None = Field(None, description="built-in trace (azure-code, azure-conv) or an Azure-format CSV")
     cache_tokens: PositiveInt | None = Field(None, description="tokens the KV cache of one request is sized for")
+    petals_reserve: Literal["cache_tokens", "max_length"] = Field(
+        "cache_tokens", description="PETALS memory model: each session reserves cache_tokens per block (default), "
+                                    "or its own declared max length l_in + l_out out of attn_cache_tokens per "
+                                    "block, as PETALS does (docs/model.md §17.3)")
     service: Literal["deterministic", "exponential"] = Field(
         "deterministic", description="exponential: each request's service time is drawn Exp(mean = its model time), "
                                      "the assumption of queueing bounds (docs/model.md §9.1)")
@@ -185,7 +219,6 @@ class ChurnSpec(_Strict):
 
     events: list[ChurnEvent] = Field(default_factory=list)
     process: ChurnProcess | None = None
-    replan: bool = Field(False, description="methods that can re-plan do so when the set of live servers changes")
 
 
 class Scenario(_Strict):

@@ -269,3 +269,27 @@ def _read_rows(path: Path) -> list[dict]:
             return list(csv.DictReader(fh))
     except OSError as exc:
         raise SwarmplanError("network.ripe_atlas", f"cannot read {path}: {exc}", "check the path")
+
+
+def netem_link_ms(rtt_ms, overhead_ms: float):
+    """docs/model.md §17.1 — the delay the follow-up's testbed puts on a server's emulated link:
+    d = RTT/2 + overhead (infra/network_emulator.py, one_way_delay_ms; 18 ms overhead). RTT 20 ms → 28 ms."""
+    return np.asarray(rtt_ms, dtype=float) / 2.0 + overhead_ms
+
+
+def netem_client_rtt_ms(rtt_ms, overhead_ms: float, delayed_directions: int):
+    """docs/model.md §17.1 — the round trip a client host sees to a server behind a netem link: d per
+    delayed direction. The testbed adds the netem qdisc as the *root* qdisc of the host-side veth, which
+    delays only packets leaving the host (client → server), so one direction: RTT 20 ms → 28 ms; both
+    directions (what the code's comment intends): 56 ms."""
+    return delayed_directions * netem_link_ms(rtt_ms, overhead_ms)
+
+
+def netem_server_rtt_ms(link_ms, delayed_directions: int):
+    """docs/model.md §17.1 — server i ↔ server j in the testbed's star (every server's namespace hangs off the
+    client host): i → host → j crosses link j's delayed direction, j → host → i link i's, so the round trip
+    is d_i + d_j (one delayed direction) or 2(d_i + d_j) (both). ``link_ms``: d per server."""
+    d = np.asarray(link_ms, dtype=float)
+    out = delayed_directions * (d[:, None] + d[None, :])
+    np.fill_diagonal(out, 0.0)
+    return out

@@ -8,7 +8,16 @@ import numpy as np
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
-from swarmplan.scenario.network import RttNetwork, load_ripe_atlas, load_rtt_csv, load_topology, network_from_matrix
+from swarmplan.scenario.network import (
+    RttNetwork,
+    load_ripe_atlas,
+    load_rtt_csv,
+    load_topology,
+    netem_client_rtt_ms,
+    netem_link_ms,
+    netem_server_rtt_ms,
+    network_from_matrix,
+)
 from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
 from swarmplan.scenario.workload import load_trace, nominal_lengths
@@ -44,6 +53,7 @@ def resolve_model(scenario: Scenario) -> ModelParams:
         block_gb_override=merged.get("block_gb"),
         kv_bytes_override=merged.get("kv_bytes_per_token_per_block"),
         attn_cache_tokens_override=merged.get("attn_cache_tokens"),
+        activation_bytes_override=merged.get("activation_bytes_per_token"),
     )
 
 
@@ -194,6 +204,9 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
             if node is not None and node2 is not None:
                 rtt_s[j, k] = network.rtt_raw_ms[node, node2]
     np.fill_diagonal(rtt_s, 0.0)
+    server_names = tuple(s[0] for s in servers)
+    rtt_c, rtt_s = _emulate(scenario, rtt_c, rtt_s)
+    bandwidth = _link_bandwidth(scenario, c, server_names)
 
     specs = [gpu(t, "") for _, t, _, _ in servers]
 
@@ -204,7 +217,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
     return Swarm(
         scenario=scenario.name,
         model=model,
-        server_names=tuple(s[0] for s in servers),
+        server_names=server_names,
         server_gpus=tuple(s[1] for s in servers),
         server_locations=tuple(network.names[s[2]] if s[2] is not None else "-" for s in servers),
         memory_gb=col("memory_gb"),
@@ -229,4 +242,33 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         input_tokens=l_in,
         output_tokens=l_out,
         cache_tokens=cache_tokens,
+        link_bandwidth_mbps=bandwidth,
+        petals_reserve=scenario.workload.petals_reserve,
     )
+
+
+def _emulate(scenario: Scenario, rtt_c: np.ndarray, rtt_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """docs/model.md §17.1 — with ``network.netem`` the RTTs become those of the testbed's netem star."""
+    netem = scenario.network.netem
+    if netem is None:
+        return rtt_c, rtt_s
+    if rtt_c.shape[0] != 1:
+        raise SwarmplanError("network.netem", f"the emulated star has one client host, not {rtt_c.shape[0]} clients",
+                             "use a single client with netem")
+    link = netem_link_ms(rtt_c[0], netem.overhead_ms)
+    return (netem_client_rtt_ms(rtt_c, netem.overhead_ms, netem.delayed_directions),
+            netem_server_rtt_ms(link, netem.delayed_directions))
+
+
+def _link_bandwidth(scenario: Scenario, n_clients: int, server_names: tuple[str, ...]) -> np.ndarray | None:
+    """docs/model.md §17.2 — client↔server link bandwidth (Mbit/s); None when no bandwidth is given."""
+    net = scenario.network
+    if net.bandwidth_mbps is None and not net.link_bandwidth_mbps:
+        return None
+    bw = np.full((n_clients, len(server_names)), np.inf if net.bandwidth_mbps is None else net.bandwidth_mbps)
+    for name, mbps in net.link_bandwidth_mbps.items():
+        if name not in server_names:
+            raise SwarmplanError(f"network.link_bandwidth_mbps.{name}", f"no server named {name!r}",
+                                 f"use one of {', '.join(server_names)}")
+        bw[:, server_names.index(name)] = mbps
+    return bw

@@ -28,6 +28,7 @@ class ModelParams:
     block_gb_override: float | None
     kv_bytes_override: float | None
     attn_cache_tokens_override: int | None
+    activation_bytes_override: float | None = None  # bytes of one token's hidden state (docs/model.md §17.2)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Swarm:
     input_tokens: int  # the workload's nominal l_in (mean for traces), used by placement
     output_tokens: int  # nominal l_out
     cache_tokens: int  # tokens one request's KV cache is sized for
+    # docs/model.md §17 — fidelity knobs, off by default.
+    link_bandwidth_mbps: np.ndarray | None = None  # (clients, servers); inf: transfers not modelled
+    petals_reserve: str = "cache_tokens"  # or "max_length": PETALS sessions reserve l_in + l_out tokens
 
     @property
     def n_servers(self) -> int:

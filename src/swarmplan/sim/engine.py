@@ -1,9 +1,9 @@
-"""The online discrete-event simulator (docs/model.md §9; Sun et al. 2025 §3.5, §9).
+"""The paper's book-and-wait model on the event core (docs/model.md §9; Sun et al. 2025 §3.5, §9).
 
-A plain event loop: arrivals in time order, completions on a heap (released lazily when time passes
-them). Each arrival is routed once by the policy, books its slots on every chain server until completion
-and, if some server is short of slots, waits with PETALS-style back-off. Memory is the only contended
-resource: a session's speed does not depend on load (docs/model.md §3.5).
+Each arrival is routed once by the policy, books its slots on every chain server until completion and, if
+some server is short of slots, waits with PETALS-style back-off. Memory is the only contended resource: a
+session's speed does not depend on load (docs/model.md §3.5). A failure cuts the sessions on the failed
+server; each is routed again by the same policy and replays its prefix (docs/model.md §16).
 """
 
 from __future__ import annotations
@@ -14,27 +14,83 @@ from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.recording import RunRecorder
+from swarmplan.sim.churn import ChurnSchedule
 from swarmplan.sim.result import SimResult, running_slots_peak  # noqa: F401  (re-exported)
+from swarmplan.sim.swarm_handler import Rejoin, SwarmHandler
+
+
+class BookAndWait(SwarmHandler):
+    def __init__(self, pm, placement, workload, router: Router, allocation_delay_ms=0.0, churn=None, rejoin=None):
+        super().__init__(pm, placement, workload, allocation_delay_ms, churn, rejoin)
+        self.router = router
+        self.book = SlotBook(placement.cache_slots)
+        t = pm.swarm.timing
+        self.first_ms, self.max_ms = t.backoff_first_ms, t.backoff_max_ms
+
+    def on_arrival(self, r: int, now: float) -> None:
+        self.in_system += 1
+        if self.in_system > self.max_conc:
+            self.max_conc = self.in_system
+        rec = self.rec
+        route = self.router.route(self.book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
+        if not route.servers:
+            self.stall(r)
+            return
+        w_raw = max(route.waits_ms)
+        if w_raw == float("inf"):
+            if self.churn is None:
+                raise RuntimeError(f"request {r}: the chosen chain can never fit (router {self.router.name})")
+            self.stall(r)
+            return
+        b = backoff_ms(w_raw, self.first_ms, self.max_ms) if w_raw > 0 else 0.0
+        completion = rec.serve(r, route.servers, route.processed, b, w_raw)
+        self.book.book(r, completion, route.servers, route.need)
+        self.schedule_completion(r, completion)
+
+    def on_complete(self, r: int, now: float, generation: int) -> None:
+        if generation != self.gen[r]:
+            return
+        self.book.release(r)
+        self.finished(r, now)
+
+    # --- churn ---------------------------------------------------------------------------------------
+    def retry_after_change(self, r: int, now: float) -> None:
+        rec = self.rec
+        route = self.router.route(self.book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
+        w_raw = max(route.waits_ms) if route.servers else float("inf")
+        if w_raw == float("inf"):
+            self.stall(r)
+            return
+        b = backoff_ms(w_raw, self.first_ms, self.max_ms) if w_raw > 0 else 0.0
+        if r in self.cut_at:
+            rec.cut[r].wait += now - self.cut_at.pop(r)
+            completion = rec.resume(r, now, route.servers, route.processed, b)
+        else:  # stalled since its arrival: served for the first time
+            completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r] + b, w_raw)
+        self.book.book(r, completion, route.servers, route.need)
+        self.schedule_completion(r, completion)
+
+    def server_failed(self, j: int, now: float) -> None:
+        holders = self.book.holders(j)
+        for r in holders:
+            self.book.release(r)
+            self.cut(r, now, j)
+        self.book.set_down(j)
+        for r in sorted(holders):
+            self.retry_after_change(r, now)
+
+    def server_returned(self, j: int, now: float) -> None:
+        self.book.set_up(j)
+
+    def placement_now(self) -> Placement:
+        return self.router.placement
+
+    def replace_plan(self, j: int, placement: Placement, router) -> None:
+        self.router = router
+        self.book.set_up(j, int(placement.cache_slots[j]))
 
 
 def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Router,
-             allocation_delay_ms: float = 0.0, method: str | None = None) -> SimResult:
-    t = pm.swarm.timing
-    book = SlotBook(placement.cache_slots)
-    rec = RunRecorder(pm, workload, allocation_delay_ms)
-    first_ms, max_ms = t.backoff_first_ms, t.backoff_max_ms
-    max_conc = 0
-    for r in range(workload.n):
-        now = rec.arrival[r]
-        book.advance(now)
-        if book.active_requests + 1 > max_conc:
-            max_conc = book.active_requests + 1
-        route = router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
-        w_raw = max(route.waits_ms)
-        if w_raw == float("inf"):
-            raise RuntimeError(f"request {r}: the chosen chain can never fit (router {router.name})")
-        b = backoff_ms(w_raw, first_ms, max_ms) if w_raw > 0 else 0.0
-        completion = rec.serve(r, route.servers, route.processed, b, w_raw)
-        book.book(r, completion, route.servers, route.processed)
-    return rec.result(method or router.name, placement, max_conc)
+             allocation_delay_ms: float = 0.0, method: str | None = None, churn: ChurnSchedule | None = None,
+             rejoin: Rejoin | None = None) -> SimResult:
+    return BookAndWait(pm, placement, workload, router, allocation_delay_ms, churn, rejoin).run(method or router.name)

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from swarmplan.placement.types import Placement
 from swarmplan.scenario.workload import Workload
+
+
+@dataclass(frozen=True)
+class ChurnRecord:
+    """What churn did in one run (docs/model.md §16.4); per-request arrays are 0 / NaN for untouched requests."""
+
+    events: int  # failures and returns replayed
+    longest_outage_ms: float  # longest time some block had no live server
+    placement_changes: int  # servers that re-chose their blocks on return
+    lost_ms: np.ndarray | None = None  # time of cut sessions' work that was thrown away
+    extra_ms: np.ndarray | None = None  # completion − the completion planned when the request was first served
+    ttft_ms: np.ndarray | None = None  # first-token time of cut requests (NaN: not cut)
+    recomputed_tokens: np.ndarray | None = None  # prefix positions replayed (or re-prefilled)
+    interruptions: np.ndarray | None = None
+    waited_for_coverage: np.ndarray | None = None
+    unfinished: np.ndarray | None = None  # never completed: some block never had a live server again
+    segments: dict = field(default_factory=dict)  # request → [(servers, blocks, start, end)] of its cut sessions
+
+    def summary(self) -> dict:
+        cut = self.interruptions > 0
+        return {
+            "churn_events": int(self.events),
+            "affected_requests": int(cut.sum()),
+            "extra_latency_s": float(self.extra_ms[cut].mean() / 1000) if cut.any() else 0.0,
+            "recomputed_tokens": int(self.recomputed_tokens.sum()),
+            "waited_for_coverage": int(self.waited_for_coverage.sum()),
+            "unfinished_requests": int(self.unfinished.sum()),
+            "longest_coverage_outage_s": float(self.longest_outage_ms / 1000),
+            "placement_changes": int(self.placement_changes),
+        }
 
 
 @dataclass(frozen=True)
@@ -26,14 +56,21 @@ class SimResult:
     delay_ms: np.ndarray  # initial + allocation delay
     max_concurrency: int
     allocation_delay_ms: float
+    churn: ChurnRecord | None = None  # set when a churn schedule ran (docs/model.md §16)
 
     @property
     def response_ms(self) -> np.ndarray:
-        return self.wait_ms + self.prefill_ms + self.decode_ms + self.delay_ms
+        base = self.wait_ms + self.prefill_ms + self.decode_ms + self.delay_ms
+        if self.churn is None:
+            return base
+        return np.where(self.churn.unfinished, np.nan, base + self.churn.lost_ms)
 
     @property
     def ttft_ms(self) -> np.ndarray:
-        return self.wait_ms + self.prefill_ms + self.delay_ms
+        base = self.wait_ms + self.prefill_ms + self.delay_ms
+        if self.churn is None:
+            return base
+        return np.where(self.churn.unfinished, np.nan, np.where(np.isnan(self.churn.ttft_ms), base, self.churn.ttft_ms))
 
     @property
     def start_ms(self) -> np.ndarray:
@@ -62,8 +99,13 @@ class SimResult:
         return np.divide(held, cap * horizon, out=np.zeros(n), where=cap > 0)
 
     def summary(self) -> dict:
+        if self.churn is not None and self.churn.unfinished.any():
+            done = ~self.churn.unfinished
+            out = _subset(self, done).summary() if done.any() else {"requests": 0}
+            out.update(self.churn.summary(), requests=int(len(done)))
+            return out
         resp = self.response_ms
-        return {
+        out = {
             "per_token_s": float(self.per_token_ms.mean() / 1000),
             "ttft_s": float(self.ttft_ms.mean() / 1000),
             "wait_s": float(self.wait_ms.mean() / 1000),
@@ -77,6 +119,24 @@ class SimResult:
             "slot_utilisation_per_server": [round(float(u), 6) for u in self.slot_utilisation()],
             "requests": int(len(resp)),
         }
+        if self.churn is not None:
+            out.update(self.churn.summary())
+        return out
+
+
+def _subset(result: SimResult, keep: np.ndarray) -> SimResult:
+    """The completed requests of a run that left some unfinished (their metrics; churn counted separately)."""
+    idx = np.flatnonzero(keep)
+    wl = result.workload
+    from swarmplan.scenario.workload import Workload
+
+    sub_wl = Workload(wl.arrival_ms[idx], wl.input_tokens[idx], wl.output_tokens[idx], wl.client[idx],
+                      None if wl.service_factor is None else wl.service_factor[idx])
+    lost = result.churn.lost_ms[idx]
+    return SimResult(result.method, result.placement, sub_wl, [result.chains[i] for i in idx],
+                     [result.processed[i] for i in idx], result.raw_wait_ms[idx], result.wait_ms[idx],
+                     result.prefill_ms[idx], result.decode_ms[idx] + lost, result.delay_ms[idx],
+                     result.max_concurrency, result.allocation_delay_ms)
 
 
 def running_slots_peak(result: SimResult) -> np.ndarray:

@@ -4,20 +4,20 @@ The stock PETALS client sends no allocation timeout, so a session that does not 
 and the client retries after min(1 s · 2^(a−1), 60 s) — 1, 2, 4, … 60 s (the immediate first retry of
 PETALS is skipped: with nothing changed it would fail again) — routing afresh each time with the swarm
 as it is then. Unlike the paper's model (route once, book at arrival, wait for that chain), a failed
-request holds no memory while it backs off.
+request holds no memory while it backs off. A session a server failure cuts starts that sequence again.
 """
 
 from __future__ import annotations
-
-import heapq
 
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.base import Router
 from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
-from swarmplan.sim.recording import RunRecorder
+from swarmplan.sim.churn import ChurnSchedule
+from swarmplan.sim.core import REQUEST
 from swarmplan.sim.result import SimResult
+from swarmplan.sim.swarm_handler import Rejoin, SwarmHandler
 
 
 class RetryingClient:
@@ -33,30 +33,79 @@ def retry_delay_ms(attempt: int, first_ms: float, max_ms: float) -> float:
     return min(first_ms * 2 ** (attempt - 1), max_ms)
 
 
-def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, client: RetryingClient,
-                   allocation_delay_ms: float = 0.0, method: str | None = None) -> SimResult:
-    t = pm.swarm.timing
-    router = client.router
-    book = SlotBook(placement.cache_slots)
-    rec = RunRecorder(pm, workload, allocation_delay_ms)
-    attempts = [0] * workload.n
-    events = [(a, r) for r, a in enumerate(rec.arrival)]  # (time, request): arrivals and retries
-    heapq.heapify(events)
-    waiting, max_conc = 0, 0
-    while events:
-        now, r = heapq.heappop(events)
-        book.advance(now)
-        if attempts[r] == 0:
-            max_conc = max(max_conc, book.active_requests + waiting + 1)
-        route = router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
-        if all(book.free(j) >= k for j, k in zip(route.servers, route.processed)):
-            if attempts[r]:
-                waiting -= 1
-            completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
-            book.book(r, completion, route.servers, route.processed)
+class Retrying(SwarmHandler):
+    def __init__(self, pm, placement, workload, client: RetryingClient, allocation_delay_ms=0.0, churn=None, rejoin=None):
+        super().__init__(pm, placement, workload, allocation_delay_ms, churn, rejoin)
+        self.router = client.router
+        self.book = SlotBook(placement.cache_slots)
+        self.attempts = [0] * workload.n
+        t = pm.swarm.timing
+        self.first_ms, self.max_ms = t.backoff_first_ms, t.backoff_max_ms
+
+    def on_arrival(self, r: int, now: float) -> None:
+        self.in_system += 1
+        if self.in_system > self.max_conc:
+            self.max_conc = self.in_system
+        self.attempt(r, now)
+
+    def on_request(self, r: int, now: float) -> None:
+        self.attempt(r, now)
+
+    def attempt(self, r: int, now: float) -> None:
+        rec, book = self.rec, self.book
+        route = self.router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
+        if not route.servers:
+            self.stall(r)
+            return
+        # Route.need: slots per server, k × the request's units under PETALS' max-length reservation (§17.3).
+        failed = next((j for j, k in zip(route.servers, route.need) if book.free(j) < k), None)
+        report = getattr(self.router, "attempt_result", None)  # PETALS' bans (docs/model.md §17.5)
+        if report is not None:
+            report(now, route.servers, failed)
+        if failed is None:
+            if r in self.cut_at:
+                completion = rec.resume(r, now, route.servers, route.processed, 0.0)
+                rec.cut[r].wait += now - self.cut_at.pop(r)
+            else:
+                completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
+            book.book(r, completion, route.servers, route.need)
+            self.schedule_completion(r, completion)
         else:
-            if attempts[r] == 0:
-                waiting += 1
-            attempts[r] += 1
-            heapq.heappush(events, (now + retry_delay_ms(attempts[r], t.backoff_first_ms, t.backoff_max_ms), r))
-    return rec.result(method or client.name, placement, max_conc)
+            self.attempts[r] += 1
+            self.core.push(now + retry_delay_ms(self.attempts[r], self.first_ms, self.max_ms), REQUEST, r)
+
+    def on_complete(self, r: int, now: float, generation: int) -> None:
+        if generation != self.gen[r]:
+            return
+        self.book.release(r)
+        self.finished(r, now)
+
+    # --- churn ---------------------------------------------------------------------------------------
+    def retry_after_change(self, r: int, now: float) -> None:
+        self.attempt(r, now)
+
+    def server_failed(self, j: int, now: float) -> None:
+        holders = self.book.holders(j)
+        for r in holders:
+            self.book.release(r)
+            self.cut(r, now, j)
+            self.attempts[r] = 0
+        self.book.set_down(j)
+        for r in sorted(holders):
+            self.attempt(r, now)
+
+    def server_returned(self, j: int, now: float) -> None:
+        self.book.set_up(j)
+
+    def placement_now(self) -> Placement:
+        return self.router.placement
+
+    def replace_plan(self, j: int, placement: Placement, client) -> None:
+        self.router = client.router if isinstance(client, RetryingClient) else client
+        self.book.set_up(j, int(placement.cache_slots[j]))
+
+
+def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, client: RetryingClient,
+                   allocation_delay_ms: float = 0.0, method: str | None = None, churn: ChurnSchedule | None = None,
+                   rejoin: Rejoin | None = None) -> SimResult:
+    return Retrying(pm, placement, workload, client, allocation_delay_ms, churn, rejoin).run(method or client.name)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
+from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.queueing import jffc_response_bounds_ms
 from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
@@ -32,6 +32,10 @@ class ChainPlan:
     def service_rate_per_ms(self) -> float:
         """ν = Σ_k c_k μ_k, the jobs per ms the chains complete when full."""
         return total_rate_per_ms(self.chains)
+
+    def summary(self) -> dict:
+        """What a run reports of the plan beside its metrics."""
+        return {"c": self.c, "overloaded": self.overloaded, "theorem4_bounds_s": [b / 1000 for b in self.bounds_ms or []]}
 
 
 def total_rate_per_ms(chains: list[Chain]) -> float:
@@ -89,13 +93,13 @@ def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterio
             fastest = (nu, plan)
         if c is not None:
             if not chains:
-                raise SwarmplanError("c", f"GCA finds no chain on the GBP-CR placement for c = {cc}", "try another c")
+                raise NoSolutionError("c", f"GCA finds no chain on the GBP-CR placement for c = {cc}", "try another c")
             return plan
         if np.isfinite(value) and (best is None or value < best[0]):
             best = (value, plan)
     if best is None:
         if fastest is None:
-            raise SwarmplanError("workload.rate_per_s", "no cache reservation c gives any chain",
+            raise NoSolutionError("workload.rate_per_s", "no cache reservation c gives any chain",
                                  "add servers or memory")
         chosen = fastest[1]
         return ChainPlan(chosen.c, chosen.placement, chosen.chains, None, criterion, tried, overloaded=True)
