@@ -66,7 +66,7 @@ def main() -> None:
             print(f"{'method':10} {'capacity':>9} {'95 % interval':>18} {'/bound':>7} {'/gbp-cr':>8}  where it loses capacity")
             for m in res.methods:
                 cap, (lo, hi) = res.capacity(m)
-                rel = cap / gbp if gbp and gbp == gbp and gbp > 0 else float("nan")
+                rel = cap / gbp if gbp > 0 else float("nan")
                 print(f"{m:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {res.ratio(m):>7.1%} "
                       f"{rel:>8.2f}  {loss(res.searches[m][0])}")
             docs.append(res.to_json())

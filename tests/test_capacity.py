@@ -5,10 +5,16 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario
+
 from swarmplan.errors import SwarmplanError
-from swarmplan.experiments.capacity import SearchOptions, UnitStream, capacity, parse_slo, search_method
+from swarmplan.experiments.capacity import (
+    SearchOptions,
+    UnitStream,
+    capacity,
+    parse_slo,
+    search_method,
+)
 from swarmplan.scenario.models import Scenario
 
 

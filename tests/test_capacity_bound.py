@@ -4,9 +4,9 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import explicit_scenario, perf_of
 from scipy.optimize import linprog
 
-from conftest import explicit_scenario, perf_of
 from swarmplan.errors import SwarmplanError
 from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound
 

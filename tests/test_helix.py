@@ -5,8 +5,8 @@ import itertools
 import networkx as nx
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.placement.helix import helix_placement, max_layers, node_sessions
 from swarmplan.placement.types import Placement, slots_for
 from swarmplan.routing.helix import HelixRouter, helix_max_flow

@@ -2,11 +2,15 @@
 
 import itertools
 
-import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
-from swarmplan.placement.parallax import choose_pipelines, min_stages, parallax_placement, water_fill
+
+from swarmplan.placement.parallax import (
+    choose_pipelines,
+    min_stages,
+    parallax_placement,
+    water_fill,
+)
 from swarmplan.routing.parallax import ParallaxRouter
 from swarmplan.routing.slots import SlotBook
 

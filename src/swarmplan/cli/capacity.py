@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -31,7 +30,7 @@ def capacity_table(result) -> Table:
         cap, (lo, hi) = result.capacity(name)
         at = [s.at(s.lo) for s in result.searches[name] if s.at(s.lo)]
 
-        def avg(key):
+        def avg(key, at=at):
             vals = [a[key] for a in at if key in a]
             return f"{sum(vals) / len(vals):.3g}" if vals else "—"
 
@@ -42,7 +41,7 @@ def capacity_table(result) -> Table:
 
 def capacity(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated (default: the default set)"),
+    methods: str | None = typer.Option(None, "--methods", help="comma-separated (default: the default set)"),
     slo: str = typer.Option("per_token<=1.2x", "--slo",
                             help="per_token<=1.2x | per_token<=0.6 | p95<=90 | ttft<=3 (seconds; 'x' = × the "
                                  "single-request bound)"),
@@ -54,12 +53,13 @@ def capacity(
     profile: str = typer.Option("fair", "--profile", help="fair | paper"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    sets: Optional[List[str]] = SetOpt,
+    sets: list[str] | None = SetOpt,
 ) -> None:
     """Highest Poisson rate at which each method meets an SLO (bracketing + bisection), and an upper bound
     no placement and routing can beat."""
     from swarmplan.errors import SwarmplanError
-    from swarmplan.experiments.capacity import SearchOptions, capacity as run_capacity, parse_slo
+    from swarmplan.experiments.capacity import SearchOptions, parse_slo
+    from swarmplan.experiments.capacity import capacity as run_capacity
     from swarmplan.methods.registry import get_methods
 
     if profile not in ("fair", "paper"):

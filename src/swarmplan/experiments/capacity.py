@@ -13,17 +13,27 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import stats
 
 from swarmplan.errors import SwarmplanError
-from swarmplan.methods.registry import MethodContext, Profile, allocation_delay_ms, get_methods
-from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_classes, single_request_metric_ms
+from swarmplan.methods.registry import (
+    MethodContext,
+    Profile,
+    allocation_delay_ms,
+    get_methods,
+)
+from swarmplan.perf.capacity_bound import (
+    Slo,
+    capacity_upper_bound,
+    length_classes,
+    single_request_metric_ms,
+)
 from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
@@ -348,5 +358,14 @@ def capacity(scenario: Scenario, methods: list[str] | None, slo: SloSpec, runs: 
     return res
 
 
-__all__ = ["SloSpec", "parse_slo", "SearchOptions", "CapacityResult", "capacity", "run_capacity", "search_method",
-           "UnitStream", "measure"]
+__all__ = [
+    "CapacityResult",
+    "SearchOptions",
+    "SloSpec",
+    "UnitStream",
+    "capacity",
+    "measure",
+    "parse_slo",
+    "run_capacity",
+    "search_method",
+]

@@ -197,22 +197,6 @@ def _knapsack(weights: np.ndarray, L: int):
     return float(best[L]), hops[::-1]
 
 
-def _rest_time(hold: np.ndarray, g: np.ndarray, L: int) -> np.ndarray:
-    """R(k): least service time of any set of distinct servers covering k blocks (a lower bound on what the
-    rest of a chain adds to T)."""
-    w = np.where(np.isfinite(g), hold, np.inf)
-    J = w.shape[0]
-    best = np.full(L + 1, np.inf)
-    best[0] = 0.0
-    for j in range(J):
-        new = best.copy()
-        for k in np.flatnonzero(np.isfinite(w[j])):
-            if k:
-                np.minimum(new[k:], best[: L + 1 - k] + w[j, k], out=new[k:])
-        best = new
-    return best
-
-
 def capacity_upper_bound(pm: PerfModel, slo: Slo, classes: list[LengthClass] | None = None,
                          delay_ms: float | None = None, max_iterations: int = 200, tol: float = 1e-6,
                          cells: int = 800, enumerate_limit: int = 2000) -> BoundResult:
@@ -222,7 +206,6 @@ def capacity_upper_bound(pm: PerfModel, slo: Slo, classes: list[LengthClass] | N
     L, J = pm.L, pm.n_servers
     g = slot_share(pm)
     times = [_class_times(pm, q, slo, d) for q in classes]
-    rest = [_rest_time(t.hold, g, L) for t in times]
     nq = len(classes)
     row_class = list(range(nq))
     row_server = [nq + j for j in range(J)]

@@ -189,7 +189,7 @@ def _helix(ctx, o: HelixOptions) -> Placement:
     return helix_placement_cached(ctx.pm, o)
 
 
-from swarmplan.placement.registry import PlacementMethod, register_placement  # noqa: E402  (registers on import)
+from swarmplan.placement.registry import PlacementMethod, register_placement
 
 register_placement(PlacementMethod("helix", "proposed", "Helix: MILP maximising session throughput through strict "
                                    "pipelines, weights in half the memory (docs/capacity.md §3.1)", HelixOptions, _helix))

@@ -18,7 +18,7 @@ docs/model.md §12). Embedding and LM-head memory are not modelled (swarmplan's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from math import floor
 
 import numpy as np
@@ -51,7 +51,7 @@ def min_stages(caps: list[int], L: int, k: int) -> tuple[float, list[list[int]]]
     for i in range(n - 1, -1, -1):
         suffix[i] = suffix[i + 1] + caps[i]
 
-    @lru_cache(maxsize=None)
+    @cache
     def dp(i: int, open_: tuple, done: int) -> tuple[float, tuple]:
         if done == k and not open_:
             return 0, ()
@@ -217,7 +217,7 @@ def _parallax(ctx, _: ParallaxOptions) -> Placement:
     return parallax_placement_cached(ctx.pm)
 
 
-from swarmplan.placement.registry import PlacementMethod, register_placement  # noqa: E402  (registers on import)
+from swarmplan.placement.registry import PlacementMethod, register_placement
 
 register_placement(PlacementMethod("parallax", "proposed", "Parallax: k²/stages pipelines, water-filled layers, "
                                    "left-overs at the lightest layer (docs/capacity.md §4.1)", ParallaxOptions,

@@ -23,7 +23,12 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from swarmplan.perf.capacity_bound import BoundResult, Slo, length_classes, single_request_metric_ms
+from swarmplan.perf.capacity_bound import (
+    BoundResult,
+    Slo,
+    length_classes,
+    single_request_metric_ms,
+)
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
 
@@ -114,7 +119,7 @@ def _slo_pack(ctx, o: SloPackOptions) -> Placement:
     return dataclasses.replace(plan.placement, details=plan)
 
 
-from swarmplan.placement.registry import PlacementMethod, register_placement  # noqa: E402  (registers on import)
+from swarmplan.placement.registry import PlacementMethod, register_placement
 
 register_placement(PlacementMethod("slo-pack", "proposed", "SLO-Pack (ours): the capacity bound's LP rounded, or a "
                                    "GBP-CR design, chosen per rate by the Theorem-4 bound (docs/capacity.md §5)",

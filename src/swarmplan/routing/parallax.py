@@ -31,11 +31,11 @@ class ParallaxRouter(Router):
             return Route(servers, processed, [0.0] * len(servers))
         waits = self.edge_waits(book, now)
         free = np.where(waits <= 0, base, np.inf)
-        cost, servers, processed = shortest_chain(self.graph, free)
+        _, servers, processed = shortest_chain(self.graph, free)
         if servers:
             return Route(servers, processed, [0.0] * len(servers))
         for w in np.unique(waits[np.isfinite(waits) & np.isfinite(base)]):
-            cost, servers, processed = shortest_chain(self.graph, np.where(waits <= w, base, np.inf))
+            _, servers, processed = shortest_chain(self.graph, np.where(waits <= w, base, np.inf))
             if servers:
                 return Route(servers, processed, self.chain_waits(book, now, servers, processed))
         raise RuntimeError("Parallax: no path can ever fit")
