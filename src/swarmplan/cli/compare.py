@@ -37,6 +37,7 @@ def compare(
     from swarmplan.cli.render import compare_table
     from swarmplan.experiments.compare import compare as run_compare
     from swarmplan.methods.registry import get_methods
+    from swarmplan.split import compare_methods as split_methods
 
     check_choice("--profile", profile, ("fair", "paper"))
     check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
@@ -45,7 +46,7 @@ def compare(
     sc, base = load_scenario(scenario, sets or [])
     sc = with_churn(sc, fail, mtbf, downtime)
     overrides = parse_options(options)
-    chosen = get_methods([m.strip() for m in methods.split(",")] if methods else None)
+    chosen = split_methods.resolve(sc, [m.strip() for m in methods.split(",")] if methods else None, get_methods)
     targets = output_files(out, ("summary.json", "requests.csv"), force)
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{sc.name}: {runs} runs × {len(chosen)} methods", total=runs * len(chosen))

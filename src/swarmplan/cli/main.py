@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from swarmplan.cli import capacity as capacity_cmd
 from swarmplan.cli import catalog, compare, methods_cmd, plan, simulate
+from swarmplan.cli import split as split_cmd
 from swarmplan.errors import NoSolutionError, SwarmplanError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
@@ -22,6 +23,7 @@ app.command()(plan.plan)
 app.command()(compare.compare)
 app.command()(simulate.simulate)
 app.command(name="methods")(methods_cmd.methods)
+app.command(name="split")(split_cmd.split)
 app.command(name="capacity")(capacity_cmd.capacity)
 
 

@@ -117,6 +117,11 @@ _LABELS = {
     "response_mean_s": "response mean (s)", "response_p50_s": "response p50 (s)", "response_p95_s": "response p95 (s)",
     "response_p99_s": "response p99 (s)", "max_concurrency": "max concurrency",
 }
+_SPLIT_LABELS = {
+    "server_work_per_request_ms": "split: server work / request (ms)",
+    "client_work_per_request_ms": "split: client work / request (ms)",
+    "within_sla_fraction": "split: within SLA", "throughput_at_sla_per_s": "split: throughput at SLA (/s)",
+}
 _CHURN_LABELS = {
     "affected_requests": "churn: requests cut", "extra_latency_s": "churn: extra latency (s)",
     "recomputed_tokens": "churn: recomputed tokens", "waited_for_coverage": "churn: waited for coverage",
@@ -135,7 +140,7 @@ def compare_table(result) -> Table:
     for name in stats:
         table.add_column(name, justify="right")
     first = next(iter(stats.values()), {})
-    labels = {**_LABELS, **{k: v for k, v in _CHURN_LABELS.items() if k in first}}
+    labels = {**_LABELS, **{k: v for k, v in {**_CHURN_LABELS, **_SPLIT_LABELS}.items() if k in first}}
     for key, label in labels.items():
         cells = []
         for name, st in stats.items():

@@ -7,22 +7,28 @@ runs on that same draw and the same arrivals. Results are plain data: per-run su
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
-from swarmplan.methods.registry import Method, MethodContext, Profile, allocation_delay_ms
+from swarmplan.methods.registry import (
+    Method,
+    MethodContext,
+    Profile,
+    allocation_delay_ms,
+)
 from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import draw_workload
-from swarmplan.sim.engine import SimResult
 from swarmplan.sim.churn import churn_schedule
+from swarmplan.sim.engine import SimResult
 from swarmplan.sim.run import run_policy
+from swarmplan.split.compare_methods import SPLIT_METRICS, SplitRun, is_split_method
 
 CHURN_METRICS = ("affected_requests", "extra_latency_s", "recomputed_tokens", "waited_for_coverage",
                  "unfinished_requests", "longest_coverage_outage_s")
@@ -46,7 +52,7 @@ class CompareResult:
         out = {}
         for name in self.methods:
             runs = self.per_run[name]
-            keys = METRICS + tuple(k for k in CHURN_METRICS if k in runs[0])
+            keys = METRICS + tuple(k for k in CHURN_METRICS + SPLIT_METRICS if k in runs[0])
             out[name] = {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
                          for k in keys}
         return out
@@ -97,8 +103,14 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
     churn = churn_schedule(scenario.churn, pm.swarm.server_names, float(workload.arrival_ms.max()), churn_rng)
     ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, scenario.placement.R, cache_test,
                         milp_time_limit_s=milp_time_limit_s, overrides=overrides or {})
+    split = SplitRun(scenario, pm, workload, seed, run) if scenario.split is not None else None
+    if split is not None:  # every method serves the split's request types (docs/split.md §6.1)
+        workload = split.workload
     summaries, rows = {}, []
-    for method in get_methods(method_names):
+    for name in filter(is_split_method, method_names):
+        summaries[name] = split.run(name)
+    regular = [n for n in method_names if not is_split_method(n)]
+    for method in get_methods(regular) if regular or not method_names else []:  # no names: the defaults
         try:
             placement, policy = method.build(ctx)
         except SwarmplanError as err:
@@ -109,6 +121,8 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
         summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
         if hasattr(placement.details, "summary"):
             summary.update(placement.details.summary())
+        if split is not None:
+            summary.update(split.metrics(result))
         summaries[method.name] = summary
         if keep_rows:
             rows.extend(request_rows(run, result, pm.swarm.server_names))

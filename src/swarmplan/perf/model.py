@@ -19,6 +19,29 @@ _REF_MODEL = ModelParams(FIT_REFERENCE_MODEL, _REF["n_blocks"], _REF["params_per
                          _REF["kv_groups"], _REF["quant"], _REF["dtype"], None, None, None)
 
 
+def device_block_times(model: ModelParams, decode_ms, prefill_slope, prefill_base, from_preset, roofline, tflops,
+                       bandwidth_gb_per_ms, per_block_overhead_ms):
+    """docs/model.md §3.1 — per-block (decode τ, prefill slope, prefill base) of devices for this model: preset
+    fits scaled by block bytes / parameters, explicit times as written, roofline types derived from specs.
+    Servers and split clients (docs/split.md §1) both get their times here."""
+    s_m = memory.block_gb(model)
+    decode_f, prefill_f = timing.fit_scale_factors(s_m, memory.block_gb(_REF_MODEL), model.params_per_block,
+                                                   _REF_MODEL.params_per_block)
+    scale_d = np.where(from_preset, decode_f, 1.0)
+    scale_p = np.where(from_preset, prefill_f, 1.0)
+    tau = np.asarray(decode_ms, dtype=float) * scale_d
+    slope = np.asarray(prefill_slope, dtype=float) * scale_p
+    base = np.asarray(prefill_base, dtype=float) * scale_p
+    roofline = np.asarray(roofline, dtype=bool)
+    if roofline.any():
+        params = model.params_per_block or s_m * 1e9 / 2  # size-only models: assume 2-byte weights
+        r_tau, r_slope, r_base = timing.roofline_times(s_m, params, tflops, bandwidth_gb_per_ms, per_block_overhead_ms)
+        tau = np.where(roofline, r_tau, tau)
+        slope = np.where(roofline, r_slope, slope)
+        base = np.where(roofline, r_base, base)
+    return tau, slope, base
+
+
 @dataclass(frozen=True)
 class PerfModel:
     swarm: Swarm
@@ -77,10 +100,6 @@ class PerfModel:
         model = swarm.model
         s_m = memory.block_gb(model)
         s_c = memory.kv_gb_per_request_per_block(model, swarm.cache_tokens)
-        decode_f, prefill_f = timing.fit_scale_factors(s_m, memory.block_gb(_REF_MODEL), model.params_per_block,
-                                                       _REF_MODEL.params_per_block)
-        scale_d = np.where(swarm.times_from_preset, decode_f, 1.0)
-        scale_p = np.where(swarm.times_from_preset, prefill_f, 1.0)
         for j in np.flatnonzero(swarm.memory_gb < s_m):
             gpu = swarm.server_gpus[j]
             raise SwarmplanError(
@@ -95,16 +114,10 @@ class PerfModel:
                 raise SwarmplanError("model.activation_bytes_per_token", "a link bandwidth is given but the size of "
                                      "a token's activations is unknown", "give d_model or activation_bytes_per_token")
             transfer = timing.transfer_ms_per_token(memory.activation_bytes_per_token(model), swarm.link_bandwidth_mbps)
-        tau = swarm.decode_ms_per_block * scale_d
-        slope = swarm.prefill_ms_per_token_per_block * scale_p
-        base = swarm.prefill_ms_per_block * scale_p
-        if swarm.roofline.any():
-            params = model.params_per_block or s_m * 1e9 / 2  # size-only models: assume 2-byte weights
-            r_tau, r_slope, r_base = timing.roofline_times(s_m, params, swarm.tflops, swarm.bandwidth_gb_per_ms,
-                                                           swarm.per_block_overhead_ms)
-            tau = np.where(swarm.roofline, r_tau, tau)
-            slope = np.where(swarm.roofline, r_slope, slope)
-            base = np.where(swarm.roofline, r_base, base)
+        tau, slope, base = device_block_times(
+            model, swarm.decode_ms_per_block, swarm.prefill_ms_per_token_per_block, swarm.prefill_ms_per_block,
+            swarm.times_from_preset, swarm.roofline, swarm.tflops, swarm.bandwidth_gb_per_ms,
+            swarm.per_block_overhead_ms)
         rtt = timing.token_rtt_ms(swarm.rtt_raw_client_ms, t.overhead_ms)
         rtt_in = timing.input_rtt_ms(swarm.rtt_raw_client_ms, t.input_overhead_per_token_ms, t.input_overhead_base_ms,
                                      swarm.input_tokens)

@@ -221,6 +221,65 @@ class ChurnSpec(_Strict):
     process: ChurnProcess | None = None
 
 
+class SplitDevice(_Strict):
+    """A class of client devices that may run part of the model for their own requests (docs/split.md §2)."""
+
+    name: str
+    gpu: str = Field(..., description="GPU type (a preset or a gpus: entry; CPUs as a roofline type) giving the "
+                                      "device's per-block times and memory")
+    memory_gb: PositiveFloat | None = Field(None, description="memory the device gives to blocks (default: the type's)")
+    uplink_mbit_per_s: float = Field(..., description="device → server bandwidth (Mbit/s)")
+    downlink_mbit_per_s: float = Field(..., description="server → device bandwidth (Mbit/s)")
+    rtt_ms: NonNegativeFloat = Field(0.0, description="round trip to the server (ms)")
+    share: NonNegativeFloat = Field(..., description="fraction of the requests sent from this class")
+    count: PositiveInt = Field(1, description="devices of this class in the planning window")
+    budget_fraction: float = Field(1.0, gt=0, le=1, description="share of each device's time it may compute for "
+                                                                "its requests over the planning window")
+
+
+class SplitRequestType(_Strict):
+    """A kind of request with its lengths, SLA and share of the traffic (docs/split.md §2)."""
+
+    name: str
+    input_tokens: PositiveInt
+    output_tokens: PositiveInt
+    share: NonNegativeFloat
+    sla_response_s: PositiveFloat | None = Field(None, description="response time bound")
+    sla_ttft_s: PositiveFloat | None = Field(None, description="time-to-first-token bound")
+    sla_per_token_ms: PositiveFloat | None = Field(None, description="bound on each decode step")
+
+    @model_validator(mode="after")
+    def _some_sla(self):
+        if self.sla_response_s is None and self.sla_ttft_s is None and self.sla_per_token_ms is None:
+            raise ValueError("give at least one of sla_response_s, sla_ttft_s, sla_per_token_ms")
+        return self
+
+
+class SplitSpec(_Strict):
+    """Client/server split (docs/split.md): device classes, request types, the server that serves them."""
+
+    devices: list[SplitDevice]
+    request_types: list[SplitRequestType]
+    server: str | None = Field(None, description="server that runs the server side (default: the first)")
+    client_suffix: bool = Field(True, description="a client may also run the last blocks (prefix + suffix splits)")
+    server_decode_batch: PositiveInt | None = Field(
+        None, description="decode streams the server runs at single-stream speed (default: roofline balance, docs/split.md §1.3)")
+    budget_resolution: PositiveInt = Field(1000, description="units of a device's budget in the knapsack DP")
+
+    @model_validator(mode="after")
+    def _shares(self):
+        for what, items in (("devices", self.devices), ("request_types", self.request_types)):
+            if not items:
+                raise ValueError(f"{what} must not be empty")
+            total = sum(x.share for x in items)
+            if abs(total - 1) > 1e-6:
+                raise ValueError(f"{what} shares must sum to 1 (they sum to {total:g})")
+            names = [x.name for x in items]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{what} names repeat")
+        return self
+
+
 class Scenario(_Strict):
     name: str = "scenario"
     description: str = ""
@@ -233,3 +292,4 @@ class Scenario(_Strict):
     workload: WorkloadSpec = WorkloadSpec()
     placement: PlacementSpec = PlacementSpec()
     churn: ChurnSpec = ChurnSpec()
+    split: SplitSpec | None = Field(None, description="client/server split (docs/split.md); absent: no split")
