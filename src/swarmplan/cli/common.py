@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -11,8 +14,11 @@ import typer
 from rich.console import Console
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.limits import clamp_workers
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+# markup and emoji off: server, GPU, scenario and file names are user text and print as written ("[/x]", ":x:").
+console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 SetOpt = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)")
 OptionOpt = typer.Option(None, "--option", "-o",
@@ -61,15 +67,31 @@ def seed_streams(seed: int, n: int = 3) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def join_order_indices(text: Optional[str], names: tuple[str, ...]) -> Optional[list[int]]:
+def with_join_order(scenario, text: str | None):
+    """``--join-order a,b,c`` as the scenario's placement.petals_join_order (checked against the servers when
+    the swarm is made), so the resolved scenario in every output records it."""
     if text is None:
-        return None
+        return scenario
     order = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in order if n not in names]
-    if unknown or sorted(order) != sorted(names):
-        problem = f"unknown server(s) {', '.join(unknown)}" if unknown else "must name every server exactly once"
-        raise SwarmplanError("--join-order", problem, f"list all of {', '.join(names)}")
-    return [names.index(n) for n in order]
+    placement = scenario.placement.model_copy(update={"petals_join_order": order})
+    return scenario.model_copy(update={"placement": placement})
+
+
+def print_assumptions(assumptions: list[dict]) -> None:
+    """Values the scenario did not state and a method filled in, one line each (text output)."""
+    for a in assumptions:
+        console.print(f"assumed: {a['field']} = {a['value']:g} — {a['reason']} ({a['fix']})", highlight=False)
+
+
+@contextmanager
+def option_blame(option: str, field: str, given: bool):
+    """Errors about scenario ``field`` name ``option`` instead when the user gave the value through that option."""
+    try:
+        yield
+    except SwarmplanError as err:
+        if given and err.field == field:
+            raise SwarmplanError(option, err.problem, f"{err.fix} ({option} sets {field})" if err.fix else "") from None
+        raise
 
 
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
@@ -78,7 +100,8 @@ def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> list[Path]:
-    """Files to write under ``out``; refuses to overwrite what a user already has unless --force."""
+    """Files to write under ``out``, checked (and the folder made) before any work starts; refuses to overwrite
+    what a user already has unless --force."""
     if out is None:
         return []
     if out.exists() and not out.is_dir():
@@ -87,5 +110,82 @@ def output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> li
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
         raise SwarmplanError("--out", f"would overwrite {', '.join(existing)}", "choose another folder or pass --force")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SwarmplanError("--out", f"cannot create the folder {out}: {exc.strerror or exc}",
+                             "give a folder you can write to")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise SwarmplanError("--out", f"cannot write into {out}", "give a folder you can write to")
+    for p in paths:
+        if p.is_dir():
+            raise SwarmplanError("--out", f"{p} is a folder", "remove it or choose another --out folder")
     return paths
+
+
+def output_file(path: Path | None, option: str, force: bool) -> Path | None:
+    """A single output file, checked before any work starts: its folder exists and is writable, it is not a
+    folder, and it is not overwritten without --force."""
+    if path is None:
+        return None
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise SwarmplanError(option, f"{path} is a folder", "give a file path")
+    if not folder.is_dir():
+        raise SwarmplanError(option, f"the folder {folder} does not exist", f"create it first (mkdir -p {folder})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SwarmplanError(option, f"cannot write into {folder}", "give a path in a folder you can write to")
+    if path.exists() and not force:
+        raise SwarmplanError(option, f"would overwrite {path}", "choose another file or pass --force")
+    return path
+
+
+def check_number(option: str, value: float | None, *, above: float | None = None, at_least: float | None = None,
+                 fix: str = "") -> None:
+    """A numeric option must be finite and in range: ``above`` (strict) or ``at_least``; None (unset) passes."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise SwarmplanError(option, f"{value} is not a finite number", fix or "give a finite number")
+    if above is not None and not value > above:
+        raise SwarmplanError(option, f"{value:g} must be greater than {above:g}", fix or f"give a value > {above:g}")
+    if at_least is not None and not value >= at_least:
+        raise SwarmplanError(option, f"{value:g} must be at least {at_least:g}", fix or f"give a value ≥ {at_least:g}")
+
+
+def clamp_count(option: str, value: int, useful: int | None = None) -> int:
+    """Worker processes or solver threads: at most the CPUs (and tasks); a note on stderr when lowered."""
+    check_number(option, value, at_least=1)
+    n, note = clamp_workers(value, useful)
+    if note:
+        err_console.print(f"note: {option}: {note}")
+    return n
+
+
+def run_record(command: str, sets: list[str] | None, scenario, base: Path | None, seed: int, **options) -> dict:
+    """What a result file needs to be re-run from the file alone: swarmplan's version, the command line, every
+    --set, the fully resolved scenario (its folder for relative paths), the seed and the options used.
+    ``swarmplan <command> <this file>`` loads the scenario back from it (scenario.loader)."""
+    import platform
+    import shlex
+
+    import swarmplan
+
+    return {"swarmplan_version": swarmplan.__version__, "python": platform.python_version(), "command": command,
+            "command_line": shlex.join(["swarmplan", *sys.argv[1:]]), "sets": list(sets or []), "seed": seed,
+            "options": options, "scenario_dir": None if base is None else str(base),
+            "scenario": scenario.model_dump(mode="json")}
+
+
+def sidecar(path: Path) -> Path:
+    """Where a CSV's run record goes: ``requests.csv`` → ``requests.csv.run.json``."""
+    return path.with_name(path.name + ".run.json")
+
+
+def assumptions_of(scenario, base: Path | None, seed: int, run: int = 0) -> list[dict]:
+    """The assumptions of the swarm a run draws (the first run's draw; listed servers are the same every run)."""
+    from swarmplan.experiments.compare import run_seeds
+    from swarmplan.scenario.realize import realize
+
+    return realize(scenario, run_seeds(seed, run)[0], base).assumptions()
+

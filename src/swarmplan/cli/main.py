@@ -6,17 +6,17 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from swarmplan.cli import capacity as capacity_cmd
-from swarmplan.cli import catalog, compare, methods_cmd, plan, simulate
+from swarmplan.cli import catalog, compare, methods_cmd, plan, reproduce, root, simulate, sweep
+from swarmplan.cli import report as report_cmd
 from swarmplan.cli import split as split_cmd
-from swarmplan.errors import NoSolutionError, SwarmplanError
+from swarmplan.cli.errors import report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
                   help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
 
+app.callback()(root.root)
 app.command()(catalog.scenarios)
 app.command()(catalog.schema)
 app.command()(plan.plan)
@@ -24,16 +24,14 @@ app.command()(compare.compare)
 app.command()(simulate.simulate)
 app.command(name="methods")(methods_cmd.methods)
 app.command(name="split")(split_cmd.split)
+app.command()(sweep.sweep)
+app.command(name="report")(report_cmd.report)
+app.command()(reproduce.reproduce)
 app.command(name="capacity")(capacity_cmd.capacity)
 
 
 def main() -> None:
-    try:
-        app()
-    except SwarmplanError as err:
-        kind = "no solution" if isinstance(err, NoSolutionError) else "error"
-        Console(stderr=True).print(f"[bold red]{kind}:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+    sys.exit(report(app))
 
 
 if __name__ == "__main__":

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from swarmplan.cli.common import OptionOpt, SetOpt, console, seed_streams
+from swarmplan.cli.common import (OptionOpt, SetOpt, check_number, clamp_count, console, option_blame,
+                                  output_files, print_assumptions, run_record, seed_streams, with_join_order)
+from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 _H = dict(hidden=True)  # earlier per-method flags, kept as shortcuts for --option
 
 
 def plan(
-    scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
+    scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name, YAML path or a result file to re-run"),
     method: str = typer.Option("cg-bp", "--method", "-m",
                                help="a placement (petals, cg-bp, gsa, milp, milp-reference, gbp-cr, …) or any "
                                     "method name (e.g. opt-num, cg-bprr), whose placement is shown"),
@@ -24,9 +28,13 @@ def plan(
     options: Optional[List[str]] = OptionOpt,
     quality: bool = typer.Option(True, "--quality/--no-quality", help="evaluate per-token time and the gap to a lower bound"),
     petals_cmds: bool = typer.Option(False, "--petals-commands", help="print PETALS run_server commands that apply the placement"),
+    plot: bool = typer.Option(False, "--plot", help="write the placement picture (servers × blocks, GCA chains) to --out as PNG and SVG"),
+    out: Optional[Path] = typer.Option(None, "--out", help="--plot: folder for placement.png / placement.svg"),
+    force: bool = typer.Option(False, "--force", help="--plot: overwrite existing figures in --out"),
     sets: Optional[List[str]] = SetOpt,
     rebalance: Optional[bool] = typer.Option(None, "--rebalance", **_H),
-    join_order: Optional[str] = typer.Option(None, "--join-order", **_H),
+    join_order: Optional[str] = typer.Option(None, "--join-order", help="PETALS' join order, comma-separated server "
+                                             "names (sets placement.petals_join_order; default: random, seeded)"),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", **_H),
     gap: Optional[float] = typer.Option(None, "--gap", **_H),
     threads: Optional[int] = typer.Option(None, "--threads", **_H),
@@ -45,7 +53,11 @@ def plan(
     from swarmplan.methods.plan import plan_placement
     from swarmplan.placement.gbpcr_plan import ChainPlan
 
-    legacy = {"petals": {"rebalance": rebalance, "join_order": join_order},
+    check_number("--time-limit", time_limit, above=0, fix="give the solver a positive number of seconds")
+    check_number("--gap", gap, at_least=0, fix="give a relative gap ≥ 0 (0 = prove optimality)")
+    check_number("--c", c, at_least=1)
+    threads = None if threads is None else clamp_count("--threads", threads)
+    legacy = {"petals": {"rebalance": rebalance},
               "milp": {"time_limit_s": time_limit, "rel_gap": gap, "threads": threads, "verbose": verbose,
                        "require_every_server": every_server},
               "gbp-cr": {"c": c, "criterion": criterion}}
@@ -56,9 +68,12 @@ def plan(
                 for target in ([name, "milp-reference"] if name == "milp" else [name]):
                     items.append(f"{target}.{fname}={value}")
     sc, base = load_scenario(scenario, sets or [])
+    sc = with_join_order(sc, join_order)
+    figure_files = _plot_targets(plot, out, force)
     swarm_rng, _, method_rng = seed_streams(seed)
-    result = plan_placement(sc, base, method, R if R is not None else sc.placement.R, swarm_rng, method_rng,
-                            parse_options(items), quality and not petals_cmds)
+    with option_blame("--join-order", "placement.petals_join_order", join_order is not None):
+        result = plan_placement(sc, base, method, R if R is not None else sc.placement.R, swarm_rng, method_rng,
+                                parse_options(items), quality and not petals_cmds)
     pm, pl = result.pm, result.placement
     if petals_cmds:
         from swarmplan.runtime.petals_export import petals_commands
@@ -70,12 +85,39 @@ def plan(
         doc = plan_json(sc.name, pm, pl, result.quality)
         if plan_details is not None:
             doc.update(_chain_plan_json(pm, plan_details))
+        doc.update(assumptions=pm.swarm.assumptions(),
+                   run=run_record("plan", sets, sc, base, seed, method=method, R=R, options=items))
         print(json.dumps(doc))
-        return
-    print_plan(console, pm, pl, result.quality)
-    if plan_details is not None:
-        console.print(chains_table(pm, plan_details))
-        console.print(_chain_plan_text(plan_details, sc.workload.rate_per_s), highlight=False)
+    else:
+        print_plan(console, pm, pl, result.quality)
+        if plan_details is not None:
+            console.print(chains_table(pm, plan_details))
+            console.print(_chain_plan_text(plan_details, sc.workload.rate_per_s), highlight=False)
+        print_assumptions(pm.swarm.assumptions())
+    if figure_files:
+        from swarmplan.methods.policies import chains_for
+
+        what = f"c = {plan_details.c}" if plan_details is not None else f"R = {pl.R}"
+        _plot(figure_files, pm, pl, chains_for(pm, pl), f"{sc.name}: {method} ({what})", as_json)
+
+
+def _plot_targets(plot: bool, out: Optional[Path], force: bool) -> list[Path]:
+    if not plot:
+        return []
+    if out is None:
+        raise SwarmplanError("--plot", "needs --out (the folder for placement.png and placement.svg)", "add --out DIR")
+    from swarmplan.experiments.deps import require_research
+
+    require_research("--plot")
+    return output_files(out, ("placement.png", "placement.svg"), force)
+
+
+def _plot(files: list[Path], pm, placement, chains, title: str, as_json: bool) -> None:
+    """The placement picture; under --json its paths go to stderr so stdout stays one JSON document."""
+    from swarmplan.experiments.figures import plan_figure, save
+
+    paths = save(plan_figure(pm, placement, chains, title), files[0].with_suffix(""))
+    print(f"wrote {', '.join(map(str, paths))}", file=sys.stderr if as_json else sys.stdout)
 
 
 def _chain_plan_json(pm, plan) -> dict:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from swarmplan.cli.common import SetOpt, console
+from swarmplan.cli.common import SetOpt, console, run_record
 from swarmplan.scenario.loader import load_scenario
 
 
@@ -84,7 +84,7 @@ def _print_swarm(console: Console, doc: dict) -> None:
 def split(
     scenario: str = typer.Argument(..., help="built-in name (split-edge, split-swarm) or YAML path with a split: section"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    seed: int = typer.Option(0, "--seed", help="seed for the swarm draw, the planning window and the simulation"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed for the swarm draw, the planning window and the simulation"),
     requests: int | None = typer.Option(None, "--requests", min=1, help="requests in the window (default: the scenario's)"),
     sets: list[str] | None = SetOpt,
 ) -> None:
@@ -94,7 +94,7 @@ def split(
     sc, base = load_scenario(scenario, sets or [])
     doc = run_split(sc, base, seed, requests)
     if as_json:
-        print(json.dumps(doc))
+        print(json.dumps({**doc, "run": run_record("split", sets, sc, base, seed, requests=requests)}))
         return
     console.print(f"{doc['scenario']} ({doc['mode']}), seed {doc['seed']}", highlight=False)
     (_print_swarm if doc["mode"] == "swarm" else _print_edge)(console, doc)

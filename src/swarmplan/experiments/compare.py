@@ -21,7 +21,9 @@ from swarmplan.methods.registry import (
     Profile,
     allocation_delay_ms,
 )
+from swarmplan.perf import memory
 from swarmplan.perf.model import PerfModel
+from swarmplan.scenario.limits import clamp_workers
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import draw_workload
@@ -115,6 +117,7 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
             placement, policy = method.build(ctx)
         except SwarmplanError as err:
             raise SwarmplanError(err.field, f"run {run} ({method.name}): {err.problem}", err.fix) from None
+        _check_servable(pm, placement, run, method.name)
         result = run_policy(pm, placement, workload, policy, allocation_delay_ms(method, profile, pm), method.name,
                             churn, method.rejoin_hook(ctx) if churn else None)
         summary = result.summary()
@@ -127,6 +130,19 @@ def run_once(scenario: Scenario, method_names: list[str], run: int, n_req: int, 
         if keep_rows:
             rows.extend(request_rows(run, result, pm.swarm.server_names))
     return summaries, rows
+
+
+def _check_servable(pm: PerfModel, placement, run: int, name: str) -> None:
+    """A placement no request can use is the input's fault: say so before simulating, not inside a router."""
+    bare = np.flatnonzero(placement.coverage(pm.L) == 0)
+    if bare.size:
+        raise SwarmplanError("servers", f"run {run} ({name}): the placement leaves block(s) {bare[0] + 1}–{bare[-1] + 1} "
+                             "on no server", "add servers or memory, or give fewer tokens per request")
+    if placement.memory_model == "petals" and memory.session_capacity_petals(pm.petals_cache_gb, pm.kv_gb) < 1:
+        raise SwarmplanError("model.attn_cache_tokens", f"run {run} ({name}): PETALS' attention cache per block "
+                             f"({memory.petals_attn_cache_tokens(pm.swarm.model)} tokens) is smaller than one request's "
+                             f"{pm.swarm.cache_tokens} tokens",
+                             "raise model.attn_cache_tokens, shorten requests or leave PETALS' methods out (--methods)")
 
 
 def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int | None, seed: int,
@@ -146,7 +162,7 @@ def compare(scenario: Scenario, methods: list[Method], runs: int, requests: int 
             if progress:
                 progress(len(names))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=clamp_workers(jobs, runs)[0]) as pool:
             futures = {pool.submit(run_once, *a): run for run, a in enumerate(args)}
             for fut in as_completed(futures):
                 outcomes[futures[fut]] = fut.result()

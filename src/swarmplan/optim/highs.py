@@ -6,12 +6,17 @@ large models cheap to build (DESIGN: 0.1 s vs 0.6–1.6 s through expression lay
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
 from scipy.sparse import coo_matrix
+
+from swarmplan.scenario.limits import clamp_workers
 
 INF = highspy.kHighsInf
 
@@ -28,6 +33,27 @@ class Solution:
     @property
     def has_solution(self) -> bool:
         return self.x is not None
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send everything written to file descriptor 1 (C libraries included) to descriptor 2 while inside, so a
+    command's stdout stays one JSON document under ``--json`` (HiGHS prints its banner and log with printf)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (e.g. a closed descriptor): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 class Milp:
@@ -77,13 +103,17 @@ class Milp:
 
     def solve(self, time_limit: float | None = None, rel_gap: float = 1e-4, threads: int | None = None,
               verbose: bool = False, start: np.ndarray | None = None, relax: bool = False) -> Solution:
+        with stdout_to_stderr():  # HiGHS' banner (printed when the object is made) and its log are C-level stdout
+            return self._solve(time_limit, rel_gap, threads, verbose, start, relax)
+
+    def _solve(self, time_limit, rel_gap, threads, verbose, start, relax) -> Solution:
         h = highspy.Highs()
         h.setOptionValue("output_flag", bool(verbose))
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(rel_gap))
-        if threads is not None:
-            h.setOptionValue("threads", int(threads))
+        if threads is not None:  # at least 1, at most the CPUs this process may use
+            h.setOptionValue("threads", clamp_workers(max(1, int(threads)))[0])
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.n_cols, self.n_rows
         lp.col_cost_ = np.concatenate(self._cost) if self._cost else np.zeros(0)

@@ -139,6 +139,18 @@ class PerfModel:
     def _check_coverable(self) -> None:
         """docs/model.md §5.4 — even with cache for a single request, the servers must hold L blocks."""
         most = np.minimum(np.floor(self.memory_gb / (self.block_gb + self.kv_gb) + 1e-9), self.max_blocks)
+        weights_only = np.minimum(np.floor(self.memory_gb / self.block_gb + 1e-9), self.max_blocks)
+        if most.sum() < self.L and weights_only.sum() >= self.L:
+            # The weights fit; one request's KV cache is what does not: name the workload field that sizes it.
+            sw = self.swarm
+            given = "cache_tokens" if sw.cache_tokens != sw.input_tokens + sw.output_tokens else "input_tokens + output_tokens"
+            raise SwarmplanError(
+                f"workload.{'cache_tokens' if given == 'cache_tokens' else 'output_tokens'}",
+                f"one request's KV cache for {sw.cache_tokens:,} tokens ({given}) takes {self.kv_gb:.4g} GB per block, "
+                f"so the servers can hold at most {int(most.sum())} of the model's {self.L} blocks "
+                f"(the weights alone would fit)",
+                "ask for fewer tokens per request (workload.input_tokens, output_tokens or cache_tokens)",
+            )
         if most.sum() < self.L:
             raise NoSolutionError(
                 "servers",

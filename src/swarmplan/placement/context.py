@@ -23,7 +23,10 @@ class PlanContext:
 
     @cached_property
     def join_order(self) -> list[int]:
-        """PETALS' random join order, shared by Petals, Opt Num and Opt RR (BPRR §8.4)."""
+        """PETALS' join order, shared by Petals, Opt Num and Opt RR (BPRR §8.4): the scenario's
+        placement.petals_join_order when it states one, else a random permutation from the run's seed."""
+        if self.pm.swarm.petals_join_order is not None:
+            return list(self.pm.swarm.petals_join_order)
         return self.rng.permutation(self.pm.n_servers).tolist()
 
     @cached_property

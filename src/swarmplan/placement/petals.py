@@ -63,6 +63,8 @@ def should_choose_other_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: n
 
 
 def _totals(start0, m, thr, L) -> np.ndarray:
+    """Per-block throughput sums, added in server order every time (PETALS' compute_throughputs sums spans in
+    peer-id order so that one set of servers always gives the same floats)."""
     T = np.zeros(L)
     for s, n, t in zip(start0.tolist(), m.tolist(), thr.tolist()):
         if n > 0:
@@ -70,10 +72,21 @@ def _totals(start0, m, thr, L) -> np.ndarray:
     return T
 
 
+def rechoose_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: np.ndarray, L: int) -> int:
+    """docs/model.md §4.4 — where server j goes after leaving to rebalance: the best window over the *fresh* sum
+    of the other servers' throughputs, as PETALS' choose_blocks reads them from the DHT (block_selection.py).
+    Subtracting j from a running total instead leaves rounding error (0.1 + 0.2 − 0.2 ≠ 0.1) that can move a
+    server PETALS would keep."""
+    others = m.copy()
+    others[j] = 0
+    return choose_best_blocks(_totals(start0, others, thr, L), int(m[j]))
+
+
 def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None = None, n_blocks=None,
                      rebalance: bool = False, balance_quality: float = 0.75, max_rounds: int = 20,
                      memory_model: MemoryModel = "petals", method: str = "petals") -> Placement:
-    """Servers join one by one (``order``, else a seeded random permutation) and take PETALS' window.
+    """Servers join one by one (``order``, else the scenario's placement.petals_join_order, else a seeded random
+    permutation) and take PETALS' window.
 
     ``n_blocks`` overrides PETALS' automatic count (the "Opt Num" baseline uses CG-BP's).
     """
@@ -83,6 +96,8 @@ def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None 
         m = petals_num_blocks(pm.memory_gb, pm.block_gb, pm.petals_cache_gb, pm.autograd_gb, L, pm.max_blocks)
     else:
         m = np.asarray(n_blocks, dtype=np.int64)
+    if order is None and pm.swarm.petals_join_order is not None:  # the scenario states it
+        order = pm.swarm.petals_join_order
     join = list(order) if order is not None else rng.permutation(pm.n_servers).tolist()
     thr = server_throughputs(pm, m)
     T = np.zeros(L)
@@ -97,14 +112,13 @@ def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None 
             moved = False
             for j in rng.permutation(pm.n_servers).tolist():
                 if m[j] > 0 and should_choose_other_blocks(j, start0, m, thr, L, balance_quality, rng):
-                    T[start0[j] : start0[j] + m[j]] -= thr[j]
-                    new = choose_best_blocks(T, m[j])
+                    new = rechoose_blocks(j, start0, m, thr, L)
                     moved |= new != start0[j]
                     moves += int(new != start0[j])
                     start0[j] = new
-                    T[new : new + m[j]] += thr[j]
             if not moved:
                 break
+        T = _totals(start0, m, thr, L)
     start = np.where(m > 0, start0 + 1, 0)
     covered = T > 0
     return Placement(

@@ -17,6 +17,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.scenario import models
+from swarmplan.scenario.files import read_text
 from swarmplan.scenario.models import Scenario
 
 DEFAULT_SCENARIO = "paper-abvt"
@@ -38,10 +40,7 @@ def _read_text(ref: str) -> tuple[str, str, Path | None]:
             "scenario", f"no built-in scenario or file named {ref!r}",
             f"use one of {', '.join(builtin_names())} (see `swarmplan scenarios`) or an existing YAML path",
         )
-    try:
-        return path.read_text(), str(path), path.resolve().parent
-    except OSError as exc:
-        raise SwarmplanError("scenario", f"cannot read {path}: {exc}", "check the file's permissions")
+    return read_text(path, "scenario", "YAML file"), str(path), path.resolve().parent
 
 
 def _parse_scalar(text: str) -> Any:
@@ -114,11 +113,29 @@ def _position(tree: Any, loc: tuple) -> tuple[int, int] | None:
     return pos
 
 
+_MODEL_NAMES = {name for name, obj in vars(models).items() if isinstance(obj, type) and issubclass(obj, models.BaseModel)}
+
+
+def field_path(loc: tuple) -> tuple:
+    """A pydantic error location without its union branch tags (``ServerDraw``, ``list[ServerEntry]``), so it
+    reads as the scenario's own dotted path."""
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _MODEL_NAMES)))
+
+
+_BRANCH_TYPES = ("list_type", "dict_type", "model_type", "model_attributes_type")
+
+
 def _format_errors(exc: ValidationError, tree: Any, where: str, overridden: list[str] = ()) -> str:
     lines = []
-    for err in exc.errors():
-        # Drop pydantic's union branch names (e.g. 'ServerDraw', 'list[ServerEntry]') from the path.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
+    errors = exc.errors()
+    # Drop pydantic's union branch names (e.g. 'ServerDraw', 'list[ServerEntry]') from the path.
+    locs = [field_path(e["loc"]) for e in errors]
+    for err, loc in zip(errors, locs):
+        # "Input should be a valid list" for the union branch the user did not write, when the branch they did
+        # write has a real error deeper down, is noise.
+        if err["type"] in _BRANCH_TYPES and any(
+                o[: len(loc)] == loc and e["type"] not in _BRANCH_TYPES for o, e in zip(locs, errors)):
+            continue
         field = ".".join(str(p) for p in loc) or "(top level)"
         pos = _position(tree, loc)
         at = f"{where}:{pos[0]}:{pos[1]}" if pos else where
@@ -140,13 +157,36 @@ def load_scenario(ref: str = DEFAULT_SCENARIO, overrides: list[str] | None = Non
         raise SwarmplanError("scenario", f"{where} is not valid YAML: {exc}", "fix the YAML syntax at the position shown")
     if not isinstance(tree, dict):
         raise SwarmplanError("scenario", f"{where} must be a YAML mapping", "start the file with keys such as model:, servers:")
+    record = tree.get("run")
+    if isinstance(record, dict) and "swarmplan_version" in record and isinstance(record.get("scenario"), dict):
+        # A result file (summary.json, plan --json, …): re-run the fully resolved scenario it records.
+        tree, where = record["scenario"], f"{where} (its run.scenario)"
+        base = Path(record["scenario_dir"]) if record.get("scenario_dir") else base
     data = apply_overrides(_plain(tree), overrides or [])
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         keys = [o.split("=", 1)[0].strip() for o in overrides or []]
-        raise SwarmplanError("scenario", "invalid scenario:\n  " + _format_errors(exc, tree, where, keys))
-    return scenario, base
+        text = _format_errors(exc, tree, where, keys)
+        raise SwarmplanError("scenario", "invalid scenario:" + ("\n  " if "\n" in text else " ") + text)
+    return _resolve_arrival_count(scenario, base), base
+
+
+def _resolve_arrival_count(scenario: Scenario, base: Path | None) -> Scenario:
+    """With an arrival-times file and no n_requests, the run has one request per time in the file; write that
+    count into the scenario so the resolved scenario states it."""
+    wl = scenario.workload
+    if wl.arrivals != "times" or wl.arrival_times_file is None:
+        return scenario
+    from swarmplan.scenario.workload import load_arrival_times
+
+    count = len(load_arrival_times(wl.arrival_times_file, base))
+    if "n_requests" in wl.model_fields_set:
+        if wl.n_requests > count:
+            raise SwarmplanError("workload.n_requests", f"{wl.n_requests} requests but {wl.arrival_times_file} "
+                                 f"holds only {count} arrival times", f"ask for at most {count}")
+        return scenario
+    return scenario.model_copy(update={"workload": wl.model_copy(update={"n_requests": count})})
 
 
 def scenario_schema() -> dict:

@@ -6,13 +6,61 @@ types, arrivals) is drawn later from an explicit seed (scenario.realize), so a S
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from annotated_types import Gt
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
+
+MAX_COUNT = 2**53  # largest integer a float (and so JSON, YAML and numpy's float arrays) holds exactly
+# Magnitudes a non-zero number may have. Products and quotients of a few such numbers (the formulas of
+# docs/model.md multiply at most a handful) stay far inside float64's range, so a finite input never turns
+# into inf or NaN downstream (1e308 ms of overhead, a rate of 1e-308/s). 1e12 ms is 30 years; 1e-9 is far
+# below any rate, size or time a swarm has.
+MAX_MAGNITUDE, MIN_MAGNITUDE = 1e12, 1e-9
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Every scenario model: unknown keys, NaN and ±inf are errors in every float field (``allow_inf_nan``);
+    every float is at most 1e12 in magnitude (at least 1e-9 where it must be positive) and every integer at
+    most 2⁵³, so no input
+    overflows the arithmetic or the int64/float arrays it becomes. Counts that size arrays are checked again
+    against the machine's memory where the arrays are made (scenario.limits)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_numbers(cls, value, info):
+        field = cls.model_fields[info.field_name]
+        _check_numbers(value, divisor=_positive(field.metadata) or any(
+            _positive(get_args(a)[1:]) for a in get_args(field.annotation) if get_origin(a) is Annotated))
+        return value
+
+
+def _positive(metadata) -> bool:
+    """Declared strictly positive (PositiveFloat, gt=0), possibly inside ``X | None``."""
+    return any(isinstance(m, Gt) and m.gt == 0 for m in metadata)
+
+
+def _check_numbers(value, divisor: bool = False) -> None:
+    """Integers ≤ 2⁵³; floats ≤ 1e12 in magnitude; a strictly positive float field (a rate, a size, a time
+    per unit: what formulas divide by) also ≥ 1e-9, so 1/x stays finite."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and abs(value) > MAX_COUNT:
+        raise ValueError(f"{value} is too large (at most 2**53 = {MAX_COUNT})")
+    if isinstance(value, float) and abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"{value:g} is too large (at most {MAX_MAGNITUDE:g} in magnitude)")
+    if isinstance(value, float) and divisor and value < MIN_MAGNITUDE:
+        raise ValueError(f"{value:g} is too small (a positive value of at least {MIN_MAGNITUDE:g})")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_numbers(v)
 
 
 class ModelSpec(_Strict):
@@ -163,9 +211,16 @@ class TimingSpec(_Strict):
 
 
 class WorkloadSpec(_Strict):
-    arrivals: Literal["poisson", "trace"] = "poisson"
+    arrivals: Literal["poisson", "trace", "times"] = Field(
+        "poisson", description="poisson: seeded Poisson(rate_per_s); trace: the trace's timestamps; times: the "
+                               "explicit arrival_times_s list or arrival_times_file")
     rate_per_s: PositiveFloat = 0.5
-    n_requests: PositiveInt = 100
+    n_requests: PositiveInt = Field(100, description="requests per run (arrivals: times — default: every time given)")
+    arrival_times_s: list[NonNegativeFloat] | None = Field(
+        None, description="arrivals: times — arrival time of each request in seconds, non-decreasing")
+    arrival_times_file: str | None = Field(
+        None, description="arrivals: times — a plain text file with one arrival time in seconds per line "
+                          "(non-decreasing; blank lines and # comments skipped)")
     lengths: Literal["fixed", "trace"] = "fixed"
     input_tokens: PositiveInt = 20
     output_tokens: PositiveInt = 128
@@ -183,12 +238,32 @@ class WorkloadSpec(_Strict):
     def _trace_needed(self):
         if (self.arrivals == "trace" or self.lengths == "trace") and self.trace is None:
             raise ValueError("arrivals or lengths come from a trace, so 'trace' must name one")
+        given = [k for k in ("arrival_times_s", "arrival_times_file") if getattr(self, k) is not None]
+        if self.arrivals == "times" and len(given) != 1:
+            raise ValueError("arrivals: times needs exactly one of arrival_times_s (a list) or arrival_times_file")
+        if self.arrivals != "times" and given:
+            raise ValueError(f"{given[0]} is only read with arrivals: times (set it, or drop {given[0]})")
+        times = self.arrival_times_s
+        if times is not None:
+            if not times:
+                raise ValueError("arrival_times_s is empty; give at least one arrival time")
+            back = next((i for i in range(1, len(times)) if times[i] < times[i - 1]), None)
+            if back is not None:
+                raise ValueError(f"arrival_times_s must not decrease: item {back} ({times[back]:g} s) comes before "
+                                 f"item {back - 1} ({times[back - 1]:g} s); sort the list")
+            if "n_requests" not in self.model_fields_set:
+                self.n_requests = len(times)
+            elif self.n_requests > len(times):
+                raise ValueError(f"n_requests = {self.n_requests} but arrival_times_s has only {len(times)} times")
         return self
 
 
 class PlacementSpec(_Strict):
     R: PositiveInt | None = Field(None, description="target concurrency R; default: the paper's rule (§6)")
     petals_balance_quality: float = Field(0.75, ge=0)
+    petals_join_order: list[str] | None = Field(
+        None, description="PETALS' join order: every server's name once (drawn servers are s01, s02, …); "
+                          "default: a random order drawn from the run's seed")
 
 
 class ChurnEvent(_Strict):

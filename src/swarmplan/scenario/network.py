@@ -7,7 +7,6 @@ reproduces the BPRR simulator's ``.graph`` inputs exactly. RTT_raw(u, v) = 2 × 
 
 from __future__ import annotations
 
-import csv
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.files import finite_number, read_csv_rows, read_text
 
 EARTH_RADIUS_KM = 6371.0
 BUILTIN_TOPOLOGIES = ("Abvt", "AttMpls", "Bellcanada", "Cogentco", "GtsCe", "Interoute", "Kdl")
@@ -54,8 +54,8 @@ def _round_half_up(x: float) -> int:
 def read_graphml(path: Path | str, delay_us_per_km: float = 1.66541) -> tuple[list[str], list[tuple[int, int, int]]]:
     """Parse a Topology-Zoo GraphML: node names ``<id>_<label>`` and undirected edges (u, v, delay µs)."""
     try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
+        root = ET.fromstring(read_text(path, "network.topology", "GraphML file"))
+    except ET.ParseError as exc:
         raise SwarmplanError("network.topology", f"cannot read GraphML {path}: {exc}", "give a valid .graphml file")
     ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
     keys = {k.get("attr.name"): k.get("id") for k in root.findall("g:key", ns) if k.get("for") == "node"}
@@ -69,11 +69,17 @@ def read_graphml(path: Path | str, delay_us_per_km: float = 1.66541) -> tuple[li
         lat, lon = data.get(keys.get("Latitude")), data.get(keys.get("Longitude"))
         ids.append(node.get("id"))
         names.append(f"{node.get('id')}_{label.replace(' ', '_')}")
-        coords.append((float(lat), float(lon)) if lat and lon else None)
+        where = f"{path}: node {node.get('id')}"
+        coords.append((finite_number(lat, "network.topology", where, "Latitude"),
+                       finite_number(lon, "network.topology", where, "Longitude")) if lat and lon else None)
     index = {nid: i for i, nid in enumerate(ids)}
     raw_edges: list[tuple[int, int, int | None]] = []
     for edge in graph.findall("g:edge", ns):
-        u, v = index[edge.get("source")], index[edge.get("target")]
+        ends = (edge.get("source"), edge.get("target"))
+        if any(e not in index for e in ends):
+            raise SwarmplanError("network.topology", f"{path}: edge {ends[0]}–{ends[1]} names an unknown node",
+                                 "give a GraphML whose edges join declared nodes")
+        u, v = index[ends[0]], index[ends[1]]
         if coords[u] is None or coords[v] is None:
             raw_edges.append((u, v, None))
         else:
@@ -87,10 +93,7 @@ def read_graphml(path: Path | str, delay_us_per_km: float = 1.66541) -> tuple[li
 
 def read_repetita(path: Path | str) -> tuple[list[str], list[tuple[int, int, int]]]:
     """Parse a REPETITA ``.graph`` file (NODES / EDGES sections, delays in µs)."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise SwarmplanError("network.topology", f"cannot read {path}: {exc}", "check the path")
+    lines = read_text(path, "network.topology", "REPETITA .graph file").splitlines()
     try:
         n = int(lines[0].split()[1])
         names = [lines[2 + i].split()[0] for i in range(n)]
@@ -99,6 +102,8 @@ def read_repetita(path: Path | str) -> tuple[list[str], list[tuple[int, int, int
         for ln in lines[e_at + 2 : e_at + 2 + int(lines[e_at].split()[1])]:
             _, s, t, _w, _bw, delay = ln.split()
             edges.append((int(s), int(t), int(delay)))
+            if not (0 <= edges[-1][0] < n and 0 <= edges[-1][1] < n) or edges[-1][2] < 0:
+                raise ValueError(f"edge {ln.strip()!r} names a node outside 0..{n - 1} or has a negative delay")
     except (IndexError, ValueError, StopIteration) as exc:
         raise SwarmplanError("network.topology", f"{path} is not a REPETITA .graph file ({exc})", "check its NODES/EDGES sections")
     return names, edges
@@ -164,39 +169,57 @@ def load_topology(ref: str, delay_us_per_km: float, base_dir: Path | None) -> Rt
 
 
 def load_rtt_csv(ref: str, base_dir: Path | None) -> RttNetwork:
-    """A long-format CSV ``src,dst,rtt_ms``; missing pairs are filled by shortest paths over the given ones."""
+    """A long-format CSV ``src,dst,rtt_ms``; missing pairs are filled by shortest paths over the given ones.
+
+    A pair may be given in one direction or both; both must agree (RTTs are symmetric, as the matrix form)."""
+    field = "network.rtt_csv"
     path = _resolve(ref, base_dir)
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise SwarmplanError("network.rtt_csv", f"cannot read {path}: {exc}", "check the path")
-    if not rows or not {"src", "dst", "rtt_ms"} <= set(rows[0]):
-        raise SwarmplanError("network.rtt_csv", f"{path} needs the columns src,dst,rtt_ms", "add a header row src,dst,rtt_ms")
+    if not path.exists():
+        raise SwarmplanError(field, f"no file named {ref!r}", "give an existing CSV (relative to the scenario's folder)")
+    rows = read_csv_rows(path, field, {"src", "dst", "rtt_ms"}, "give a CSV with a header row src,dst,rtt_ms")
     names: list[str] = []
     index: dict[str, int] = {}
     triples = []
+    seen: dict[tuple[int, int], tuple[float, int]] = {}
     for k, row in enumerate(rows, start=2):
         for key in ("src", "dst"):
+            if not row[key].strip():
+                raise SwarmplanError(field, f"{path}:{k}: empty {key}", "name both nodes of every row")
             if row[key] not in index:
                 index[row[key]] = len(names)
                 names.append(row[key])
-        try:
-            rtt = float(row["rtt_ms"])
-        except ValueError:
-            raise SwarmplanError("network.rtt_csv", f"{path}:{k}: rtt_ms {row['rtt_ms']!r} is not a number", "fix that row")
+        rtt = finite_number(row["rtt_ms"], field, f"{path}:{k}", "rtt_ms")
         if rtt < 0:
-            raise SwarmplanError("network.rtt_csv", f"{path}:{k}: negative RTT", "RTTs must be ≥ 0 ms")
-        triples.append((index[row["src"]], index[row["dst"]], rtt))
-    return _network_from_rtts(names, triples, "network.rtt_csv")
+            raise SwarmplanError(field, f"{path}:{k}: negative RTT {rtt:g} ms", "RTTs must be ≥ 0 ms")
+        a, b = index[row["src"]], index[row["dst"]]
+        other = seen.get((b, a))
+        if other is not None and not math.isclose(other[0], rtt, rel_tol=1e-9, abs_tol=1e-9):
+            raise SwarmplanError(field, f"{path}:{k}: RTT {row['src']}→{row['dst']} = {rtt:g} ms but line {other[1]} "
+                                 f"gives {row['dst']}→{row['src']} = {other[0]:g} ms",
+                                 "RTTs are symmetric: give one value per pair (or the same value both ways)")
+        seen.setdefault((a, b), (rtt, k))
+        triples.append((a, b, rtt))
+    return _network_from_rtts(names, triples, field)
 
 
 def network_from_matrix(spec) -> RttNetwork:
+    field = "network.matrix.rtt_ms"
     m = np.asarray(spec.rtt_ms, dtype=float)
-    if (m < 0).any():
-        raise SwarmplanError("network.matrix.rtt_ms", "negative RTT", "RTTs must be ≥ 0 ms")
+    bad = np.argwhere(~np.isfinite(m))
+    if bad.size:
+        i, j = bad[0].tolist()
+        raise SwarmplanError(f"{field}.{i}.{j}", f"RTT is {m[i, j]} (not a finite number)", "give a finite RTT in ms")
+    neg = np.argwhere(m < 0)
+    if neg.size:
+        i, j = neg[0].tolist()
+        raise SwarmplanError(f"{field}.{i}.{j}", f"negative RTT {m[i, j]:g}", "RTTs must be ≥ 0 ms")
     if not np.allclose(m, m.T):
-        raise SwarmplanError("network.matrix.rtt_ms", "the matrix is not symmetric", "give RTT(u,v) = RTT(v,u)")
+        i, j = np.argwhere(~np.isclose(m, m.T))[0].tolist()
+        raise SwarmplanError(field, f"the matrix is not symmetric: row {i} column {j} is {m[i, j]:g} but row {j} "
+                             f"column {i} is {m[j, i]:g}", "give RTT(u,v) = RTT(v,u)")
+    if len(set(spec.nodes)) != len(spec.nodes):
+        dup = sorted({n for n in spec.nodes if spec.nodes.count(n) > 1})
+        raise SwarmplanError("network.matrix.nodes", f"node name(s) {', '.join(dup)} repeat", "name every node once")
     np.fill_diagonal(m, 0.0)
     return RttNetwork(tuple(spec.nodes), {n: i for i, n in enumerate(spec.nodes)}, m)
 
@@ -238,16 +261,19 @@ def load_ripe_atlas(ref: str, base_dir: Path | None, own_weight: float = 0.3, ms
     else:
         path = _resolve(ref, base_dir)
         rows = _read_rows(path)
-    need = {"anchor_id", "latency_m1", "latitude", "longitude"}
-    if not rows or not need <= set(rows[0]):
-        raise SwarmplanError("network.ripe_atlas", f"{path} is not in the RIPE Atlas dataset format",
-                             "give a CSV with anchor_id, latency_m1..m4, latitude, longitude")
     samples: dict[str, list[float]] = {}
     where: dict[str, tuple[float, float]] = {}
-    for row in rows:
-        a = row["anchor_id"]
-        samples.setdefault(a, []).extend(float(row[k]) for k in row if k.startswith("latency_m") and row[k])
-        where[a] = (float(row["latitude"]), float(row["longitude"]))
+    field = "network.ripe_atlas"
+    for k, row in enumerate(rows, start=2):
+        a = row["anchor_id"].strip()
+        if not a.isdigit():
+            raise SwarmplanError(field, f"{path}:{k}: anchor_id {a!r} is not a number", "fix that row")
+        at = f"{path}:{k}"
+        samples.setdefault(a, []).extend(finite_number(row[c], field, at, c) for c in row if c.startswith("latency_m") and row[c])
+        where[a] = (finite_number(row["latitude"], field, at, "latitude"), finite_number(row["longitude"], field, at, "longitude"))
+    empty = [a for a, v in samples.items() if not v]
+    if empty:
+        raise SwarmplanError(field, f"{path}: anchor(s) {', '.join(empty)} have no latency sample", "drop them or add samples")
     names = sorted(samples, key=int)
     med = np.array([np.median(samples[a]) for a in names])
     lat = np.radians([where[a][0] for a in names])
@@ -264,11 +290,8 @@ def load_ripe_atlas(ref: str, base_dir: Path | None, own_weight: float = 0.3, ms
 
 
 def _read_rows(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except OSError as exc:
-        raise SwarmplanError("network.ripe_atlas", f"cannot read {path}: {exc}", "check the path")
+    return read_csv_rows(path, "network.ripe_atlas", {"anchor_id", "latency_m1", "latitude", "longitude"},
+                         "give a CSV with anchor_id, latency_m1..m4, latitude, longitude")
 
 
 def netem_link_ms(rtt_ms, overhead_ms: float):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.limits import require_fits
 from swarmplan.scenario.models import ClientDraw, Scenario, ServerDraw
 from swarmplan.scenario.network import (
     RttNetwork,
@@ -112,6 +113,16 @@ def _largest_remainder(count: int, fractions: dict[str, float]) -> dict[str, int
     return floor
 
 
+def _distinct(names, field: str, what: str) -> None:
+    """Names must be unique; say which repeat and where."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise SwarmplanError(f"{field}.{i}.name", f"{what} name {name!r} repeats ({field}.{seen[name]} has it too)",
+                                 f"give every {what} a distinct name")
+        seen[name] = i
+
+
 def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None = None) -> Swarm:
     """One concrete swarm. Drawn servers/clients use ``rng``; explicit ones are taken as written."""
     model = resolve_model(scenario)
@@ -140,8 +151,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         client_nodes: list[int | None] = client_idx
     else:
         client_names = tuple(c.name for c in scenario.clients)
-        if len(set(client_names)) != len(client_names):
-            raise SwarmplanError("clients", "client names repeat", "give every client a distinct name")
+        _distinct(client_names, "clients", "client")
         client_nodes = [network.index(c.node, f"clients.{i}.node") if (c.node is not None and network) else None
                         for i, c in enumerate(scenario.clients)]
         for i, c in enumerate(scenario.clients):
@@ -171,8 +181,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
             servers.append((f"s{rank + 1:02d}", types[i], nodes[i], None))
     else:
         names = [s.name for s in scenario.servers]
-        if len(set(names)) != len(names):
-            raise SwarmplanError("servers", "server names repeat", "give every server a distinct name")
+        _distinct(names, "servers", "server")
         for i, s in enumerate(scenario.servers):
             gpu(s.gpu, f"servers.{i}.gpu")
             if s.node is not None:
@@ -189,6 +198,9 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         raise SwarmplanError("servers", "no servers", "list or draw at least one server")
 
     n, c = len(servers), len(client_names)
+    # Placement and routing keep a few per-block arrays per server (windows, coverage, MILP columns).
+    require_fits("model.n_blocks", model.n_blocks * n, 64, "block × server cells",
+                 "give the model's real number of transformer blocks")
     rtt_c = np.zeros((c, n))
     rtt_s = np.full((n, n), np.nan)
     for j, (_, _, node, explicit) in enumerate(servers):
@@ -214,6 +226,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         return np.array([default if s[0].get(key) is None else s[0][key] for s in specs], dtype=float)
 
     l_in, l_out, cache_tokens = nominal_lengths(scenario.workload, base_dir)
+    join = _join_order(scenario.placement.petals_join_order, tuple(s[0] for s in servers))
     return Swarm(
         scenario=scenario.name,
         model=model,
@@ -242,9 +255,27 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         input_tokens=l_in,
         output_tokens=l_out,
         cache_tokens=cache_tokens,
+        petals_join_order=join,
         link_bandwidth_mbps=bandwidth,
         petals_reserve=scenario.workload.petals_reserve,
     )
+
+
+def _join_order(order: list[str] | None, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The scenario's PETALS join order as server indices; it must name every server exactly once."""
+    if order is None:
+        return None
+    field = "placement.petals_join_order"
+    unknown = [n for n in order if n not in names]
+    if unknown:
+        raise SwarmplanError(field, f"unknown server(s) {', '.join(map(repr, unknown))}", f"use names of {', '.join(names)}")
+    repeated = sorted({n for n in order if order.count(n) > 1})
+    if repeated:
+        raise SwarmplanError(field, f"server(s) {', '.join(map(repr, repeated))} repeat", "name every server once")
+    missing = [n for n in names if n not in order]
+    if missing:
+        raise SwarmplanError(field, f"server(s) {', '.join(map(repr, missing))} missing", "name every server once")
+    return tuple(names.index(n) for n in order)
 
 
 def _emulate(scenario: Scenario, rtt_c: np.ndarray, rtt_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,7 @@ class Swarm:
     input_tokens: int  # the workload's nominal l_in (mean for traces), used by placement
     output_tokens: int  # nominal l_out
     cache_tokens: int  # tokens one request's KV cache is sized for
+    petals_join_order: tuple[int, ...] | None = None  # the scenario's explicit PETALS join order (server indices)
     # docs/model.md §17 — fidelity knobs, off by default.
     link_bandwidth_mbps: np.ndarray | None = None  # (clients, servers); inf: transfers not modelled
     petals_reserve: str = "cache_tokens"  # or "max_length": PETALS sessions reserve l_in + l_out tokens
@@ -70,3 +71,21 @@ class Swarm:
     @property
     def n_clients(self) -> int:
         return len(self.client_names)
+
+    @property
+    def unknown_server_rtt_pairs(self) -> int:
+        """Server pairs with no RTT (servers listed with ``rtt_ms`` to the clients only)."""
+        off = ~np.eye(self.n_servers, dtype=bool)
+        return int(np.isnan(self.rtt_raw_server_ms[off]).sum() // 2)
+
+    def assumptions(self) -> list[dict]:
+        """Values the scenario did not state that some method fills in; every output lists them."""
+        k = self.unknown_server_rtt_pairs
+        if k == 0:
+            return []
+        pairs = self.n_servers * (self.n_servers - 1) // 2
+        return [{"field": "timing.petals_unknown_rtt_ms", "value": float(self.timing.petals_unknown_rtt_ms),
+                 "reason": f"{k} of {pairs} server pairs have no RTT; PETALS' router (petals, petals-retry, "
+                           "opt-order, opt-num) assumes this RTT between them",
+                 "fix": "place the servers on network nodes (e.g. a matrix) to give every RTT"}]
+

@@ -1,8 +1,8 @@
-"""Request streams: seeded Poisson arrivals or trace replay; fixed or trace lengths (docs/model.md §9.1)."""
+"""Request streams: seeded Poisson arrivals, trace replay or explicit arrival times; fixed or trace lengths
+(docs/model.md §9.1)."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.scenario.files import finite_number, read_csv_rows, read_text
+from swarmplan.scenario.limits import BYTES_PER_REQUEST, require_fits
 from swarmplan.scenario.models import WorkloadSpec
 
 BUILTIN_TRACES = {
@@ -52,15 +54,8 @@ class Trace:
 
 @lru_cache(maxsize=8)
 def _read_trace_file(path: str) -> Trace:
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise SwarmplanError("workload.trace", f"cannot read {path}: {exc}", "check the path")
-    need = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
-    if not rows or not need <= set(rows[0]):
-        raise SwarmplanError("workload.trace", f"{path} is not in the Azure LLM trace format",
-                             "give a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens")
+    rows = read_csv_rows(path, "workload.trace", {"TIMESTAMP", "ContextTokens", "GeneratedTokens"},
+                         "give a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens")
     try:
         # 7 fractional digits (100 ns): keep microseconds.
         stamps = [datetime.fromisoformat(r["TIMESTAMP"].strip()[:26]) for r in rows]
@@ -68,10 +63,15 @@ def _read_trace_file(path: str) -> Trace:
         offset = np.array([(s - t0).total_seconds() * 1000.0 for s in stamps])
         l_in = np.array([int(r["ContextTokens"]) for r in rows])
         l_out = np.array([int(r["GeneratedTokens"]) for r in rows])
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise SwarmplanError("workload.trace", f"{path}: unreadable row ({exc})", "fix or remove that row")
     if (l_in < 1).any() or (l_out < 1).any():
         raise SwarmplanError("workload.trace", f"{path}: token counts must be ≥ 1", "drop rows with 0 tokens")
+    back = np.flatnonzero(np.diff(offset) < 0)
+    if back.size:
+        k = int(back[0]) + 1  # 0-based data row that goes back in time; +2 for the file line (header is line 1)
+        raise SwarmplanError("workload.trace", f"{path}:{k + 2}: TIMESTAMP {rows[k]['TIMESTAMP'].strip()} is earlier "
+                             f"than the row before it", "sort the rows by TIMESTAMP")
     return Trace(offset, l_in, l_out)
 
 
@@ -79,13 +79,58 @@ def load_trace(ref: str, base_dir: Path | None = None) -> Trace:
     if ref in BUILTIN_TRACES:
         with resources.as_file(resources.files("swarmplan.scenario").joinpath("data").joinpath("traces").joinpath(BUILTIN_TRACES[ref])) as p:
             return _read_trace_file(str(p))
-    path = Path(ref).expanduser()
-    if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
-        path = base_dir / path
+    path = _resolve(ref, base_dir)
     if not path.exists():
         raise SwarmplanError("workload.trace", f"no built-in trace or file named {ref!r}",
                              f"use one of {', '.join(BUILTIN_TRACES)} or an existing CSV path")
     return _read_trace_file(str(path))
+
+
+def _resolve(ref: str, base_dir: Path | None) -> Path:
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+        path = base_dir / path
+    return path
+
+
+@lru_cache(maxsize=8)
+def _read_times_file(path: str) -> np.ndarray:
+    field = "workload.arrival_times_file"
+    times = []
+    for k, line in enumerate(read_text(path, field, "text file of arrival times").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            t = finite_number(text, field, f"{path}:{k}", "arrival time")
+            if t < 0:
+                raise SwarmplanError(field, f"{path}:{k}: arrival time {t:g} s is negative", "give times ≥ 0 s")
+            if times and t < times[-1]:
+                raise SwarmplanError(field, f"{path}:{k}: arrival time {t:g} s is earlier than the line before it "
+                                     f"({times[-1]:g} s)", "sort the times")
+            times.append(t)
+    if not times:
+        raise SwarmplanError(field, f"{path} holds no arrival times", "write one time in seconds per line")
+    return np.array(times)
+
+
+def load_arrival_times(ref: str, base_dir: Path | None = None) -> np.ndarray:
+    """Arrival times (s) from a plain file: one number per line, non-decreasing; # starts a comment."""
+    path = _resolve(ref, base_dir)
+    if not path.exists():
+        raise SwarmplanError("workload.arrival_times_file", f"no file named {ref!r}",
+                             "give an existing file (relative paths are taken from the scenario's folder)")
+    return _read_times_file(str(path))
+
+
+def explicit_arrivals_ms(spec: WorkloadSpec, n: int, base_dir: Path | None) -> np.ndarray:
+    """docs/scenarios.md — ``arrivals: times``: the first ``n`` given arrival times, in ms."""
+    if spec.arrival_times_s is not None:
+        times, field = np.asarray(spec.arrival_times_s, dtype=float), "workload.arrival_times_s"
+    else:
+        times, field = load_arrival_times(spec.arrival_times_file, base_dir), "workload.arrival_times_file"
+    if n > len(times):
+        raise SwarmplanError("workload.n_requests", f"{n} requests but {field} gives only {len(times)} arrival times",
+                             f"ask for at most {len(times)} requests")
+    return times[:n] * 1000.0
 
 
 def poisson_arrivals_ms(rate_per_s: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,8 +143,13 @@ def poisson_arrivals_ms(rate_per_s: float, n: int, rng: np.random.Generator) -> 
 def draw_workload(spec: WorkloadSpec, n_clients: int, rng: np.random.Generator,
                   n_requests: int | None = None, base_dir: Path | None = None) -> Workload:
     n = n_requests or spec.n_requests
+    require_fits("workload.n_requests", n, BYTES_PER_REQUEST, "requests",
+                 "simulate fewer requests per run (workload.n_requests or --requests)")
     trace = load_trace(spec.trace, base_dir) if spec.trace else None
-    if spec.arrivals == "trace":
+    if spec.arrivals == "times":
+        arrival = explicit_arrivals_ms(spec, n, base_dir)
+        rows = rng.integers(0, len(trace.offset_ms), size=n) if trace is not None else None
+    elif spec.arrivals == "trace":
         if n > len(trace.offset_ms):
             raise SwarmplanError("workload.n_requests", f"the trace has only {len(trace.offset_ms)} requests",
                                  f"ask for at most {len(trace.offset_ms)}")
