@@ -11,6 +11,7 @@ from swarmplan.cli import capacity as capacity_cmd
 from swarmplan.cli import catalog, compare, methods_cmd, plan, reproduce, root, simulate, sweep
 from swarmplan.cli import report as report_cmd
 from swarmplan.cli import split as split_cmd
+from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd
 from swarmplan.cli.errors import report
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
@@ -27,6 +28,8 @@ app.command(name="split")(split_cmd.split)
 app.command()(sweep.sweep)
 app.command(name="report")(report_cmd.report)
 app.command()(reproduce.reproduce)
+app.command(name="calibrate")(calibrate_cmd.calibrate)
+app.command(name="validate")(validate_cmd.validate)
 app.command(name="capacity")(capacity_cmd.capacity)
 
 

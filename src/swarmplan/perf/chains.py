@@ -4,6 +4,17 @@ Nodes are servers holding blocks, ordered by their last block e_j (every edge go
 order is topological and one linear pass finds shortest paths, no graph objects per call). An edge i → j
 exists when j holds block e_i + 1 and ends later (a_j ≤ e_i + 1 ≤ e_j); j then processes k = e_j − e_i
 blocks. The source connects to servers holding block 1 (k = m_j); servers holding block L reach the sink.
+
+Two ways to find the cheapest chain, with one tie rule (docs/model.md §8.1): at each server the first
+minimum over its incoming edges in the order (source edge, then predecessors by increasing server index).
+
+* ``shortest_chain`` takes a weight per edge (any weights, e.g. PETALS' server-to-server delays). The
+  graph has Σ_j (servers ending in j's window) edges, which grows with the square of the servers.
+* ``shortest_chain_jk`` takes a weight per (server j, blocks k) — what every hop-service weight is — and
+  never builds edges: j's best incoming edge from block boundary b needs only the cheapest server ending at
+  b, so one pass costs Σ_j m_j, linear in the servers (docs/model.md §8.2).
+
+``*_reference`` are the straightforward definitions; the tests check the fast paths against them.
 """
 
 from __future__ import annotations
@@ -11,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from swarmplan.perf.jit import ENABLED as JIT_ENABLED
+from swarmplan.perf.jit import njit
 
 SOURCE = -1
 
@@ -31,12 +45,51 @@ class ChainGraph:
         return len(self.dst)
 
 
-def build_chain_graph(start, n_blocks, L: int) -> ChainGraph:
+def _ends_and_order(start, n_blocks):
     start = np.asarray(start, dtype=np.int64)
     m = np.asarray(n_blocks, dtype=np.int64)
     end = start + m - 1
     held = np.flatnonzero(m > 0)
     order = held[np.lexsort((held, end[held]))]
+    return start, m, end, held, order
+
+
+def build_chain_graph(start, n_blocks, L: int) -> ChainGraph:
+    """The edge list of ``build_chain_graph_reference``, built with array operations (no per-server loop)."""
+    start, m, end, held, order = _ends_and_order(start, n_blocks)
+    n = len(m)
+    a, e = start[order], end[order]
+    e_sorted = e  # ``order`` is sorted by end block
+    lo = np.searchsorted(e_sorted, a - 1, side="left")  # predecessors end in [a_j − 1, e_j − 1]
+    hi = np.searchsorted(e_sorted, e - 1, side="right")
+    cnt = np.maximum(hi - lo, 0)
+    has_src = (a == 1).astype(np.int64)
+    total = cnt + has_src
+    last = np.cumsum(total)
+    first = last - total
+    n_edges = int(last[-1]) if len(last) else 0
+    # Predecessor edges, grouped by node position and sorted by predecessor index inside a group.
+    pos = np.repeat(np.arange(len(order), dtype=np.int64), cnt)
+    group0 = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    rank = np.arange(len(pos), dtype=np.int64) - group0
+    pred = order[np.repeat(lo, cnt) + rank]
+    keys = np.sort(pos * max(n, 1) + pred)
+    pos, pred = keys // max(n, 1), keys % max(n, 1)
+    slot = first[pos] + has_src[pos] + rank
+    src = np.empty(n_edges, dtype=np.int64)
+    dst = np.empty(n_edges, dtype=np.int64)
+    k = np.empty(n_edges, dtype=np.int64)
+    src[slot], dst[slot], k[slot] = pred, order[pos], e[pos] - end[pred]
+    sp = np.flatnonzero(has_src)
+    src[first[sp]], dst[first[sp]], k[first[sp]] = SOURCE, order[sp], m[order[sp]]
+    is_last = np.zeros(n, dtype=bool)
+    is_last[held[end[held] == L]] = True
+    return ChainGraph(L, order, src, dst, k, first.astype(np.int64), last.astype(np.int64), is_last)
+
+
+def build_chain_graph_reference(start, n_blocks, L: int) -> ChainGraph:
+    """The definition: per server, the source edge (if it holds block 1), then its predecessors by index."""
+    start, m, end, held, order = _ends_and_order(start, n_blocks)
     src, dst, k, first, last = [], [], [], [], []
     for j in order.tolist():
         first.append(len(dst))
@@ -51,14 +104,15 @@ def build_chain_graph(start, n_blocks, L: int) -> ChainGraph:
     is_last = np.zeros(len(m), dtype=bool)
     is_last[held[end[held] == L]] = True
     return ChainGraph(L, order, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64),
-                      np.array(k, dtype=np.int64), np.array(first), np.array(last), is_last)
+                      np.array(k, dtype=np.int64), np.array(first, dtype=np.int64),
+                      np.array(last, dtype=np.int64), is_last)
 
 
-def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
+def shortest_chain_reference(graph: ChainGraph, edge_weight, sink_weight=None):
     """Cheapest source → sink chain. ``edge_weight`` per edge; ``sink_weight`` per server (default 0).
 
     Returns (cost, servers, processed blocks) or (inf, [], []) when no chain exists. Ties keep the first
-    (source edge, then lowest predecessor index) at each node.
+    (source edge, then lowest predecessor index) at each node, and the first sink server in ``order``.
     """
     w = edge_weight.tolist() if isinstance(edge_weight, np.ndarray) else list(edge_weight)
     src = graph.src.tolist()
@@ -88,3 +142,353 @@ def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
         processed.append(int(graph.k[e]))
         j = int(graph.src[e])
     return best, servers[::-1], processed[::-1]
+
+
+@njit
+def _edges_kernel(order, first, last, src, w, is_last, sink, n):  # pragma: no cover - compiled
+    """``shortest_chain_reference``'s loop over arrays; returns (cost, sink server or −1, via edge per server)."""
+    dist = np.full(n, np.inf)
+    via = np.full(n, -2, dtype=np.int64)
+    for pos in range(len(order)):
+        j = order[pos]
+        best = np.inf
+        arg = -2
+        for e in range(first[pos], last[pos]):
+            i = src[e]
+            d = (0.0 if i == -1 else dist[i]) + w[e]
+            if d < best:
+                best = d
+                arg = e
+        dist[j] = best
+        via[j] = arg
+    best = np.inf
+    end_at = -1
+    for pos in range(len(order)):
+        j = order[pos]
+        if is_last[j]:
+            v = dist[j] + sink[j]
+            if v < best:
+                best = v
+                end_at = j
+    return best, end_at, via
+
+
+def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
+    """``shortest_chain_reference``'s answer; compiled when numba is enabled (docs/model.md §8.1)."""
+    if not JIT_ENABLED:
+        return shortest_chain_reference(graph, edge_weight, sink_weight)
+    n = len(graph.is_last)
+    w = np.ascontiguousarray(edge_weight, dtype=np.float64)
+    sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
+    best, end_at, via = _edges_kernel(graph.order, graph.first_edge, graph.last_edge, graph.src, w,
+                                      graph.is_last, sink, n)
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j = int(end_at)
+    src, k = graph.src, graph.k
+    while j != SOURCE:
+        e = via[j]
+        servers.append(j)
+        processed.append(int(k[e]))
+        j = int(src[e])
+    return float(best), servers[::-1], processed[::-1]
+
+
+# ------------------------------------------------------------------------ per-(server, blocks) weights
+
+
+@dataclass(frozen=True)
+class BlockChains:
+    """The same DAG without its edges: servers grouped by last block, and a slot per (server j, k ≤ m_j).
+
+    A weight array ``w`` of length ``n_slots`` holds the weight of entering j processing k blocks at
+    ``w[offset[j] + k − 1]``; ``slot_server`` and ``slot_k`` give every slot's (j, k) for building it.
+    """
+
+    L: int
+    order: np.ndarray  # held servers by (last block, index)
+    start: np.ndarray
+    end: np.ndarray
+    n_blocks: np.ndarray
+    group_start: np.ndarray  # (L + 2,): positions in ``order`` of servers ending at b are [g[b], g[b+1])
+    offset: np.ndarray  # per server: first slot
+    slot_server: np.ndarray
+    slot_k: np.ndarray
+    slot_edge: np.ndarray  # whether (j, k) is an edge: entered from the source or from a server ending at e_j − k
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_server)
+
+    def slots(self, servers, k) -> np.ndarray:
+        """Slot index of each (server, k) pair."""
+        return self.offset[np.asarray(servers, dtype=np.int64)] + np.asarray(k, dtype=np.int64) - 1
+
+    def edge_slots(self, graph: ChainGraph) -> np.ndarray:
+        """Slot of every edge of the full graph (its weight in per-slot terms)."""
+        return self.offset[graph.dst] + graph.k - 1
+
+
+def block_chains(start, n_blocks, L: int) -> BlockChains:
+    start, m, end, held, order = _ends_and_order(start, n_blocks)
+    mm = np.where(m > 0, m, 0)
+    offset = np.cumsum(mm) - mm
+    slot_server = np.repeat(np.arange(len(m), dtype=np.int64), mm)
+    slot_k = np.arange(len(slot_server), dtype=np.int64) - offset[slot_server] + 1
+    group_start = np.searchsorted(end[order], np.arange(L + 2), side="left").astype(np.int64)
+    b = end[slot_server] - slot_k
+    slot_edge = (b == 0) | (np.diff(group_start)[np.maximum(b, 0)] > 0)
+    return BlockChains(L, order, start, end, m, group_start, offset.astype(np.int64), slot_server, slot_k, slot_edge)
+
+
+@njit
+def _jk_kernel(order, start, end, m, offset, gstart, w, sink, L, n):  # pragma: no cover - compiled
+    """Block-boundary DP with the reference tie rule; returns (cost, sink server or −1, predecessor per server).
+
+    ``sd``/``pmin`` hold, per position, each finished end-group's distances sorted ascending (ties by index)
+    and the prefix minimum of their server indices: fl(d + w) is non-decreasing in d, so the servers of a
+    group whose sum equals the optimum are a prefix of ``sd`` and the lowest index among them is ``pmin``.
+    """
+    dist = np.full(n, np.inf)
+    pred = np.full(n, -2, dtype=np.int64)
+    sd = np.empty(len(order))
+    pmin = np.empty(len(order), dtype=np.int64)
+    for b in range(1, L + 1):
+        g0, g1 = gstart[b], gstart[b + 1]
+        for p in range(g0, g1):
+            j = order[p]
+            a, e, base = start[j], end[j], offset[j]
+            best = np.inf
+            src_d = np.inf
+            if a == 1:
+                src_d = 0.0 + w[base + m[j] - 1]
+                best = src_d
+            lo = a - 1 if a > 1 else 1
+            for bb in range(lo, e):
+                q0 = gstart[bb]
+                if q0 < gstart[bb + 1]:
+                    d = sd[q0] + w[base + e - bb - 1]
+                    if d < best:
+                        best = d
+            dist[j] = best
+            if best == np.inf or best != best:
+                pred[j] = -2
+            elif src_d == best:
+                pred[j] = -1
+            else:
+                arg = n
+                for bb in range(lo, e):
+                    q0, q1 = gstart[bb], gstart[bb + 1]
+                    if q0 < q1:
+                        wk = w[base + e - bb - 1]
+                        if sd[q0] + wk == best:
+                            h0, h1 = q0 + 1, q1  # first position whose sum exceeds best
+                            while h0 < h1:
+                                mid = (h0 + h1) // 2
+                                if sd[mid] + wk <= best:
+                                    h0 = mid + 1
+                                else:
+                                    h1 = mid
+                            if pmin[h0 - 1] < arg:
+                                arg = pmin[h0 - 1]
+                pred[j] = arg
+        if g1 > g0:
+            grp = order[g0:g1]
+            srt = np.argsort(dist[grp], kind="mergesort")  # stable: equal distances stay by index
+            low = n
+            for t in range(g1 - g0):
+                j = grp[srt[t]]
+                sd[g0 + t] = dist[j]
+                if j < low:
+                    low = j
+                pmin[g0 + t] = low
+    best = np.inf
+    end_at = -1
+    for p in range(gstart[L], gstart[L + 1]):
+        j = order[p]
+        v = dist[j] + sink[j]
+        if v < best:
+            best = v
+            end_at = j
+    return best, end_at, pred
+
+
+def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
+    """``shortest_chain_reference`` on the full graph with edge weights ``slot_weight[edge_slots]``, in
+    Σ m_j steps (docs/model.md §8.2). Weights must not be NaN."""
+    n = len(bc.start)
+    w = np.ascontiguousarray(slot_weight, dtype=np.float64)
+    sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
+    best, end_at, pred = _jk_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, w, sink,
+                                    bc.L, n)
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j = int(end_at)
+    end = bc.end
+    while j != SOURCE:
+        i = int(pred[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return float(best), servers[::-1], processed[::-1]
+
+
+@njit
+def _jk_incremental(order, start, end, m, offset, gstart, cost, res, own, dist, pred, sd, pmin, first, L, n):  # pragma: no cover - compiled
+    """``_jk_kernel`` with weights cost[j, k] where k ≤ res[j] (else ∞), recomputing only what can change.
+
+    State (dist, pred, sd, pmin) is kept between calls. A server is recomputed when its own weights changed
+    (``own``; reset here) or a boundary in its window changed (some server ending there changed distance);
+    everything else has the same inputs as before and so the same result. ``first`` computes everything.
+    Returns (cost, sink server or −1).
+    """
+    chg = np.zeros(L + 2, dtype=np.int64)  # chg[x]: boundaries 1..x−1 that changed in this pass
+    for b in range(1, L + 1):
+        g0, g1 = gstart[b], gstart[b + 1]
+        moved = first
+        for p in range(g0, g1):
+            j = order[p]
+            a, e, base, rj = start[j], end[j], offset[j], res[j]
+            lo = a - 1 if a > 1 else 1
+            if not (first or own[j] or chg[e] - chg[lo] > 0):
+                continue
+            best = np.inf
+            src_d = np.inf
+            if a == 1 and m[j] <= rj:
+                src_d = 0.0 + cost[base + m[j] - 1]
+                best = src_d
+            for bb in range(lo, e):
+                q0 = gstart[bb]
+                if q0 < gstart[bb + 1] and e - bb <= rj:
+                    d = sd[q0] + cost[base + e - bb - 1]
+                    if d < best:
+                        best = d
+            arg = -2
+            if best == np.inf or best != best:
+                arg = -2
+            elif src_d == best:
+                arg = -1
+            else:
+                arg = n
+                for bb in range(lo, e):
+                    q0, q1 = gstart[bb], gstart[bb + 1]
+                    if q0 < q1 and e - bb <= rj:
+                        wk = cost[base + e - bb - 1]
+                        if sd[q0] + wk == best:
+                            h0, h1 = q0 + 1, q1
+                            while h0 < h1:
+                                mid = (h0 + h1) // 2
+                                if sd[mid] + wk <= best:
+                                    h0 = mid + 1
+                                else:
+                                    h1 = mid
+                            if pmin[h0 - 1] < arg:
+                                arg = pmin[h0 - 1]
+            if best != dist[j]:
+                moved = True
+            dist[j] = best
+            pred[j] = arg
+            own[j] = False
+        if moved and g1 > g0:
+            grp = order[g0:g1]
+            srt = np.argsort(dist[grp], kind="mergesort")
+            low = n
+            for t in range(g1 - g0):
+                j = grp[srt[t]]
+                sd[g0 + t] = dist[j]
+                if j < low:
+                    low = j
+                pmin[g0 + t] = low
+        chg[b + 1] = chg[b] + (1 if moved else 0)
+    best = np.inf
+    end_at = -1
+    for p in range(gstart[L], gstart[L + 1]):
+        j = order[p]
+        v = dist[j] + 0.0
+        if v < best:
+            best = v
+            end_at = j
+    return best, end_at
+
+
+class CapacitatedChains:
+    """Repeated cheapest chains while servers' residual slots fall (GCA, docs/model.md §14.2): entering j
+    with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only the
+    servers whose inputs changed since the last (``reserve`` marks the servers it touches)."""
+
+    def __init__(self, bc: BlockChains, slot_cost, residual):
+        self.bc = bc
+        n, npos = len(bc.start), len(bc.order)
+        self.cost = np.ascontiguousarray(slot_cost, dtype=np.float64)
+        self.res = np.array(residual, dtype=np.int64)
+        self.own = np.ones(n, dtype=np.bool_)
+        self.dist, self.pred = np.full(n, np.inf), np.full(n, -2, dtype=np.int64)
+        self.sd, self.pmin = np.empty(npos), np.empty(npos, dtype=np.int64)
+        self._first = True
+
+    def next(self):
+        """(cost, servers, blocks) of the cheapest chain on the usable edges, or (inf, [], [])."""
+        bc = self.bc
+        best, end_at = _jk_incremental(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, self.cost,
+                                       self.res, self.own, self.dist, self.pred, self.sd, self.pmin, self._first,
+                                       bc.L, len(bc.start))
+        self._first = False
+        if end_at < 0:
+            return float("inf"), [], []
+        servers, processed = [], []
+        j, pred, end = int(end_at), self.pred, bc.end
+        while j != SOURCE:
+            i = int(pred[j])
+            servers.append(j)
+            processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+            j = i
+        return float(best), servers[::-1], processed[::-1]
+
+    def reserve(self, servers, blocks, times: int) -> None:
+        for j, k in zip(servers, blocks):
+            self.res[j] -= k * times
+            self.own[j] = True
+
+
+@njit
+def _opt_rr_kernel(order, start, end, m, offset, gstart, base, waits, cands, L, n):  # pragma: no cover - compiled
+    """min over w in ``cands`` (ascending) of SP(edges with wait ≤ w) + w; the first strict minimum."""
+    best = np.inf
+    best_end = -1
+    best_pred = np.full(n, -2, dtype=np.int64)
+    sink = np.zeros(n)
+    w = np.empty(len(base))
+    for c in range(len(cands)):
+        cw = cands[c]
+        for s in range(len(base)):
+            w[s] = base[s] if waits[s] <= cw else np.inf
+        cost, end_at, pred = _jk_kernel(order, start, end, m, offset, gstart, w, sink, L, n)
+        if end_at >= 0 and cost + cw < best:
+            best = cost + cw
+            best_end = end_at
+            best_pred[:] = pred
+    return best, best_end, best_pred
+
+
+def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
+    """Opt RR's chain (docs/model.md §13.4): for each distinct finite wait w of an edge with a finite base,
+    the shortest chain using only edges waiting ≤ w, plus w; the smallest total, earliest w on ties.
+    Returns (total, servers, blocks) or (inf, [], [])."""
+    base = np.ascontiguousarray(slot_base, dtype=np.float64)
+    waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
+    cands = np.unique(waits[bc.slot_edge & np.isfinite(base) & np.isfinite(waits)])
+    n = len(bc.start)
+    best, end_at, pred = _opt_rr_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, base,
+                                        waits, cands, bc.L, n)
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j, end = int(end_at), bc.end
+    while j != SOURCE:
+        i = int(pred[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return float(best), servers[::-1], processed[::-1]

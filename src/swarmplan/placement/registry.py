@@ -114,17 +114,18 @@ def _petals_cgbp_num(ctx: PlanContext, _: NoOptions) -> Placement:
 def cgbp_warm_start(pm: PerfModel, R: int):
     """CG-BP's placement and, per client, all its requests on the fastest per-token chain: feasible for the
     MILP because the conservative rule keeps slots for R requests on every block (docs/model.md §5.3)."""
-    from swarmplan.perf.chains import build_chain_graph, shortest_chain
+    from swarmplan.perf.chains import block_chains, shortest_chain_jk
     from swarmplan.placement.milp import requests_per_client
 
     try:
         pl = cg_bp(pm, R)
     except SwarmplanError:
         return None
-    g = build_chain_graph(pl.start, pl.n_blocks, pm.L)
+    bc = block_chains(pl.start, pl.n_blocks, pm.L)
+    j, k = bc.slot_server, bc.slot_k
     routes = []
     for c, n in enumerate(requests_per_client(R, pm.rtt_ms.shape[0]).tolist()):
-        _, chain, blocks = shortest_chain(g, pm.rtt_ms[c, g.dst] + pm.tau_ms[g.dst] * g.k)
+        _, chain, blocks = shortest_chain_jk(bc, pm.rtt_ms[c, j] + pm.tau_ms[j] * k)
         if n:
             routes.append((c, tuple(chain), tuple(blocks), n))
     return pl, routes

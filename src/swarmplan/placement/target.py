@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmplan.perf.chains import build_chain_graph, shortest_chain
+from swarmplan.perf.chains import block_chains, shortest_chain_jk
 from swarmplan.perf.concurrency import TargetR, r_max, target_concurrency
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.cgbp import cg_bp
@@ -12,10 +12,10 @@ def single_request_ms(pm: PerfModel) -> float:
     """docs/model.md §6 step 1 — T₁: CG-BP with R = 1 and no per-GPU clamp, then the fastest whole-request
     chain (edge weight = hop service time) plus the initial delay; the worst client when there are several."""
     pl = cg_bp(pm, 1, clamp=False)
-    g = build_chain_graph(pl.start, pl.n_blocks, pm.L)
+    bc = block_chains(pl.start, pl.n_blocks, pm.L)  # hop weights depend on (server, k) only: §8.2
     worst = 0.0
     for c in range(pm.rtt_ms.shape[0]):
-        cost, _, _ = shortest_chain(g, pm.hop_service(c, g.dst, g.k))
+        cost, _, _ = shortest_chain_jk(bc, pm.hop_service(c, bc.slot_server, bc.slot_k))
         worst = max(worst, cost)
     return worst + pm.swarm.timing.initial_delay_ms
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
-from swarmplan.perf.chains import ChainGraph, build_chain_graph, shortest_chain
+from swarmplan.perf.chains import BlockChains, ChainGraph, block_chains, build_chain_graph, shortest_chain
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.state import SlotState
@@ -34,12 +35,56 @@ class Router:
     def __init__(self, pm: PerfModel, placement: Placement, use_fast_path: bool = True):
         self.pm = pm
         self.placement = placement
-        self.graph: ChainGraph = build_chain_graph(placement.start, placement.n_blocks, pm.L)
-        self._cap_dst = np.asarray(placement.cache_slots)[self.graph.dst]
-        # An edge needing more slots than its server has can never be used (docs/model.md §9.3 guard).
-        self.edge_fits = self.graph.k <= self._cap_dst
         self.use_fast_path = use_fast_path
         self._static: dict[tuple, tuple[list[int], list[int], np.ndarray]] = {}
+
+    @cached_property
+    def graph(self) -> ChainGraph:
+        """The edge list (≈ N² m̄ / L edges), built only by policies whose weights need it (PETALS')."""
+        return build_chain_graph(self.placement.start, self.placement.n_blocks, self.pm.L)
+
+    @cached_property
+    def _cap_dst(self) -> np.ndarray:
+        return np.asarray(self.placement.cache_slots)[self.graph.dst]
+
+    @cached_property
+    def edge_fits(self) -> np.ndarray:
+        # An edge needing more slots than its server has can never be used (docs/model.md §9.3 guard).
+        return self.graph.k <= self._cap_dst
+
+    @cached_property
+    def blocks(self) -> BlockChains:
+        """The same DAG by (server, k) slots, for weights that depend on nothing else (docs/model.md §8.2)."""
+        return block_chains(self.placement.start, self.placement.n_blocks, self.pm.L)
+
+    @cached_property
+    def _cap_slot(self) -> np.ndarray:
+        return np.asarray(self.placement.cache_slots)[self.blocks.slot_server]
+
+    def slot_waits(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
+        """``edge_waits`` per (server, k) slot that is an edge: only servers short of slots are asked."""
+        waits = np.zeros(self.blocks.n_slots)
+        free, wait = book.free, book.wait_ms
+        for j, top, ks, slots in self._edge_slots:
+            f = free(j)
+            if f < top * units:
+                for k, s in zip(ks, slots):
+                    if f < k * units:
+                        waits[s] = wait(j, k * units, now)
+        return waits
+
+    @cached_property
+    def _edge_slots(self) -> list[tuple[int, int, list[int], list[int]]]:
+        """Per held server: (server, largest k of an edge, the k of its edges, their slots)."""
+        bc = self.blocks
+        out = []
+        for j in np.flatnonzero(bc.n_blocks > 0).tolist():
+            slots = np.arange(bc.offset[j], bc.offset[j] + bc.n_blocks[j])
+            slots = slots[bc.slot_edge[slots]]
+            if len(slots):
+                ks = bc.slot_k[slots].tolist()
+                out.append((j, max(ks), ks, slots.tolist()))
+        return out
 
     def static_weights(self, client: int, l_in: int, l_out: int) -> np.ndarray:
         raise NotImplementedError

@@ -8,29 +8,23 @@ takes their maximum, which is what the request really waits.
 
 from __future__ import annotations
 
-import numpy as np
 
-from swarmplan.perf.chains import shortest_chain
-from swarmplan.routing.base import Route, Router
+from swarmplan.perf.chains import opt_rr_chain
+from swarmplan.routing.base import Route
 from swarmplan.routing.state import SlotState
 from swarmplan.routing.wsrr import WsRrRouter
 
 
-class OptRrRouter(Router):
-    name = "opt-rr"
+class OptRrRouter(WsRrRouter):
+    """WS-RR's static weights and no-wait shortcut; the slow path takes min over w of SP_w + w on the
+    (server, k) slots that are edges of the graph (docs/model.md §8.2, §13.4)."""
 
-    static_weights = WsRrRouter.static_weights
+    name = "opt-rr"
 
     def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
         u = self.units(l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers), u)
-        waits = self.edge_waits(book, now, u)
-        best = (np.inf, [], [])
-        for w in np.unique(waits[np.isfinite(base) & np.isfinite(waits)]):
-            cost, chain, blocks = shortest_chain(self.graph, np.where(waits <= w, base, np.inf))
-            if chain and cost + w < best[0]:
-                best = (cost + w, chain, blocks)
-        _, servers, processed = best
+        _, servers, processed = opt_rr_chain(self.blocks, base, self.slot_waits(book, now, u))
         return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

@@ -106,6 +106,8 @@ class ServerDraw(_Strict):
 
     count: PositiveInt
     gpu_fractions: dict[str, float] = Field(..., description="GPU type → fraction of servers (sums to 1)")
+    share_nodes: bool = Field(False, description="several servers may sit at one node (servers at the same PoP): "
+                                                 "nodes are drawn with replacement, so count may exceed the nodes")
 
     @model_validator(mode="after")
     def _fractions(self):

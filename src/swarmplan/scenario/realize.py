@@ -113,6 +113,34 @@ def _largest_remainder(count: int, fractions: dict[str, float]) -> dict[str, int
     return floor
 
 
+def _server_rtts(servers, client_nodes, network) -> tuple[np.ndarray, np.ndarray]:
+    """(clients × servers) and (servers × servers) raw RTTs: explicit values as given, else the nodes' RTTs
+    (servers sharing a node get that node's row); server pairs without nodes are NaN, the diagonal 0."""
+    n, c = len(servers), len(client_nodes)
+    node = np.array([-1 if s[2] is None else s[2] for s in servers], dtype=np.int64)
+    on_node = node >= 0
+    rtt_c = np.zeros((c, n))
+    explicit = [j for j, s in enumerate(servers) if s[3] is not None]
+    if explicit:
+        rtt_c[:, explicit] = np.array([servers[j][3] for j in explicit], dtype=float).T
+    if len(explicit) < n:
+        for ci, cn in enumerate(client_nodes):
+            if cn is None:
+                raise SwarmplanError(f"clients.{ci}.node", "servers sit on nodes but this client has none",
+                                     "give the client a node")
+        cnodes = np.array(client_nodes, dtype=np.int64)
+        rtt_c[:, on_node] = network.rtt_raw_ms[np.ix_(cnodes, node[on_node])]
+    if on_node.all():
+        rtt_s = network.rtt_raw_ms[np.ix_(node, node)]
+    else:
+        rtt_s = np.full((n, n), np.nan)
+        at = np.flatnonzero(on_node)
+        if len(at):
+            rtt_s[np.ix_(at, at)] = network.rtt_raw_ms[np.ix_(node[at], node[at])]
+    np.fill_diagonal(rtt_s, 0.0)
+    return rtt_c, rtt_s
+
+
 def _distinct(names, field: str, what: str) -> None:
     """Names must be unique; say which repeat and where."""
     seen: dict[str, int] = {}
@@ -166,10 +194,15 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
             raise SwarmplanError("servers", "drawn servers need a network", "set network.topology or list servers explicitly")
         taken = {n for n in client_nodes if n is not None}
         free = [i for i in range(len(network.names)) if i not in taken]
-        if draw.count > len(free):
+        if draw.share_nodes:  # docs/model.md §11.2 — servers at the same PoP: nodes drawn with replacement
+            if not free:
+                raise SwarmplanError("servers.count", "no node is left for servers", "draw fewer clients")
+            nodes = np.asarray(free)[rng.integers(len(free), size=draw.count)].tolist()
+        elif draw.count > len(free):
             raise SwarmplanError("servers.count", f"{draw.count} servers but only {len(free)} free nodes",
-                                 f"draw at most {len(free)} servers or use a larger topology")
-        nodes = [int(free[i]) for i in rng.choice(len(free), size=draw.count, replace=False)]
+                                 f"draw at most {len(free)} servers, use a larger topology or set servers.share_nodes")
+        else:
+            nodes = [int(free[i]) for i in rng.choice(len(free), size=draw.count, replace=False)]
         counts = _largest_remainder(draw.count, draw.gpu_fractions)
         types = [t for t, c in counts.items() for _ in range(c)]
         for t in types:
@@ -201,21 +234,7 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
     # Placement and routing keep a few per-block arrays per server (windows, coverage, MILP columns).
     require_fits("model.n_blocks", model.n_blocks * n, 64, "block × server cells",
                  "give the model's real number of transformer blocks")
-    rtt_c = np.zeros((c, n))
-    rtt_s = np.full((n, n), np.nan)
-    for j, (_, _, node, explicit) in enumerate(servers):
-        for ci in range(c):
-            if explicit is not None:
-                rtt_c[ci, j] = explicit[ci]
-            elif client_nodes[ci] is None:
-                raise SwarmplanError(f"clients.{ci}.node", "servers sit on nodes but this client has none",
-                                     "give the client a node")
-            else:
-                rtt_c[ci, j] = network.rtt_raw_ms[client_nodes[ci], node]
-        for k, (_, _, node2, _) in enumerate(servers):
-            if node is not None and node2 is not None:
-                rtt_s[j, k] = network.rtt_raw_ms[node, node2]
-    np.fill_diagonal(rtt_s, 0.0)
+    rtt_c, rtt_s = _server_rtts(servers, client_nodes, network)
     server_names = tuple(s[0] for s in servers)
     rtt_c, rtt_s = _emulate(scenario, rtt_c, rtt_s)
     bandwidth = _link_bandwidth(scenario, c, server_names)

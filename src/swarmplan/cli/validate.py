@@ -1,0 +1,71 @@
+"""``swarmplan validate``: real servers vs the simulator on the same inputs (docs/runtime.md §6)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from swarmplan.errors import SwarmplanError
+
+
+def _load_calibration(path: Path):
+    from dataclasses import fields
+
+    from swarmplan.runtime.calibrate import Calibration
+
+    try:
+        doc = json.loads(path.read_text())
+        return Calibration(**{f.name: doc[f.name] for f in fields(Calibration) if f.name in doc})
+    except (OSError, ValueError, TypeError) as exc:
+        raise SwarmplanError("--calibration", f"cannot read {path}: {exc}",
+                             "give the JSON that `swarmplan calibrate --json` printed")
+
+
+def validate(
+    scenario: str = typer.Argument("validate-abvt", help="built-in name or YAML path"),
+    method: str = typer.Option("cg-bprr", "--method", "-m", help="any simulator method (cg-bprr, petals, gbp-cr, …)"),
+    requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests to run (default: the scenario's)"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="JSON from `swarmplan calibrate --json` (default: calibrate now, under the same machine load)"),
+    bandwidth: Optional[float] = typer.Option(None, "--bandwidth-mbit", min=0.001, help="emulated bandwidth of every link (Mbit/s; default: unlimited)"),
+    out: Path = typer.Option(Path("validate-out"), "--out", help="folder for requests.csv, summary.json, predicted_vs_measured.png"),
+    force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)"),
+) -> None:
+    """Run the scenario's requests on real server processes and in the simulator; report per-request errors."""
+    from swarmplan.runtime.model import check_device, require_runtime
+    from swarmplan.scenario.loader import load_scenario
+
+    require_runtime()
+    sc, base = load_scenario(scenario, sets or [])
+    names = ("requests.csv", "summary.json", "predicted_vs_measured.png")
+    paths = [out / n for n in names]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise SwarmplanError("--out", f"would overwrite {', '.join(existing)}", "choose another folder or pass --force")
+    check_device(device)
+    cal = _load_calibration(calibration) if calibration else None
+    from swarmplan.runtime.validate import plot_validation, run_validation
+
+    v = run_validation(sc, base, method, requests, seed, device, cal, bandwidth_mbit_s=bandwidth,
+                       log=lambda msg: print(msg, file=sys.stderr))
+    summary = v.summary()
+    out.mkdir(parents=True, exist_ok=True)
+    v.rows.to_csv(paths[0], index=False)
+    paths[1].write_text(json.dumps(summary, indent=2))
+    plot_validation(v, paths[2])
+    if as_json:
+        print(json.dumps(summary))
+        return
+    e, m, p = summary["error"], summary["measured"], summary["predicted"]
+    print(f"{summary['scenario']} · {method}: {summary['completed']}/{summary['requests']} completed, "
+          f"{summary['lost']} lost, {summary['waited']} waited, tokens identical: {summary['tokens_identical']}")
+    for k in ("response", "per_token", "ttft"):
+        print(f"  {k:9s} measured {m[k]:9.1f} ms  predicted {p[k]:9.1f} ms  MAPE {e[k + '_mape'] * 100:5.1f} %")
+    print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)

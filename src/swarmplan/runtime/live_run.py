@@ -1,0 +1,148 @@
+"""Run a workload on real server processes with the method's placement and policy (docs/runtime.md §4–5).
+
+One call launches a server per placement span (KV slots = the placement's cache slots, every link the
+swarm's RTT), runs every request as its own asyncio task from its arrival time, applies the failure
+schedule (kill at fail_s, restart at return_s) and always reaps the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from swarmplan.runtime.client import ChainRunner, Connections, RequestRecord, make_driver, serve_request
+from swarmplan.runtime.launch import ServerGroup, ServerSpec
+from swarmplan.runtime.live import LiveSlots
+from swarmplan.runtime.model import Head, LlamaArch
+from swarmplan.runtime.wire import Link
+from swarmplan.sim.recording import ChainTimer
+
+
+@dataclass
+class Outage:
+    server: int  # index in the swarm
+    fail_ms: float
+    return_ms: float | None = None
+
+
+@dataclass
+class LiveRun:
+    records: list[RequestRecord]
+    outages: list[Outage]
+    wall_s: float
+    server_pids: list[int]
+
+
+def server_specs(pm, placement, bandwidth_mbit_s: float | None = None) -> list[ServerSpec]:
+    """One process per server that holds blocks; its links carry the swarm's RTT to every client and server."""
+    sw = pm.swarm
+    specs = []
+    for j in np.flatnonzero(placement.n_blocks > 0).tolist():
+        links = {f"client:{c}": (float(sw.rtt_raw_client_ms[c, j]), bandwidth_mbit_s) for c in range(sw.n_clients)}
+        for i in range(sw.n_servers):
+            rtt = sw.rtt_raw_server_ms[i, j]
+            if i != j and np.isfinite(rtt):
+                links[f"server:{i}"] = (float(rtt), bandwidth_mbit_s)
+        specs.append(ServerSpec(j, sw.server_names[j], int(placement.start[j]), int(placement.n_blocks[j]),
+                                int(placement.cache_slots[j]), links))
+    return specs
+
+
+def predictor(pm):
+    """docs/model.md §3.3–3.4 — the model's service time of a request on a chain plus d_init (used for bookings)."""
+    timer = ChainTimer(pm)
+    d_init = pm.swarm.timing.initial_delay_ms
+
+    def predict(client, l_in, l_out, servers, processed):
+        t1, tok = timer.times(client, l_in, servers, processed)
+        return t1 + (l_out - 1) * tok + d_init
+
+    return predict
+
+
+def run_live(arch: LlamaArch, pm, placement, policy, workload, prompts: list[list[int]], *, device: str = "cpu",
+             host: str = "127.0.0.1", outages: list[Outage] = (), bandwidth_mbit_s: float | None = None,
+             secret: bytes | None = None, group: ServerGroup | None = None, log=None) -> LiveRun:
+    specs = server_specs(pm, placement, bandwidth_mbit_s)
+    secret = secret or os.urandom(32)
+    group = group or ServerGroup(arch, specs, secret, host=host, device=device)
+    with group:
+        pids = list(group.pids)
+        if log:
+            log(f"running {workload.n} requests on {len(pids)} server processes …")
+        t_start = time.monotonic()
+        records = asyncio.run(_drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device,
+                                     list(outages), bandwidth_mbit_s))
+        wall = time.monotonic() - t_start
+    return LiveRun(records, list(outages), wall, pids)
+
+
+async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, outages, bw):
+    import torch
+
+    torch.set_num_threads(1)
+    loop = asyncio.get_running_loop()
+    sw = pm.swarm
+    live = LiveSlots(placement.cache_slots)
+    for j in range(sw.n_servers):
+        if placement.n_blocks[j] == 0:
+            live.set_dead(j)
+    head = Head(arch, device)
+    span = [int(m) for m in placement.n_blocks]
+    t0 = loop.time()
+
+    def clock() -> float:
+        return (loop.time() - t0) * 1000.0
+
+    runners, conns = {}, {}
+    for c in range(sw.n_clients):
+        conns[c] = Connections(host, group.ports, secret, f"client:{c}")
+        links = {j: Link(float(sw.rtt_raw_client_ms[c, j]), bw) for j in range(sw.n_servers)}
+        runners[c] = ChainRunner(head, conns[c], links, live, span, clock)
+    await _warm_up(head, runners, placement, int(workload.input_tokens.max()))
+    t0 = loop.time()  # the run's clock starts once every server is warm
+    driver = make_driver(policy, live, predictor(pm), clock, sw.timing)
+    churn = asyncio.create_task(_churn(outages, group, conns, live, clock))
+    arrival, l_out, client = workload.arrival_ms.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
+    recs = [RequestRecord(r, arrival[r], list(prompts[r]), int(l_out[r])) for r in range(workload.n)]
+    try:
+        await asyncio.gather(*(serve_request(recs[r], client[r], driver, runners[client[r]], clock)
+                               for r in range(workload.n)))
+    finally:
+        churn.cancel()
+        for c in conns.values():
+            c.close()
+    return recs
+
+
+async def _warm_up(head, runners, placement, l_in: int, pool: int = 4) -> None:
+    """Open a few pooled connections per server and run one short session through every span, so the first
+    measured request pays neither connection set-up nor the first forward's one-off allocations."""
+    for runner in runners.values():
+        for j in np.flatnonzero(placement.n_blocks > 0).tolist():
+            conns = [await runner.conns.get(j) for _ in range(pool)]
+            for conn in conns:
+                runner.conns.put(j, conn)
+            rec = RequestRecord(-1 - j, 0.0, [1] * l_in, 4)
+            await runner.run(rec, [j], [int(placement.n_blocks[j])])
+
+
+async def _churn(outages: list[Outage], group: ServerGroup, conns, live: LiveSlots, clock) -> None:
+    events = sorted([(o.fail_ms, "fail", o.server) for o in outages]
+                    + [(o.return_ms, "return", o.server) for o in outages if o.return_ms is not None])
+    loop = asyncio.get_running_loop()
+    for at, what, j in events:
+        await asyncio.sleep(max(0.0, at - clock()) / 1000)
+        if j not in group.specs:
+            continue
+        if what == "fail":
+            await loop.run_in_executor(None, group.kill, j)
+        else:
+            port = await loop.run_in_executor(None, group.restart, j)
+            for c in conns.values():
+                c.server_back(j, port)
+            live.set_alive(j)

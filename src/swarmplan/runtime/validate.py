@@ -1,0 +1,183 @@
+"""Measured vs predicted: run a scenario's requests on real servers and in the simulator on the same inputs
+(docs/runtime.md §6).
+
+Same swarm draw, same placement and policy object, same arrivals and lengths, the same RTTs (emulated on
+every link), the GPU times and per-hop overheads fitted on this machine (runtime.calibrate) — then the
+mean absolute percentage error of response time, per-token time and TTFT per request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.runtime.calibrate import Calibration, calibrate
+from swarmplan.runtime.live_run import LiveRun, Outage, run_live
+from swarmplan.runtime.model import LlamaArch, arch_from_model_params, build_reference, check_fits_memory, reference_generate
+
+
+@dataclass
+class Validation:
+    method: str
+    scenario: str
+    calibration: Calibration
+    live: LiveRun
+    sim: object  # SimResult
+    rows: object  # pandas DataFrame, one row per request
+    tokens_identical: bool
+    failures_simulated: bool
+
+    def summary(self) -> dict:
+        df = self.rows
+        done = df[~df["lost"]]
+        return {
+            "method": self.method,
+            "scenario": self.scenario,
+            "requests": int(len(df)),
+            "completed": int(len(done)),
+            "lost": int(df["lost"].sum()),
+            "tokens_identical": bool(self.tokens_identical),
+            "waited": int((done["measured_wait_ms"] > 1.0).sum()),
+            "server_failures": len(self.live.outages),
+            "failures_simulated": self.failures_simulated,
+            "error": {f"{k}_mape": mape(done[f"measured_{k}_ms"], done[f"predicted_{k}_ms"])
+                      for k in ("response", "per_token", "ttft")},
+            "measured": {k: float(done[f"measured_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
+            "predicted": {k: float(done[f"predicted_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
+            "calibration": {k: v for k, v in self.calibration.to_json().items() if k not in ("arch", "samples")},
+            "wall_s": round(self.live.wall_s, 3),
+        }
+
+
+def mape(measured, predicted) -> float:
+    """docs/runtime.md §6 — mean |measured − predicted| / measured, as a fraction (0.05 = 5 %)."""
+    m, p = np.asarray(measured, float), np.asarray(predicted, float)
+    if len(m) == 0:
+        return float("nan")
+    return float(np.mean(np.abs(m - p) / m))
+
+
+def apply_calibration(sc, cal: Calibration):
+    """The scenario with every GPU type's times and the per-hop overheads replaced by the fitted ones (the
+    servers all run on this machine's device); memory and block clamps stay as the scenario says."""
+    gpus = {}
+    for name, spec in sc.gpus.items():
+        d = spec.model_dump()
+        d.update(preset=None, timing="fitted", decode_ms_per_block=cal.decode_ms_per_block,
+                 prefill_ms_per_token_per_block=cal.prefill_ms_per_token_per_block,
+                 prefill_ms_per_block=cal.prefill_ms_per_block)
+        if d.get("memory_gb") is None:
+            raise SwarmplanError(f"gpus.{name}.memory_gb", "missing", "give the memory the runtime server emulates")
+        gpus[name] = type(spec)(**d)
+    timing = sc.timing.model_copy(update=cal.timing_entry())
+    return sc.model_copy(update=dict(gpus=gpus, timing=timing))
+
+
+def scenario_arch(sc, base_dir=None, seed: int = 0) -> LlamaArch:
+    from swarmplan.scenario.realize import resolve_model
+
+    return arch_from_model_params(resolve_model(sc), seed)
+
+
+def outages_from(schedule) -> list[Outage]:
+    """The simulator's churn schedule (docs/model.md §16) as process kills and restarts: each failure paired
+    with the same server's next return."""
+    out: list[Outage] = []
+    open_: dict[int, Outage] = {}
+    for ev in schedule.events:
+        if not ev.up:
+            open_[ev.server] = Outage(ev.server, ev.time_ms)
+            out.append(open_[ev.server])
+        elif ev.server in open_:
+            open_.pop(ev.server).return_ms = ev.time_ms
+    return out
+
+
+def run_validation(sc, base_dir, method: str, n_requests: int | None = None, seed: int = 0, device: str = "cpu",
+                   calibration: Calibration | None = None, host: str = "127.0.0.1",
+                   bandwidth_mbit_s: float | None = None, check_tokens: bool = True, log=None) -> Validation:
+    import pandas as pd
+
+    from swarmplan.methods.registry import MethodContext, parse_method
+    from swarmplan.perf.model import PerfModel
+    from swarmplan.sim.churn import churn_schedule
+    from swarmplan.scenario.realize import realize
+    from swarmplan.scenario.workload import draw_workload
+    from swarmplan.sim.run import run_policy
+
+    log = log or (lambda msg: None)
+    chosen = parse_method(method)
+    swarm_rng, wl_rng, method_rng, prompt_rng, churn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
+    arch = scenario_arch(sc, base_dir, seed)
+    n_servers = sc.servers.count if not isinstance(sc.servers, list) else len(sc.servers)
+    check_fits_memory(arch, n_servers + 1)
+    if calibration is None:
+        log("calibrating on this machine …")
+        calibration = calibrate(arch, device)
+    sc = apply_calibration(sc, calibration)
+    swarm = realize(sc, swarm_rng, base_dir)
+    pm = PerfModel.from_swarm(swarm)
+    placement, policy = chosen.build(MethodContext(pm, method_rng, sc.workload.rate_per_s))
+    if placement.coverage(pm.L).min() < 1:
+        raise SwarmplanError("placement", f"{method}'s placement leaves blocks uncovered", "give the servers more memory")
+    workload = draw_workload(sc.workload, swarm.n_clients, wl_rng, n_requests, base_dir)
+    prompts = [prompt_rng.integers(0, arch.vocab, size=int(l)).tolist() for l in workload.input_tokens]
+    # The same failures in both: the scenario's churn schedule; returning servers keep their span (no re-join).
+    schedule = churn_schedule(sc.churn, swarm.server_names, float(workload.arrival_ms[-1]), churn_rng)
+    outages = outages_from(schedule)
+    sim = run_policy(pm, placement, workload, policy, 0.0, method, churn=schedule if schedule else None)
+    log(f"starting {int((placement.n_blocks > 0).sum())} server processes …")
+    live = run_live(arch, pm, placement, policy, workload, prompts, device=device, host=host, outages=outages,
+                    bandwidth_mbit_s=bandwidth_mbit_s, log=log)
+    identical = True
+    if check_tokens:
+        ref = build_reference(arch, device)
+        want: dict[tuple, list[int]] = {}
+        for rec in live.records:
+            if rec.lost:
+                continue
+            key = (tuple(rec.prompt), rec.output_tokens)
+            if key not in want:
+                want[key] = reference_generate(ref, rec.prompt, rec.output_tokens)
+            identical &= rec.tokens == want[key]
+    rows = []
+    for r, rec in enumerate(live.records):
+        l_out = int(workload.output_tokens[r])
+        resp = rec.response_ms if not rec.lost else math.nan
+        rows.append(dict(
+            request=r, arrival_ms=rec.arrival_ms, input_tokens=int(workload.input_tokens[r]), output_tokens=l_out,
+            lost=rec.lost, failures=rec.failures, refusals=rec.refusals,
+            chain_predicted="-".join(map(str, sim.chains[r])), chain_measured="-".join(map(str, rec.chains[0])) if rec.chains else "",
+            measured_wait_ms=rec.start_ms - rec.arrival_ms, predicted_wait_ms=float(sim.wait_ms[r]),
+            measured_ttft_ms=rec.ttft_ms, predicted_ttft_ms=float(sim.ttft_ms[r]),
+            measured_per_token_ms=resp / l_out, predicted_per_token_ms=float(sim.per_token_ms[r]),
+            measured_response_ms=resp, predicted_response_ms=float(sim.response_ms[r]),
+        ))
+    return Validation(method, sc.name, calibration, live, sim, pd.DataFrame(rows), identical,
+                      failures_simulated=bool(schedule))
+
+
+def plot_validation(v: Validation, path) -> None:
+    """Predicted against measured per request (response and per-token time), with the y = x line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = v.rows[~v.rows["lost"]]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    for ax, key, label in zip(axes, ("response", "per_token", "ttft"), ("response time", "per-token time", "TTFT")):
+        m, p = df[f"measured_{key}_ms"], df[f"predicted_{key}_ms"]
+        ax.scatter(m, p, s=14, alpha=0.7)
+        lo, hi = float(min(m.min(), p.min())), float(max(m.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel(f"measured {label} (ms)")
+        ax.set_ylabel(f"predicted {label} (ms)")
+        ax.set_title(f"{label}: MAPE {mape(m, p) * 100:.1f} %")
+    fig.suptitle(f"{v.scenario} · {v.method} · {len(df)} requests")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

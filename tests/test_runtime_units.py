@@ -1,0 +1,133 @@
+"""Runtime pieces with worked numbers: wire frames, link delay, the calibration fits, MAPE, live slot state."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.routing.slots import SlotBook
+from swarmplan.runtime.calibrate import fit_calibration, fit_prefill
+from swarmplan.runtime.live import LiveSlots
+from swarmplan.runtime.model import LlamaArch, arch_from_model_params, check_fits_memory, preset_arch, require_runtime
+from swarmplan.runtime.validate import mape
+from swarmplan.runtime.wire import Link, encode, read_frame
+
+
+def test_frame_round_trip_is_header_plus_raw_bytes():
+    x = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    frame = encode({"op": "decode", "session": "a"}, x)
+    assert frame.endswith(x.tobytes()) and b"pickle" not in frame
+
+    async def read():
+        r = asyncio.StreamReader()
+        r.feed_data(frame)
+        r.feed_eof()
+        return await read_frame(r)
+
+    header, y = asyncio.run(read())
+    assert header["op"] == "decode" and header["shape"] == [1, 2, 3]
+    assert np.array_equal(x, y)
+
+
+def test_frame_with_lying_header_is_rejected():
+    bad = bytearray(encode({"op": "x"}, np.zeros(4, np.float32)))
+    bad = bad.replace(b'"shape":[4]', b'"shape":[5]')
+
+    async def read():
+        r = asyncio.StreamReader()
+        r.feed_data(bytes(bad))
+        r.feed_eof()
+        return await read_frame(r)
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(read())
+
+
+def test_link_delay_worked_example():
+    # 20 ms RTT → 10 ms one way; 1000 bytes at 8 Mbit/s → 1 ms.
+    assert Link(20.0, 8.0).delay_s(1000) == pytest.approx(0.011)
+    assert Link(20.0).delay_s(10**6) == pytest.approx(0.010)
+
+
+def test_calibration_fit_recovers_known_parameters():
+    tau, slope, base, o, p, q, rtt = 0.8, 0.05, 1.5, 2.0, 0.03, 1.2, 10.0
+    call, call_l = 0.4, 0.01  # per forward call: lands in the hop overhead, not in the per-block times
+    dec = [(n, rtt + o + tau * n, call + tau * n) for n in (1, 2, 3, 4) for _ in range(3)]
+    pre = [(n, l, rtt + p * l + q + n * (slope * l + base), call + call_l * l + n * (slope * l + base))
+           for n in (1, 2, 3) for l in (8, 16, 32)]
+    fit = fit_calibration(dec, pre, rtt)
+    assert fit["decode_ms_per_block"] == pytest.approx(tau)
+    assert fit["overhead_ms"] == pytest.approx(o)
+    assert fit["prefill_ms_per_token_per_block"] == pytest.approx(slope)
+    assert fit["prefill_ms_per_block"] == pytest.approx(base)
+    assert fit["input_overhead_per_token_ms"] == pytest.approx(p)
+    assert fit["input_overhead_base_ms"] == pytest.approx(q)
+    a, b, alpha, beta = fit_prefill([1, 2, 1, 2], [10, 10, 20, 20], [3 + 1 * 2, 3 + 2 * 2, 3.1 + 2.5, 3.1 + 5])
+    assert (a, b, alpha, beta) == pytest.approx((0.05, 1.5, 2.9, 0.01))  # 5 = 2.9 + 0.1 + 1.5 + 0.5
+
+
+def test_mape_worked_example():
+    assert mape([100, 200], [110, 150]) == pytest.approx((0.1 + 0.25) / 2)
+
+
+def test_live_slots_wait_matches_slot_book():
+    """With the same bookings, the live state gives the simulator's waits (docs/model.md §9.3)."""
+    book, live = SlotBook(np.array([6, 4])), LiveSlots([6, 4])
+    for r, (done, servers, ks) in enumerate([(50.0, [0, 1], [2, 2]), (80.0, [0], [3]), (30.0, [1], [1])]):
+        book.book(r, done, servers, ks)
+        live.book(r, servers, ks, done)
+    for j, k in [(0, 1), (0, 2), (0, 4), (0, 6), (0, 7), (1, 1), (1, 2), (1, 3), (1, 5)]:
+        assert live.wait_ms(j, k, 10.0) == book.wait_ms(j, k, 10.0), (j, k)
+        assert live.free(j) == book.free(j)
+    assert live.sessions == book.sessions
+    live.unbook(1)
+    assert live.free(0) == 4 and live.wait_ms(0, 5, 10.0) == pytest.approx(40.0)
+    live.set_dead(1)
+    assert live.wait_ms(1, 1, 0.0) == float("inf") and live.dead(1)
+
+
+def test_live_slots_admission_counts_servers_not_bookings():
+    live = LiveSlots([4])
+    live.book(0, [0], [4], 100.0)  # booked by a waiting request: routing sees no room …
+    assert live.free(0) == 0
+    assert live.can_admit([0], [4])  # … but the server itself would accept
+    live.admitted(0, 3)
+    assert not live.can_admit([0], [2]) and live.can_admit([0], [1])
+
+
+def test_arch_from_scenario_model_numbers():
+    arch = preset_arch("llama-small")
+    assert arch.params_per_block == 2 * 256 * 256 + 2 * 256 * 256 + 3 * 256 * 688 + 2 * 256 == 791040
+
+    class M:
+        name, n_blocks, d_model, params_per_block, kv_groups = "m", 8, 256, 791040, 1
+
+    again = arch_from_model_params(M)
+    assert (again.n_layers, again.hidden, again.intermediate, again.heads, again.kv_heads) == (8, 256, 688, 4, 4)
+    M.params_per_block = 791041
+    with pytest.raises(SwarmplanError, match="params_per_block"):
+        arch_from_model_params(M)
+
+
+def test_llama_2_7b_numbers_give_its_mlp_width():
+    class M:
+        name, n_blocks, d_model, params_per_block, kv_groups = "llama-2-7b", 32, 4096, 202_383_360, 1
+
+    assert arch_from_model_params(M).intermediate == 11008
+
+
+def test_model_too_big_is_one_clear_error():
+    big = LlamaArch(n_layers=80, hidden=8192, intermediate=28672, heads=64, kv_heads=8)
+    with pytest.raises(SwarmplanError, match="smaller model"):
+        check_fits_memory(big, 6, available_bytes=16 * 10**9)
+    check_fits_memory(preset_arch("llama-tiny"), 6, available_bytes=16 * 10**9)
+
+
+def test_missing_extra_is_one_clear_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(SwarmplanError, match=r"pip install -e \"\.\[runtime\]\""):
+        require_runtime()
