@@ -77,7 +77,8 @@ def test_builtin_results_unchanged_with_knobs_off(name):
     assert sc.workload.petals_reserve == "cache_tokens" and sc.model.activation_bytes_per_token is None
     assert sc.timing.petals_view_period_ms is None and sc.timing.petals_refresh_ms is None and sc.timing.petals_ban_ms is None
     got, _ = run_once(sc, [], 0, sc.workload.n_requests, 0, "fair", "petals", base, False)
-    assert sorted(got) == sorted(BEFORE[name])
+    # Methods added to the default set later (slo-pack) may appear; the pinned ones must be unchanged.
+    assert set(BEFORE[name]) <= set(got)
     for method, (service, wait, resp, p95) in BEFORE[name].items():
         s = got[method]
         assert (s["service_s"], s["wait_s"], s["response_mean_s"], s["response_p95_s"]) == pytest.approx(

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from swarmplan.cli import capacity as capacity_cmd
 from swarmplan.cli import catalog, compare, methods_cmd, plan, reproduce, root, simulate, sweep
 from swarmplan.cli import report as report_cmd
 from swarmplan.cli import split as split_cmd
@@ -29,6 +30,7 @@ app.command(name="report")(report_cmd.report)
 app.command()(reproduce.reproduce)
 app.command(name="calibrate")(calibrate_cmd.calibrate)
 app.command(name="validate")(validate_cmd.validate)
+app.command(name="capacity")(capacity_cmd.capacity)
 
 
 def main() -> None:

@@ -66,9 +66,22 @@ def session_capacity(pm: PerfModel, placement: Placement) -> np.ndarray:
     return memory.session_capacity_proposed(pm.memory_gb, placement.n_blocks, pm.block_gb, pm.kv_gb)
 
 
+def _helix(pm, pl):
+    from swarmplan.routing.helix import HelixRouter
+
+    return HelixRouter(pm, pl)
+
+
+def _parallax(pm, pl, fast_path):
+    from swarmplan.routing.parallax import ParallaxRouter
+
+    return ParallaxRouter(pm, pl, fast_path)
+
+
 def chains_for(pm: PerfModel, placement: Placement) -> list[Chain]:
-    """GCA's chains on a placement (docs/model.md §14.2); GBP-CR's own when the placement carries them."""
-    if isinstance(placement.details, ChainPlan):
+    """GCA's chains on a placement (docs/model.md §14.2); the placement's own when it carries them (GBP-CR's
+    ChainPlan, SLO-Pack's plan)."""
+    if isinstance(placement.details, ChainPlan) or hasattr(placement.details, "chains"):
         return placement.details.chains
     tau_c, tau_p = whole_request_times(pm)
     return gca(placement, pm.L, tau_c, tau_p)
@@ -84,5 +97,9 @@ for _p in (
            RouterOptions, lambda pm, pl, o: OptRrRouter(pm, pl, o.fast_path)),
     Policy("jffc", "GCA chains, join-the-fastest-free-chain from a central queue (Sun, He, Hou 2026)", ("queue",),
            NoPolicyOptions, lambda pm, pl, o: JffcDispatcher(chains_for(pm, pl))),
+    Policy("helix-iwrr", "Helix: max-flow over strict pipelines, interleaved weighted round-robin per hop "
+           "(docs/capacity.md §3.2)", ("book", "retry"), NoPolicyOptions, lambda pm, pl, o: _helix(pm, pl)),
+    Policy("parallax-dp", "Parallax: per-request min-latency DP over nodes with room (docs/capacity.md §4.2)",
+           ("book", "retry"), RouterOptions, lambda pm, pl, o: _parallax(pm, pl, o.fast_path)),
 ):
     register_policy(_p)

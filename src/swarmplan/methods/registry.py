@@ -130,6 +130,13 @@ ALIASES: dict[str, Method] = {
         Method("cgbp-jffc", "cg-bp", "jffc", "queue", "CG-BP placement + GCA chains + JFFC central queue"),
         Method("milp", "milp", "ws-rr", "book",
                "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing", default=False),
+        Method("helix", "helix", "helix-iwrr", "book", "Helix (ASPLOS '25): MILP placement maximising session "
+               "throughput (HiGHS, warm-started) + max-flow and interleaved weighted round-robin per hop",
+               default=False),
+        Method("parallax", "parallax", "parallax-dp", "book", "Parallax (GradientHQ): pipelines maximising "
+               "k²/stages, water-filled layers, per-request min-latency DP over free nodes", default=False),
+        Method("slo-pack", "slo-pack", "jffc", "queue", "SLO-Pack (ours): the capacity bound's LP rounded, or a "
+               "GBP-CR design, chosen per rate; JFFC over the chains that can meet the SLO"),
     ]
 }
 METHODS = ALIASES  # earlier name of the alias table

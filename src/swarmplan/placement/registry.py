@@ -186,6 +186,6 @@ def place(method: str, pm: PerfModel, R: int | None, rng: np.random.Generator, r
 
 
 # Placement modules that register themselves on import (docs/extending.md, recipe 1): add yours here.
-PLUGINS: tuple[str, ...] = ()
+PLUGINS: tuple[str, ...] = ("swarmplan.placement.helix", "swarmplan.placement.parallax", "swarmplan.placement.slopack")
 for _module in PLUGINS:
     __import__(_module)

@@ -1,0 +1,79 @@
+"""Capacity under a latency SLO: every method's highest Poisson rate, the provable upper bound, the ratios.
+
+Usage: python benchmarks/capacity.py [--scenarios paper-abvt ...] [--slos "per_token<=1.2x" "p95<=1.5x"]
+                                     [--methods ...] [--runs 1] [--tol 0.03] [--json out.json]
+Per scenario and SLO it prints one row per method: capacity (mean over runs of the highest rate that held)
+with its 95 % interval, the fraction of the bound and of gbp-cr, and what the method looked like just below
+and just above its capacity — mean wait, mean service, slot utilisation — which says where it loses
+capacity (waiting for memory, slow chains, or the SLO broken even alone). Runs are modest by default: a
+capacity search simulates each method ~7–11 times with requests growing with the rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from swarmplan.experiments.capacity import SearchOptions, capacity, parse_slo
+from swarmplan.scenario.loader import load_scenario
+
+SCENARIOS = ["paper-abvt", "paper-bellcanada", "paper-gtsce", "trace-azure-code", "trace-azure-conv"]
+METHODS = ["petals", "cg-bprr", "gbp-cr", "helix", "parallax", "slo-pack"]
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def loss(search) -> str:
+    """Where capacity is lost, from the first rate that failed: waiting (memory full) or service (slow chains)."""
+    above = search.at(search.hi)
+    if search.lo == 0.0:
+        return "SLO broken even alone (chains too slow)"
+    if above is None:
+        return "—"
+    w, s = above.get("wait_s", 0.0), above.get("service_s", 0.0)
+    if w > 0.25 * max(s, 1e-9) or w > 1.0:
+        return f"waiting above it (wait {fmt(w)} s, service {fmt(s)} s, slots {above.get('mean_slot_utilisation', 0):.0%})"
+    return f"slow chains above it (service {fmt(s)} s, wait {fmt(w)} s)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", nargs="+", default=SCENARIOS)
+    ap.add_argument("--slos", nargs="+", default=["per_token<=1.2x", "p95<=1.5x"])
+    ap.add_argument("--methods", nargs="+", default=METHODS)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tol", type=float, default=0.03)
+    ap.add_argument("--json", default=None, help="also write every result here")
+    args = ap.parse_args()
+    docs = []
+    for name in args.scenarios:
+        sc, base = load_scenario(name)
+        for text in args.slos:
+            t0 = time.time()
+            res = capacity(sc, args.methods, parse_slo(text), args.runs, args.seed, SearchOptions(rel_tol=args.tol), base)
+            ub, (ub_lo, ub_hi) = res.bound()
+            gbp = res.capacity("gbp-cr")[0] if "gbp-cr" in res.methods else float("nan")
+            certified = all(b["certified"] for b in res.bounds)
+            lp = sum(b["lp_rate_per_s"] for b in res.bounds) / len(res.bounds)
+            print(f"\n## {name}, SLO {text}: upper bound {fmt(ub)} req/s"
+                  + (f" [{fmt(ub_lo)}, {fmt(ub_hi)}]" if args.runs > 1 else "")
+                  + f" (LP value {fmt(lp)}{', certified' if certified else ''}); {args.runs} run(s), "
+                  f"{time.time() - t0:.0f} s")
+            print(f"{'method':10} {'capacity':>9} {'95 % interval':>18} {'/bound':>7} {'/gbp-cr':>8}  where it loses capacity")
+            for m in res.methods:
+                cap, (lo, hi) = res.capacity(m)
+                rel = cap / gbp if gbp > 0 else float("nan")
+                print(f"{m:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {res.ratio(m):>7.1%} "
+                      f"{rel:>8.2f}  {loss(res.searches[m][0])}")
+            docs.append(res.to_json())
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(docs, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""SLO-Pack's plan (docs/capacity.md §5): candidate placements, their GCA chains and dispatch set, and the
+choice of the candidate predicted to carry the highest rate within the SLO.
+
+Candidates: the capacity-bound LP rounded three ways (placement.slopack) and GBP-CR for every cache
+reservation c with every server placed. Each candidate's chains come from GCA (docs/model.md §14.2); under
+a response-time quantile SLO, chains whose service alone breaks the limit are dropped from dispatch (a
+request there is a miss whatever happens, so it is better queued for a chain that can meet it). The
+prediction: the largest λ at which the Theorem-4 lower bound on JFFC's mean response time (docs/model.md
+§14.4) stays within the response time the SLO allows (docs/capacity.md §5.2), found by bisection.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_classes
+from swarmplan.perf.model import PerfModel
+from swarmplan.perf.queueing import jffc_response_bounds_ms
+from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
+from swarmplan.placement.slopack import ROUNDINGS, default_slo, rounded_placement
+from swarmplan.placement.types import Placement
+from swarmplan.routing.gca import Chain, gca
+
+
+@dataclass(frozen=True)
+class SloPackPlan:
+    placement: Placement
+    chains: list[Chain]
+    predicted_per_s: float
+    source: str  # which candidate won
+    candidates: int
+    bound_per_s: float
+
+    def summary(self) -> dict:
+        """What a run reports of the plan beside its metrics."""
+        return {"slo_pack_candidate": self.source, "slo_pack_bound_per_s": self.bound_per_s}
+
+
+def admissible_chains(pm: PerfModel, chains: list[Chain], slo: Slo | None) -> list[Chain]:
+    if slo is None or slo.kind != "response":
+        return chains
+    d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
+    keep = [ch for ch in chains if ch.service_ms + d <= slo.limit_ms]
+    return keep or chains
+
+
+def allowed_mean_response_ms(pm: PerfModel, slo: Slo, fastest_ms: float, fastest_first_ms: float) -> float:
+    """The mean response time (ms) the SLO allows at the nominal lengths: per-token limit × l_out − delays;
+    TTFT: the wait it leaves plus the fastest service; a response quantile: its limit (a necessary bound)."""
+    d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
+    if slo.kind == "per_token":
+        return slo.limit_ms * pm.output_tokens - d
+    if slo.kind == "ttft":
+        return slo.limit_ms - d - fastest_first_ms + fastest_ms
+    return slo.limit_ms - d
+
+
+def predicted_rate_per_s(chains: list[Chain], allowed_ms: float, steps: int = 30) -> float:
+    """Largest λ with the Theorem-4 lower bound on JFFC's mean response time ≤ ``allowed_ms``."""
+    if not chains or min(ch.service_ms for ch in chains) > allowed_ms:
+        return 0.0
+    service = [ch.service_ms for ch in chains]
+    caps = [ch.capacity for ch in chains]
+    nu = sum(c / s for c, s in zip(caps, service))
+    lo, hi = 0.0, nu
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        try:
+            ok = jffc_response_bounds_ms(service, caps, mid)[0] <= allowed_ms
+        except SwarmplanError:
+            ok = False
+        lo, hi = (mid, hi) if ok else (lo, mid)
+    return lo * 1000.0
+
+
+_CACHE: dict[tuple, tuple] = {}
+
+
+def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placement, list[Chain]]], float]:
+    """The rate-independent candidates (LP roundings, GBP-CR for every c with every server placed) with their
+    dispatch chains, and the bound; computed once per swarm and SLO."""
+    key = (id(pm), slo)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is pm:
+        return hit[1], hit[2]
+    d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
+    bound = capacity_upper_bound(pm, slo, list(slo.classes) or length_classes(pm), d)
+    tau_c, tau_p = whole_request_times(pm)
+    raw: list[tuple[str, Placement]] = []
+    if bound.chains:
+        raw += [(f"lp-{rule}", rounded_placement(pm, bound, rule)) for rule in ROUNDINGS]
+    c_max = int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
+    for c in range(1, c_max + 1):
+        try:
+            raw.append((f"gbp-cr c={c}", gbp_cr(pm, c, float("inf"), method="slo-pack")))
+        except SwarmplanError:
+            continue
+    seen, out = set(), []
+    for name, pl in raw:
+        k = (pl.start.tobytes(), pl.n_blocks.tobytes())
+        if k in seen:
+            continue
+        seen.add(k)
+        chains = admissible_chains(pm, gca(pl, pm.L, tau_c, tau_p), slo)
+        if chains:
+            out.append((name, pl, chains))
+    if len(_CACHE) > 32:
+        _CACHE.clear()
+    _CACHE[key] = (weakref.ref(pm), out, bound.rate_per_s)
+    return out, bound.rate_per_s
+
+
+def plan_slo_pack(pm: PerfModel, slo: Slo | None = None, rate_per_s: float | None = None,
+                  extra: list[tuple[str, Placement, list[Chain]]] = ()) -> SloPackPlan:
+    """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
+    candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
+    criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``); when every
+    candidate is overloaded at that rate, or no rate is given, the one predicted to carry the highest rate
+    within the SLO."""
+    slo = slo or default_slo(pm)
+    cands, bound_rate = candidate_designs(pm, slo)
+    cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
+    if not cands:
+        raise SwarmplanError("slo", f"no candidate placement has a chain for {slo.describe()}", "relax the SLO")
+    best = None
+    if rate_per_s is not None:
+        for name, pl, chains in cands:
+            try:
+                value = jffc_response_bounds_ms([c.service_ms for c in chains], [c.capacity for c in chains],
+                                                rate_per_s / 1000.0)[0]
+            except SwarmplanError:
+                continue
+            if best is None or value < best[0]:
+                best = (value, name, pl, chains)
+    how = "least Theorem-4 bound at the rate"
+    if best is None:
+        how = "highest predicted rate within the SLO"
+        for name, pl, chains in cands:
+            fastest = min(chains, key=lambda ch: ch.service_ms)
+            first = sum(pm.rtt_in_ms.max(axis=0)[j] + pm.tau_in_ms[j] * k for j, k in zip(fastest.servers, fastest.blocks))
+            rate = predicted_rate_per_s(chains, allowed_mean_response_ms(pm, slo, fastest.service_ms, first))
+            if best is None or -rate < best[0]:
+                best = (-rate, name, pl, chains)
+    _, name, pl, chains = best
+    pl = Placement(method="slo-pack", start=pl.start, n_blocks=pl.n_blocks, cache_slots=pl.cache_slots,
+                   memory_model="proposed", order=pl.order,
+                   info={"slo": slo.describe(), "candidate": name, "chosen_by": how, "bound_per_s": bound_rate})
+    return SloPackPlan(pl, chains, 0.0, name, len(cands), bound_rate)

@@ -1,0 +1,92 @@
+"""Capacity search (docs/capacity.md §1): SLO parsing, the bracketing + bisection, and the bound against every
+method's measured capacity on a tiny swarm; the CLI's JSON."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import explicit_scenario
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.experiments.capacity import (
+    SearchOptions,
+    UnitStream,
+    capacity,
+    parse_slo,
+    search_method,
+)
+from swarmplan.scenario.models import Scenario
+
+
+def test_parse_slo_forms_and_errors():
+    s = parse_slo("per_token<=1.2x")
+    assert (s.kind, s.value, s.relative) == ("per_token", 1.2, True)
+    s = parse_slo("p95<=90")
+    assert (s.kind, s.value, s.relative, s.quantile) == ("response", 90.0, False, 0.95)
+    s = parse_slo("ttft<=3s")
+    assert (s.kind, s.value, s.relative) == ("ttft", 3.0, False)
+    assert parse_slo("p99.5<=2x").quantile == pytest.approx(0.995)
+    for bad in ("fast", "per_token<=0.5x", "p100<=3", "ttft<=0", ""):
+        with pytest.raises(SwarmplanError):
+            parse_slo(bad)
+
+
+def test_bisection_brackets_a_monotone_threshold():
+    seen = []
+
+    def evaluate(rate):  # the metric is the rate itself: the SLO (≤ 3.0) holds below 3 req/s
+        seen.append(rate)
+        return rate * 1000.0, {}
+
+    opts = SearchOptions(rel_tol=0.01)
+    res = search_method(evaluate, 3000.0, start=0.4, ceiling=100.0, opts=opts)
+    assert res.lo <= 3.0 < res.hi and res.hi / res.lo - 1 <= 0.01
+    assert all(t["holds"] == (t["rate_per_s"] <= 3.0) for t in res.trials)
+    never = search_method(lambda r: (1e9, {}), 1.0, start=1.0, ceiling=10.0, opts=opts)
+    assert never.lo == 0.0 and never.hi <= 1.0 / 2 ** 9
+
+
+def test_unit_stream_rescales_one_arrival_pattern():
+    sc = Scenario.model_validate(explicit_scenario([{"memory_gb": 4.0, "decode_ms_per_block": 5.0}], [10.0], n_blocks=2))
+    st = UnitStream.draw(sc, 1, seed=3, run=0, n=50, base_dir=None)
+    a, b = st.at(1.0, 40), st.at(4.0, 20)
+    assert np.allclose(b.arrival_ms, a.arrival_ms[:20] / 4.0)
+    assert UnitStream.draw(sc, 1, 3, 0, 80, None).gaps[:50] == pytest.approx(st.gaps)
+
+
+TINY = explicit_scenario(
+    [{"memory_gb": 3.0, "decode_ms_per_block": 5.0}, {"memory_gb": 2.6, "decode_ms_per_block": 7.0},
+     {"memory_gb": 4.0, "decode_ms_per_block": 9.0}],
+    [10.0, 20.0, 30.0], n_blocks=4)
+
+
+@pytest.mark.parametrize("slo", ["per_token<=1.5x", "p90<=2x"])
+def test_no_method_beats_the_bound(slo):
+    sc = Scenario.model_validate(TINY)
+    opts = SearchOptions(rel_tol=0.05, horizon_services=20)
+    res = capacity(sc, ["cg-bprr", "gbp-cr", "slo-pack", "helix", "parallax"], parse_slo(slo), 1, 0, opts)
+    bound = res.bounds[0]["rate_per_s"]
+    assert bound > 0
+    for name in res.methods:
+        lo = res.searches[name][0].lo
+        # The bracket's resolution (rel_tol) is the only slack: a method's highest rate that held is below it.
+        assert lo <= bound * (1 + opts.rel_tol), (name, lo, bound)
+    assert res.capacity("slo-pack")[0] > 0
+
+
+def test_cli_json_is_one_document(run_cli, tmp_path):
+    path = tmp_path / "tiny.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(TINY))
+    code, out, err = run_cli("capacity", str(path), "--methods", "gbp-cr,slo-pack", "--slo", "per_token<=1.5x",
+                             "--tol", "0.1", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {"slo", "upper_bound_per_s", "methods"} <= set(doc)
+    for name in ("gbp-cr", "slo-pack"):
+        m = doc["methods"][name]
+        lo, hi = m["ci_per_s"]
+        assert lo <= m["capacity_per_s"] <= hi
+    code, out, err = run_cli("capacity", str(path), "--slo", "quick")
+    assert code == 2 and "--slo" in err and out == ""

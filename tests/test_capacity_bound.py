@@ -1,0 +1,138 @@
+"""The capacity upper bound (docs/capacity.md §2) against brute force over every placement of tiny swarms."""
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import explicit_scenario, perf_of
+from scipy.optimize import linprog
+
+from swarmplan.errors import SwarmplanError
+from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound
+
+
+def chains_of(start, m, L):
+    """Every chain of a placement by depth-first search (independent of perf.chains)."""
+    end = [s + k - 1 if k else -1 for s, k in zip(start, m)]
+    out = []
+
+    def walk(boundary, chain, blocks):
+        if boundary == L:
+            out.append((tuple(chain), tuple(blocks)))
+            return
+        for j in range(len(start)):
+            if m[j] and j not in chain and start[j] <= boundary + 1 <= end[j]:
+                walk(end[j], chain + [j], blocks + [end[j] - boundary])
+
+    walk(0, [], [])
+    return out
+
+
+def best_rate_for_placement(pm, start, m, slo: Slo, delay_ms: float) -> float:
+    """The fluid optimum of one placement: max Λ over chain rates with Little's law on the real slots
+    ⌊(M − s_m m)/s_c⌋ and the SLO row, by scipy's LP (req/s)."""
+    chains = chains_of(start, m, pm.L)
+    if not chains:
+        return 0.0
+    slots = np.floor((pm.memory_gb - pm.block_gb * np.asarray(m)) / pm.kv_gb + 1e-9)
+    T = np.array([sum(pm.hop_service(0, j, k) for j, k in zip(ch, ks)) for ch, ks in chains])
+    n = len(chains)
+    A_ub, b_ub = [], []
+    for j in range(pm.n_servers):
+        row = np.zeros(n + 1)
+        for p, (ch, ks) in enumerate(chains):
+            if j in ch:
+                row[p] = T[p] * ks[ch.index(j)]
+        if row.any():
+            A_ub.append(row)
+            b_ub.append(slots[j])
+    if slo.kind == "per_token":
+        A_ub.append(np.append((T + delay_ms) / pm.output_tokens - slo.limit_ms, 0.0))
+        b_ub.append(0.0)
+    else:  # response quantile: chains meeting the limit carry ≥ quantile of the rate
+        meets = (T + delay_ms <= slo.limit_ms).astype(float)
+        A_ub.append(np.append(-meets, slo.quantile))
+        b_ub.append(0.0)
+    A_eq = [np.append(np.ones(n), -1.0)]
+    res = linprog(np.append(np.zeros(n), -1.0), A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=[0.0],
+                  bounds=[(0, None)] * (n + 1), method="highs")
+    assert res.status == 0
+    return -res.fun * 1000.0
+
+
+def brute_force(pm, slo, delay_ms) -> float:
+    options = []
+    for j in range(pm.n_servers):
+        most = int(min(pm.L, pm.max_blocks[j], np.floor(pm.memory_gb[j] / pm.block_gb + 1e-9)))
+        options.append([(0, 0)] + [(a, k) for k in range(1, most + 1) for a in range(1, pm.L - k + 2)])
+    best = 0.0
+    for combo in itertools.product(*options):
+        start, m = [a for a, _ in combo], [k for _, k in combo]
+        best = max(best, best_rate_for_placement(pm, start, m, slo, delay_ms))
+    return best
+
+
+def tiny(rng, n, L):
+    while True:
+        servers = [{"memory_gb": float(rng.uniform(1.3, 4.6)), "decode_ms_per_block": float(rng.uniform(0.5, 30)),
+                    "prefill_ms_per_token_per_block": 0.0, "prefill_ms_per_block": float(rng.uniform(1, 40)),
+                    **({"max_blocks": int(rng.integers(1, L + 1))} if rng.random() < 0.3 else {})} for _ in range(n)]
+        rtts = [float(rng.uniform(0, 60)) for _ in range(n)]
+        try:
+            return perf_of(explicit_scenario(servers, rtts, n_blocks=L))
+        except SwarmplanError:
+            continue
+
+
+def fastest_per_token_ms(pm, delay):
+    best = np.inf
+    for k in range(1, pm.n_servers + 1):
+        for servers in itertools.permutations(range(pm.n_servers), k):
+            for blocks in itertools.product(range(1, pm.L + 1), repeat=k):
+                if sum(blocks) != pm.L:
+                    continue
+                ok = all(b <= min(pm.max_blocks[j], (pm.memory_gb[j] - pm.kv_gb * b) / pm.block_gb) for j, b in zip(servers, blocks))
+                if ok:
+                    best = min(best, sum(pm.hop_service(0, j, b) for j, b in zip(servers, blocks)))
+    return (best + delay) / pm.output_tokens
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bound_is_at_least_the_best_placement(seed):
+    rng = np.random.default_rng(seed)
+    pm = tiny(rng, 3, 4)
+    delay = pm.swarm.timing.initial_delay_ms
+    fast = fastest_per_token_ms(pm, delay)
+    for slo in (Slo("per_token", 1.15 * fast), Slo("response", 1.3 * fast * pm.output_tokens, 0.9)):
+        bound = capacity_upper_bound(pm, slo)
+        brute = brute_force(pm, slo, delay)
+        assert bound.rate_per_s >= brute * (1 - 1e-7), (seed, slo)
+        assert bound.lp_rate_per_s <= bound.rate_per_s * (1 + 1e-9)
+        # Column generation (pricing by the time-grid DP) proves a bound at least the exact LP's, and close to it.
+        generated = capacity_upper_bound(pm, slo, enumerate_limit=0)
+        assert bound.rate_per_s * (1 - 1e-7) <= generated.rate_per_s <= bound.rate_per_s * 1.05 + 1e-9
+
+
+def test_bound_equals_brute_force_when_the_split_is_forced():
+    """Two servers that can each hold only half the model: the only placement is the one chain s0+s1, whose
+    memory constraint the relaxation reproduces exactly, so the bound is the true optimum."""
+    servers = [{"memory_gb": 3.0, "decode_ms_per_block": 5.0, "max_blocks": 2},
+               {"memory_gb": 2.5, "decode_ms_per_block": 9.0, "max_blocks": 2}]
+    pm = perf_of(explicit_scenario(servers, [10.0, 30.0], n_blocks=4))
+    delay = pm.swarm.timing.initial_delay_ms
+    fast = fastest_per_token_ms(pm, delay)
+    for slo in (Slo("per_token", 1.5 * fast), Slo("response", 2 * fast * pm.output_tokens)):
+        bound = capacity_upper_bound(pm, slo)
+        brute = brute_force(pm, slo, delay)
+        assert bound.certified
+        assert bound.rate_per_s == pytest.approx(brute, rel=1e-6)
+        # By hand: slots ⌊(3 − 2)/0.1⌋ = 10 and ⌊(2.5 − 2)/0.1⌋ = 5; each request holds 2 slots on both for T,
+        # so Λ ≤ min(10, 5)/(2 T).
+        T = pm.hop_service(0, 0, 2) + pm.hop_service(0, 1, 2)
+        assert brute == pytest.approx(5 / (2 * T) * 1000, rel=1e-9)
+
+
+def test_no_rate_meets_an_slo_below_the_fastest_chain():
+    pm = tiny(np.random.default_rng(3), 3, 4)
+    fast = fastest_per_token_ms(pm, pm.swarm.timing.initial_delay_ms)
+    assert capacity_upper_bound(pm, Slo("per_token", 0.99 * fast)).rate_per_s == pytest.approx(0.0, abs=1e-9)
