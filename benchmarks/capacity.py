@@ -59,16 +59,20 @@ def main() -> None:
             gbp = res.capacity("gbp-cr")[0] if "gbp-cr" in res.methods else float("nan")
             certified = all(b["certified"] for b in res.bounds)
             lp = sum(b["lp_rate_per_s"] for b in res.bounds) / len(res.bounds)
-            print(f"\n## {name}, SLO {text}: upper bound {fmt(ub)} req/s"
-                  + (f" [{fmt(ub_lo)}, {fmt(ub_hi)}]" if args.runs > 1 else "")
-                  + f" (LP value {fmt(lp)}{', certified' if certified else ''}); {args.runs} run(s), "
-                  f"{time.time() - t0:.0f} s")
+            print(
+                f"\n## {name}, SLO {text}: upper bound {fmt(ub)} req/s"
+                + (f" [{fmt(ub_lo)}, {fmt(ub_hi)}]" if args.runs > 1 else "")
+                + f" (LP value {fmt(lp)}{', certified' if certified else ''}); {args.runs} run(s), "
+                f"{time.time() - t0:.0f} s"
+            )
             print(f"{'method':10} {'capacity':>9} {'95 % interval':>18} {'/bound':>7} {'/gbp-cr':>8}  where it loses capacity")
             for m in res.methods:
                 cap, (lo, hi) = res.capacity(m)
                 rel = cap / gbp if gbp > 0 else float("nan")
-                print(f"{m:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {res.ratio(m):>7.1%} "
-                      f"{rel:>8.2f}  {loss(res.searches[m][0])}")
+                print(
+                    f"{m:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {res.ratio(m):>7.1%} "
+                    f"{rel:>8.2f}  {loss(res.searches[m][0])}"
+                )
             docs.append(res.to_json())
     if args.json:
         with open(args.json, "w") as fh:

@@ -33,8 +33,10 @@ def main() -> None:
     n = args.requests
     a, b = peak_bytes(n, args.method), peak_bytes(2 * n, args.method)
     per = (b - a) / n
-    print(f"{args.method}: peak {a / 2**20:.1f} MiB for {n} requests, {b / 2**20:.1f} MiB for {2 * n}: "
-          f"{per:.0f} bytes per request (limit assumes {BYTES_PER_REQUEST})")
+    print(
+        f"{args.method}: peak {a / 2**20:.1f} MiB for {n} requests, {b / 2**20:.1f} MiB for {2 * n}: "
+        f"{per:.0f} bytes per request (limit assumes {BYTES_PER_REQUEST})"
+    )
 
 
 if __name__ == "__main__":

@@ -31,12 +31,14 @@ def grown_abvt(n_servers: int, seed: int, a100_fraction: float = 0.2) -> PerfMod
     nodes = rng.choice(others, size=n_servers, replace=n_servers > len(others))
     n_a100 = int(np.floor(a100_fraction * n_servers + 0.5))
     gpus = ["mig-1g-10gb"] * (n_servers - n_a100) + ["a100-80gb"] * n_a100
-    sc = Scenario.model_validate({
-        "name": f"abvt-{n_servers}",
-        "servers": [{"name": f"s{i:02d}", "gpu": g, "node": names[int(n)]} for i, (g, n) in enumerate(zip(gpus, nodes))],
-        "clients": [{"name": "client", "node": names[client]}],
-        "network": {"topology": "Abvt"},
-    })
+    sc = Scenario.model_validate(
+        {
+            "name": f"abvt-{n_servers}",
+            "servers": [{"name": f"s{i:02d}", "gpu": g, "node": names[int(n)]} for i, (g, n) in enumerate(zip(gpus, nodes))],
+            "clients": [{"name": "client", "node": names[client]}],
+            "network": {"topology": "Abvt"},
+        }
+    )
     return PerfModel.from_swarm(realize(sc, rng))
 
 
@@ -48,10 +50,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--a100-fraction", type=float, default=0.2, help="0 gives an all-MIG, memory-tight swarm")
     args = ap.parse_args()
-    print(f"A100 fraction {args.a100_fraction:g}; time limit {args.time_limit:g} s per solve; "
-          "gap = (objective − bound)/objective")
-    print(f"{'N':>3} {'R':>3} | {'layered: status':>16} {'time s':>7} {'gap':>8} {'obj ms':>8} | "
-          f"{'reference: status':>18} {'time s':>7} {'gap':>8} {'obj ms':>8} | {'CG-BP/opt':>9}")
+    print(
+        f"A100 fraction {args.a100_fraction:g}; time limit {args.time_limit:g} s per solve; gap = (objective − bound)/objective"
+    )
+    print(
+        f"{'N':>3} {'R':>3} | {'layered: status':>16} {'time s':>7} {'gap':>8} {'obj ms':>8} | "
+        f"{'reference: status':>18} {'time s':>7} {'gap':>8} {'obj ms':>8} | {'CG-BP/opt':>9}"
+    )
     for n in args.servers:
         pm = grown_abvt(n, args.seed, args.a100_fraction)
         for R in args.requests:

@@ -24,11 +24,15 @@ from swarmplan.scenario.realize import realize
 def swarm(n: int, seed: int = 0) -> PerfModel:
     rng = np.random.default_rng(seed)
     gpus = np.where(rng.random(n) < 0.2, "a100-80gb", "l4")
-    sc = Scenario.model_validate({
-        "model": {"preset": "llama-2-70b"},
-        "servers": [{"name": f"s{i}", "gpu": str(g), "rtt_ms": {"c": float(rng.uniform(5, 150))}} for i, g in enumerate(gpus)],
-        "clients": [{"name": "c"}],
-    })
+    sc = Scenario.model_validate(
+        {
+            "model": {"preset": "llama-2-70b"},
+            "servers": [
+                {"name": f"s{i}", "gpu": str(g), "rtt_ms": {"c": float(rng.uniform(5, 150))}} for i, g in enumerate(gpus)
+            ],
+            "clients": [{"name": "c"}],
+        }
+    )
     return PerfModel.from_swarm(realize(sc, rng))
 
 
@@ -53,8 +57,10 @@ def main() -> None:
         base = best_of(lambda: np.argsort(t_tilde, kind="stable"), args.repeat)
         cg = best_of(lambda: cg_bp(pm, args.R), args.repeat)
         pe = best_of(lambda: petals_placement(pm, rng=np.random.default_rng(1)), args.repeat)
-        print(f"{n:5d} servers × {pm.L} blocks: CG-BP (R = {args.R}) {cg * 1000:8.1f} ms ({cg / base:,.0f}× sort baseline); "
-              f"PETALS {pe * 1000:8.1f} ms ({pe / base:,.0f}×)")
+        print(
+            f"{n:5d} servers × {pm.L} blocks: CG-BP (R = {args.R}) {cg * 1000:8.1f} ms ({cg / base:,.0f}× sort baseline); "
+            f"PETALS {pe * 1000:8.1f} ms ({pe / base:,.0f}×)"
+        )
 
 
 if __name__ == "__main__":

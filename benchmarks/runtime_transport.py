@@ -37,11 +37,18 @@ def split(arch, prompt, tokens, n_servers) -> tuple[float, float]:
     specs = [ServerSpec(j, f"s{j}", int(cuts[j]) + 1, int(cuts[j + 1] - cuts[j]), 64) for j in range(n_servers)]
     secret = os.urandom(16)
     with ServerGroup(arch, specs, secret) as group:
+
         async def go():
             head = Head(arch)
             live = LiveSlots([64] * n_servers)
-            runner = ChainRunner(head, Connections("127.0.0.1", group.ports, secret, "client:0"),
-                                 {j: Link() for j in range(n_servers)}, live, [s.n_blocks for s in specs], time.perf_counter)
+            runner = ChainRunner(
+                head,
+                Connections("127.0.0.1", group.ports, secret, "client:0"),
+                {j: Link() for j in range(n_servers)},
+                live,
+                [s.n_blocks for s in specs],
+                time.perf_counter,
+            )
             servers, blocks = list(range(n_servers)), [s.n_blocks for s in specs]
             await runner.run(RequestRecord(0, 0.0, prompt, 4), servers, blocks)  # warm-up
             t0 = time.perf_counter()
@@ -69,8 +76,10 @@ def main() -> None:
     print(f"single-process generate(): {base:8.1f} tokens/s")
     for n in args.servers:
         rate = split(arch, prompt, args.tokens, n)
-        print(f"runtime, {n} server(s), 0 ms RTT: {rate:8.1f} tokens/s  ({rate / base:.2f}× single-process; "
-              f"{1000 / rate - 1000 / base:+.2f} ms per token of transport and client work)")
+        print(
+            f"runtime, {n} server(s), 0 ms RTT: {rate:8.1f} tokens/s  ({rate / base:.2f}× single-process; "
+            f"{1000 / rate - 1000 / base:+.2f} ms per token of transport and client work)"
+        )
 
 
 if __name__ == "__main__":

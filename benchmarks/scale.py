@@ -57,7 +57,7 @@ def bench_swarm(n_servers: int, seed: int = 0):
     nodes = rng.integers(len(net.names), size=n_servers)
     n_a100 = int(math.floor(0.2 * n_servers + 0.5))
     is_a100 = np.zeros(n_servers, dtype=bool)
-    is_a100[n_servers - n_a100:] = True  # slower types first, as drawn swarms are ordered
+    is_a100[n_servers - n_a100 :] = True  # slower types first, as drawn swarms are ordered
     a = small.server_gpus.index("a100-80gb")
     g = small.server_gpus.index("mig-1g-10gb")
     pick = np.where(is_a100, a, g)
@@ -71,12 +71,19 @@ def bench_swarm(n_servers: int, seed: int = 0):
         server_names=tuple(f"s{i + 1:05d}" for i in range(n_servers)),
         server_gpus=tuple(small.server_gpus[i] for i in pick.tolist()),
         server_locations=tuple(net.names[i] for i in nodes.tolist()),
-        memory_gb=col(small.memory_gb), decode_ms_per_block=col(small.decode_ms_per_block),
+        memory_gb=col(small.memory_gb),
+        decode_ms_per_block=col(small.decode_ms_per_block),
         prefill_ms_per_token_per_block=col(small.prefill_ms_per_token_per_block),
-        prefill_ms_per_block=col(small.prefill_ms_per_block), times_from_preset=col(small.times_from_preset),
-        max_blocks=col(small.max_blocks), roofline=col(small.roofline), tflops=col(small.tflops),
-        bandwidth_gb_per_ms=col(small.bandwidth_gb_per_ms), per_block_overhead_ms=col(small.per_block_overhead_ms),
-        inference_rps=col(small.inference_rps), forward_rps=col(small.forward_rps), network_rps=col(small.network_rps),
+        prefill_ms_per_block=col(small.prefill_ms_per_block),
+        times_from_preset=col(small.times_from_preset),
+        max_blocks=col(small.max_blocks),
+        roofline=col(small.roofline),
+        tflops=col(small.tflops),
+        bandwidth_gb_per_ms=col(small.bandwidth_gb_per_ms),
+        per_block_overhead_ms=col(small.per_block_overhead_ms),
+        inference_rps=col(small.inference_rps),
+        forward_rps=col(small.forward_rps),
+        network_rps=col(small.network_rps),
         client_locations=(net.names[client],),
         rtt_raw_client_ms=net.rtt_raw_ms[client][nodes][None, :].copy(),
         rtt_raw_server_ms=net.rtt_raw_ms[np.ix_(nodes, nodes)],
@@ -126,8 +133,7 @@ def task_servers(n: int) -> dict:
     t1 = time.process_time()
     per = run_methods(pm, sc, base, 100, sc.workload.rate_per_s)
     t2 = time.process_time()
-    return {"swarm_s": t1 - t0, "methods_s": t2 - t1, "per_method": per,
-            "fp": fingerprint({k: v["fp"] for k, v in per.items()})}
+    return {"swarm_s": t1 - t0, "methods_s": t2 - t1, "per_method": per, "fp": fingerprint({k: v["fp"] for k, v in per.items()})}
 
 
 def task_realize(n: int) -> dict:
@@ -171,8 +177,12 @@ def task_placement(n: int) -> dict:
         out[name] = {"s": time.process_time() - t0, "fp": fingerprint([pl.start.tolist(), pl.n_blocks.tolist()])}
     t0 = time.process_time()
     plan = plan_chains(pm, sc.workload.rate_per_s)
-    out["gbp-cr"] = {"s": time.process_time() - t0, "c": plan.c, "candidates": plan.candidates,
-                     "fp": fingerprint([plan.placement.start.tolist(), [ch.servers for ch in plan.chains]])}
+    out["gbp-cr"] = {
+        "s": time.process_time() - t0,
+        "c": plan.c,
+        "candidates": plan.candidates,
+        "fp": fingerprint([plan.placement.start.tolist(), [ch.servers for ch in plan.chains]]),
+    }
     return out
 
 
@@ -186,14 +196,14 @@ def task_milp(limit_s: float) -> dict:
         sc, base, pm = bench_swarm(n)
         t0 = time.process_time()
         try:
-            pl = place("milp", pm, None, np.random.default_rng(0), sc.workload.rate_per_s,
-                       options=MilpOptions(time_limit_s=limit_s))
+            pl = place(
+                "milp", pm, None, np.random.default_rng(0), sc.workload.rate_per_s, options=MilpOptions(time_limit_s=limit_s)
+            )
         except SwarmplanError as err:
             rows.append({"servers": n, "s": time.process_time() - t0, "status": f"error: {err.problem}"})
             break
         info = pl.info
-        rows.append({"servers": n, "s": time.process_time() - t0, "status": str(info.get("status")),
-                     "gap": info.get("gap")})
+        rows.append({"servers": n, "s": time.process_time() - t0, "status": str(info.get("status")), "gap": info.get("gap")})
         if time.process_time() - t0 >= limit_s:
             break
     return {"rows": rows}
@@ -205,16 +215,24 @@ def task_memory(n_req: int, methods: str) -> dict:
     out = tempfile.mkdtemp(prefix="scale-mem-")
     t0 = time.process_time()
     try:
-        app(["compare", "paper-gtsce", "--runs", "1", "--requests", str(n_req), "--methods", methods,
-             "--out", out], standalone_mode=False)
+        app(
+            ["compare", "paper-gtsce", "--runs", "1", "--requests", str(n_req), "--methods", methods, "--out", out],
+            standalone_mode=False,
+        )
     except SystemExit:
         pass
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     return {"s": time.process_time() - t0, "out_bytes": size}
 
 
-TASKS = {"servers": task_servers, "realize": task_realize, "overload": task_overload, "placement": task_placement,
-         "milp": task_milp, "memory": task_memory}
+TASKS = {
+    "servers": task_servers,
+    "realize": task_realize,
+    "overload": task_overload,
+    "placement": task_placement,
+    "milp": task_milp,
+    "memory": task_memory,
+}
 
 
 def child(argv: list[str]) -> None:
@@ -260,8 +278,10 @@ def main() -> None:
     skip = set(args.skip.split(",")) - {""}
     import swarmplan
 
-    print(f"swarmplan from {os.path.dirname(swarmplan.__file__)}; numba "
-          f"{'on' if os.environ.get('SWARMPLAN_NUMBA', '1') != '0' else 'off'}; timeout {args.timeout:.0f} s")
+    print(
+        f"swarmplan from {os.path.dirname(swarmplan.__file__)}; numba "
+        f"{'on' if os.environ.get('SWARMPLAN_NUMBA', '1') != '0' else 'off'}; timeout {args.timeout:.0f} s"
+    )
 
     if "servers" not in skip:
         print("\n## Servers: every default method, 1 run, 100 requests (as compare --runs 1)")
@@ -282,8 +302,10 @@ def main() -> None:
         for n in args.servers:
             r = spawn(["realize", n], args.timeout)
             if "realize_s" in r:
-                print(f"scale-10k with servers.count={n}: realize + PerfModel {r['realize_s']:.2f} s, "
-                      f"peak {r['peak_rss_mb']:.0f} MB")
+                print(
+                    f"scale-10k with servers.count={n}: realize + PerfModel {r['realize_s']:.2f} s, "
+                    f"peak {r['peak_rss_mb']:.0f} MB"
+                )
             else:
                 print(f"scale-10k with servers.count={n}: not available ({r})")
 
@@ -317,7 +339,9 @@ def main() -> None:
         for n in args.memory_requests:
             r = spawn(["memory", n, args.memory_methods], args.timeout)
             if "s" in r:
-                print(f"{n:>9} requests: {r['s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, output {r['out_bytes'] / 1e6:.0f} MB")
+                print(
+                    f"{n:>9} requests: {r['s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, output {r['out_bytes'] / 1e6:.0f} MB"
+                )
             else:
                 print(f"{n:>9} requests: {r}")
 

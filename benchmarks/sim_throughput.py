@@ -29,7 +29,8 @@ METHODS = ("petals", "petals-retry", "opt-order", "opt-num", "opt-rr", "cg-bprr"
 
 
 def measure(requests: int, scenario: str, rate: float | None, repeat: int, profile: bool = False) -> dict[str, float]:
-    from swarmplan.methods.registry import METHODS as TABLE, MethodContext, allocation_delay_ms
+    from swarmplan.methods.registry import METHODS as TABLE
+    from swarmplan.methods.registry import MethodContext, allocation_delay_ms
     from swarmplan.perf.model import PerfModel
     from swarmplan.scenario.loader import load_scenario
     from swarmplan.scenario.realize import realize
@@ -61,8 +62,10 @@ def measure(requests: int, scenario: str, rate: float | None, repeat: int, profi
 
 
 def measure_at(rev_tree: Path, args) -> dict[str, float]:
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import sim_throughput as b; "
-            f"print(json.dumps(b.measure({args.requests}, {args.scenario!r}, {args.rate!r}, {args.repeat})))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import sim_throughput as b; "
+        f"print(json.dumps(b.measure({args.requests}, {args.scenario!r}, {args.rate!r}, {args.repeat})))"
+    )
     env = dict(os.environ, PYTHONPATH=str(rev_tree / "src"))
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -78,8 +81,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternations with --against")
     ap.add_argument("--profile", action="store_true", help="print where the time goes")
     args = ap.parse_args()
-    print(f"{args.scenario}: {args.requests} requests (opt-rr: {args.requests // 10})"
-          + (f" at {args.rate} req/s" if args.rate else ""))
+    print(
+        f"{args.scenario}: {args.requests} requests (opt-rr: {args.requests // 10})"
+        + (f" at {args.rate} req/s" if args.rate else "")
+    )
     if args.against is None:
         for name, rps in measure(args.requests, args.scenario, args.rate, args.repeat, args.profile).items():
             print(f"  {name:14s} {rps:12,.0f} requests/s (CPU)")

@@ -34,22 +34,34 @@ def _load(sets):
 
 def timing(n: int, repeat: int) -> None:
     # Llama-2-70B steps take longer than 7B's on every device: SLAs scaled to stay feasible.
-    sc, sm, rng = _load(["model.preset=llama-2-70b", f"workload.n_requests={n}", "workload.rate_per_s=5",
-                         "split.request_types.0.sla_response_s=40", "split.request_types.0.sla_ttft_s=10",
-                         "split.request_types.1.sla_response_s=60", "split.request_types.1.sla_ttft_s=30",
-                         "split.request_types.2.sla_response_s=20"])
+    sc, sm, rng = _load(
+        [
+            "model.preset=llama-2-70b",
+            f"workload.n_requests={n}",
+            "workload.rate_per_s=5",
+            "split.request_types.0.sla_response_s=40",
+            "split.request_types.0.sla_ttft_s=10",
+            "split.request_types.1.sla_response_s=60",
+            "split.request_types.1.sla_ttft_s=30",
+            "split.request_types.2.sla_response_s=20",
+        ]
+    )
     print(f"model blocks L = {sm.L}, requests = {n}, device classes = {len(sm.devices)}")
     lengths = np.random.default_rng(1).integers(64, 2048, size=n)
     base_t, dev = sm.types[0], sm.devices[0]
-    stacks = [sm.stack(RequestType(f"r{i}", int(a), base_t.output_tokens, 1.0, float("inf"), float("inf"), float("inf")),
-                       dev) for i, a in enumerate(lengths)]
+    stacks = [
+        sm.stack(RequestType(f"r{i}", int(a), base_t.output_tokens, 1.0, float("inf"), float("inf"), float("inf")), dev)
+        for i, a in enumerate(lengths)
+    ]
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
         fronts = [work_frontier(split_options(s)) for s in stacks]
         best = min(best, time.perf_counter() - t0)
-    print(f"(a) layer DP, {n} requests × {sm.L} blocks, uncached: {best:.3f} s "
-          f"({best / n * 1e3:.2f} ms per request; {np.mean([len(f) for f in fronts]):.1f} frontier options each)")
+    print(
+        f"(a) layer DP, {n} requests × {sm.L} blocks, uncached: {best:.3f} s "
+        f"({best / n * 1e3:.2f} ms per request; {np.mean([len(f) for f in fronts]):.1f} frontier options each)"
+    )
     unit = sum(f[-1].client_work_ms for f in fronts) / 2 / sm.budget_resolution  # a budget of half the full offload
     options = [[(budget_units(o.client_work_ms, unit), o.server_work_ms) for o in f] for f in fronts]
     best = float("inf")
@@ -76,8 +88,10 @@ def budgets() -> None:
         sc, sm, rng = _load(sets)
         plan = plan_window(sm, draw_requests(sc, sm, rng))
         g = plan.results["greedy"]
-        print(f"{scale:>6g} {plan.dp.server_work_fraction - 1:>+29.1%} {g.server_work_fraction - 1:>+8.1%} "
-              f"{plan.throughput_gain_over_greedy:>+28.2%}")
+        print(
+            f"{scale:>6g} {plan.dp.server_work_fraction - 1:>+29.1%} {g.server_work_fraction - 1:>+8.1%} "
+            f"{plan.throughput_gain_over_greedy:>+28.2%}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-GRID = ["--grid", "workload.rate_per_s=0.1:1.0:0.1", "--grid", "servers.count=9,12,15,18,22",
-        "--grid", "workload.output_tokens=64,128"]  # 10 × 5 × 2 = 100 cells
+GRID = [
+    "--grid",
+    "workload.rate_per_s=0.1:1.0:0.1",
+    "--grid",
+    "servers.count=9,12,15,18,22",
+    "--grid",
+    "workload.output_tokens=64,128",
+]  # 10 × 5 × 2 = 100 cells
 
 
 def sweep_cmd(out: Path, *extra: str) -> list[str]:
@@ -63,18 +69,25 @@ def main() -> None:
     common = [*GRID, "--methods", "petals,cg-bprr,gbp-cr", "--runs", "5", "--requests", str(args.requests)]
     if "local" in phases:
         wall, rss, _ = timed(sweep_cmd(args.work / "local", *common, "--jobs", str(args.jobs)))
-        print(f"grid 100 cells × 5 runs × 3 methods × {args.requests} requests, --jobs {args.jobs}: {wall:.1f} s, main RSS {rss:.0f} MiB", flush=True)
+        print(
+            f"grid 100 cells × 5 runs × 3 methods × {args.requests} requests, --jobs {args.jobs}: {wall:.1f} s, main RSS {rss:.0f} MiB",
+            flush=True,
+        )
     if "dask" in phases:
         wall, rss, _ = timed(sweep_cmd(args.work / "dask", *common, "--dask", "local", "--dask-workers", str(args.jobs)))
-        print(f"same grid, --dask local ({args.jobs} workers): {wall:.1f} s, main RSS {rss:.0f} MiB; "
-              f"identical table: {same(args.work / 'local', args.work / 'dask')}", flush=True)
+        print(
+            f"same grid, --dask local ({args.jobs} workers): {wall:.1f} s, main RSS {rss:.0f} MiB; "
+            f"identical table: {same(args.work / 'local', args.work / 'dask')}",
+            flush=True,
+        )
     if "cut" in phases:  # kill mid-way, then resume
         cut = args.work / args.cut_name
         shutil.rmtree(cut, ignore_errors=True)
         env = {**os.environ, "PYTHONPATH": SRC}
         t0 = time.perf_counter()
-        proc = subprocess.Popen(sweep_cmd(cut, *common, "--jobs", str(args.jobs)), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            sweep_cmd(cut, *common, "--jobs", str(args.jobs)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         while len(list((cut / "parts").glob("c*.parquet")) if (cut / "parts").exists() else []) < 200:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
@@ -83,8 +96,11 @@ def main() -> None:
         done = len(list((cut / "parts").glob("c*.parquet")))
         time.sleep(1)  # orphaned pool workers exit when their parent's pipe closes
         wall, rss, err = timed(sweep_cmd(cut, *common, "--jobs", str(args.jobs)))
-        print(f"killed after {first:.1f} s with {done}/500 tasks done; resume: {wall:.1f} s; "
-              f"identical table: {same(cut, args.work / 'local')}", flush=True)
+        print(
+            f"killed after {first:.1f} s with {done}/500 tasks done; resume: {wall:.1f} s; "
+            f"identical table: {same(cut, args.work / 'local')}",
+            flush=True,
+        )
     # Peak memory: 10⁶ simulated requests (cells × runs × methods × requests), per-request rows streamed too.
     if "mem" not in phases:
         return
@@ -94,11 +110,28 @@ def main() -> None:
         total = cells * 10 * len(methods) * n
         out = args.work / f"mem-{cells}"
         shutil.rmtree(out, ignore_errors=True)
-        wall, rss, _ = timed(sweep_cmd(out, "--grid", f"workload.rate_per_s={cells_rate}", "--grid", "workload.output_tokens=64,128",
-                                       "--methods", args.mem_methods, "--runs", "10", "--requests", str(n), "--per-request"))
+        wall, rss, _ = timed(
+            sweep_cmd(
+                out,
+                "--grid",
+                f"workload.rate_per_s={cells_rate}",
+                "--grid",
+                "workload.output_tokens=64,128",
+                "--methods",
+                args.mem_methods,
+                "--runs",
+                "10",
+                "--requests",
+                str(n),
+                "--per-request",
+            )
+        )
         rows = pq.ParquetFile(out / "requests.parquet").metadata.num_rows
-        print(f"{cells} cells × 10 runs × {len(methods)} method(s) × {n} requests = {total:,} simulated requests "
-              f"({rows:,} per-request rows streamed): {wall:.1f} s, peak RSS {rss:.0f} MiB (serial, one process)", flush=True)
+        print(
+            f"{cells} cells × 10 runs × {len(methods)} method(s) × {n} requests = {total:,} simulated requests "
+            f"({rows:,} per-request rows streamed): {wall:.1f} s, peak RSS {rss:.0f} MiB (serial, one process)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

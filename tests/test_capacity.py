@@ -43,7 +43,7 @@ def test_bisection_brackets_a_monotone_threshold():
     assert res.lo <= 3.0 < res.hi and res.hi / res.lo - 1 <= 0.01
     assert all(t["holds"] == (t["rate_per_s"] <= 3.0) for t in res.trials)
     never = search_method(lambda r: (1e9, {}), 1.0, start=1.0, ceiling=10.0, opts=opts)
-    assert never.lo == 0.0 and never.hi <= 1.0 / 2 ** 9
+    assert never.lo == 0.0 and never.hi <= 1.0 / 2**9
 
 
 def test_unit_stream_rescales_one_arrival_pattern():
@@ -55,9 +55,14 @@ def test_unit_stream_rescales_one_arrival_pattern():
 
 
 TINY = explicit_scenario(
-    [{"memory_gb": 3.0, "decode_ms_per_block": 5.0}, {"memory_gb": 2.6, "decode_ms_per_block": 7.0},
-     {"memory_gb": 4.0, "decode_ms_per_block": 9.0}],
-    [10.0, 20.0, 30.0], n_blocks=4)
+    [
+        {"memory_gb": 3.0, "decode_ms_per_block": 5.0},
+        {"memory_gb": 2.6, "decode_ms_per_block": 7.0},
+        {"memory_gb": 4.0, "decode_ms_per_block": 9.0},
+    ],
+    [10.0, 20.0, 30.0],
+    n_blocks=4,
+)
 
 
 @pytest.mark.parametrize("slo", ["per_token<=1.5x", "p90<=2x"])
@@ -79,8 +84,9 @@ def test_cli_json_is_one_document(run_cli, tmp_path):
     import yaml
 
     path.write_text(yaml.safe_dump(TINY))
-    code, out, err = run_cli("capacity", str(path), "--methods", "gbp-cr,slo-pack", "--slo", "per_token<=1.5x",
-                             "--tol", "0.1", "--json")
+    code, out, err = run_cli(
+        "capacity", str(path), "--methods", "gbp-cr,slo-pack", "--slo", "per_token<=1.5x", "--tol", "0.1", "--json"
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert {"slo", "upper_bound_per_s", "methods"} <= set(doc)

@@ -54,8 +54,15 @@ def best_rate_for_placement(pm, start, m, slo: Slo, delay_ms: float) -> float:
         A_ub.append(np.append(-meets, slo.quantile))
         b_ub.append(0.0)
     A_eq = [np.append(np.ones(n), -1.0)]
-    res = linprog(np.append(np.zeros(n), -1.0), A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=[0.0],
-                  bounds=[(0, None)] * (n + 1), method="highs")
+    res = linprog(
+        np.append(np.zeros(n), -1.0),
+        A_ub=np.array(A_ub),
+        b_ub=b_ub,
+        A_eq=np.array(A_eq),
+        b_eq=[0.0],
+        bounds=[(0, None)] * (n + 1),
+        method="highs",
+    )
     assert res.status == 0
     return -res.fun * 1000.0
 
@@ -74,9 +81,16 @@ def brute_force(pm, slo, delay_ms) -> float:
 
 def tiny(rng, n, L):
     while True:
-        servers = [{"memory_gb": float(rng.uniform(1.3, 4.6)), "decode_ms_per_block": float(rng.uniform(0.5, 30)),
-                    "prefill_ms_per_token_per_block": 0.0, "prefill_ms_per_block": float(rng.uniform(1, 40)),
-                    **({"max_blocks": int(rng.integers(1, L + 1))} if rng.random() < 0.3 else {})} for _ in range(n)]
+        servers = [
+            {
+                "memory_gb": float(rng.uniform(1.3, 4.6)),
+                "decode_ms_per_block": float(rng.uniform(0.5, 30)),
+                "prefill_ms_per_token_per_block": 0.0,
+                "prefill_ms_per_block": float(rng.uniform(1, 40)),
+                **({"max_blocks": int(rng.integers(1, L + 1))} if rng.random() < 0.3 else {}),
+            }
+            for _ in range(n)
+        ]
         rtts = [float(rng.uniform(0, 60)) for _ in range(n)]
         try:
             return perf_of(explicit_scenario(servers, rtts, n_blocks=L))
@@ -91,7 +105,9 @@ def fastest_per_token_ms(pm, delay):
             for blocks in itertools.product(range(1, pm.L + 1), repeat=k):
                 if sum(blocks) != pm.L:
                     continue
-                ok = all(b <= min(pm.max_blocks[j], (pm.memory_gb[j] - pm.kv_gb * b) / pm.block_gb) for j, b in zip(servers, blocks))
+                ok = all(
+                    b <= min(pm.max_blocks[j], (pm.memory_gb[j] - pm.kv_gb * b) / pm.block_gb) for j, b in zip(servers, blocks)
+                )
                 if ok:
                     best = min(best, sum(pm.hop_service(0, j, b) for j, b in zip(servers, blocks)))
     return (best + delay) / pm.output_tokens
@@ -116,8 +132,10 @@ def test_bound_is_at_least_the_best_placement(seed):
 def test_bound_equals_brute_force_when_the_split_is_forced():
     """Two servers that can each hold only half the model: the only placement is the one chain s0+s1, whose
     memory constraint the relaxation reproduces exactly, so the bound is the true optimum."""
-    servers = [{"memory_gb": 3.0, "decode_ms_per_block": 5.0, "max_blocks": 2},
-               {"memory_gb": 2.5, "decode_ms_per_block": 9.0, "max_blocks": 2}]
+    servers = [
+        {"memory_gb": 3.0, "decode_ms_per_block": 5.0, "max_blocks": 2},
+        {"memory_gb": 2.5, "decode_ms_per_block": 9.0, "max_blocks": 2},
+    ]
     pm = perf_of(explicit_scenario(servers, [10.0, 30.0], n_blocks=4))
     delay = pm.swarm.timing.initial_delay_ms
     fast = fastest_per_token_ms(pm, delay)

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import perf_of
+
 from swarmplan.errors import SwarmplanError
 from swarmplan.perf.queueing import jffc_response_bounds_ms
 from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
@@ -23,8 +23,15 @@ def chain_scenario(memory, rtt, base, n_blocks, rate_per_s=1.0, output_tokens=1)
     """l_in = 1 and l_out = 1 with no input overhead, so τ^c_j = RTT_j and τ^p_j = the prefill base."""
     return {
         "model": {"n_blocks": n_blocks, "block_gb": 1.0, "kv_bytes_per_token_per_block": 0.1e9 / (1 + output_tokens)},
-        "gpus": {f"g{i}": {"memory_gb": m, "decode_ms_per_block": 1e-9, "prefill_ms_per_block": b,
-                           "prefill_ms_per_token_per_block": 0.0} for i, (m, b) in enumerate(zip(memory, base))},
+        "gpus": {
+            f"g{i}": {
+                "memory_gb": m,
+                "decode_ms_per_block": 1e-9,
+                "prefill_ms_per_block": b,
+                "prefill_ms_per_token_per_block": 0.0,
+            }
+            for i, (m, b) in enumerate(zip(memory, base))
+        },
         "servers": [{"name": f"j{i + 1}", "gpu": f"g{i}", "rtt_ms": {"o": r}} for i, r in enumerate(rtt)],
         "clients": [{"name": "o"}],
         "timing": {"input_overhead_per_token_ms": 0, "input_overhead_base_ms": 0, "overhead_ms": 0, "initial_delay_ms": 0},
@@ -142,8 +149,13 @@ def _three_chains():
 
 def _workload(arrivals, service_factor=None):
     n = len(arrivals)
-    return Workload(np.asarray(arrivals, dtype=float), np.ones(n, dtype=np.int64), np.ones(n, dtype=np.int64),
-                    np.zeros(n, dtype=np.int64), service_factor)
+    return Workload(
+        np.asarray(arrivals, dtype=float),
+        np.ones(n, dtype=np.int64),
+        np.ones(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        service_factor,
+    )
 
 
 def test_simulated_jffc_lies_between_the_theorem4_bounds():
@@ -153,8 +165,9 @@ def test_simulated_jffc_lies_between_the_theorem4_bounds():
     lam = 0.0025  # per ms; ν = 2/1000 + 1/1500 + 3/3000 = 0.00367, load 0.68
     lo, hi = jffc_response_bounds_ms([c.service_ms for c in chains], [c.capacity for c in chains], lam)
     assert hi > lo * 1.05, "the bounds are apart enough for the check to mean something"
-    wl = _workload(poisson_arrivals_ms(lam * 1000, 200_000, np.random.default_rng(1)),
-                   np.random.default_rng(2).exponential(1.0, 200_000))
+    wl = _workload(
+        poisson_arrivals_ms(lam * 1000, 200_000, np.random.default_rng(1)), np.random.default_rng(2).exponential(1.0, 200_000)
+    )
     res = simulate_central(pm, pl, wl, JffcDispatcher(chains))
     mean = res.response_ms[1000:].mean()
     assert lo * 0.97 <= mean <= hi * 1.03

@@ -3,8 +3,8 @@ an empty schedule changing nothing, and invariants under a random failure proces
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.methods.registry import METHODS, MethodContext, allocation_delay_ms
 from swarmplan.placement.types import Placement
 from swarmplan.routing.wsrr import WsRrRouter
@@ -20,8 +20,10 @@ from swarmplan.sim.run import run_policy
 
 
 def tiny(rtts, taus):
-    gpus = [{"memory_gb": 10.0, "decode_ms_per_block": t, "prefill_ms_per_block": 5.0,
-             "prefill_ms_per_token_per_block": 0.0} for t in taus]
+    gpus = [
+        {"memory_gb": 10.0, "decode_ms_per_block": t, "prefill_ms_per_block": 5.0, "prefill_ms_per_token_per_block": 0.0}
+        for t in taus
+    ]
     return perf_of(explicit_scenario(gpus, rtts, n_blocks=2))
 
 

@@ -6,8 +6,9 @@ import json
 
 def test_compare_writes_summary_and_requests(run_cli, tmp_path):
     out = tmp_path / "res"
-    code, stdout, err = run_cli("compare", "paper-abvt", "--methods", "petals,cg-bprr,gbp-cr", "--runs", "2",
-                                "--requests", "30", "--out", str(out))
+    code, stdout, err = run_cli(
+        "compare", "paper-abvt", "--methods", "petals,cg-bprr,gbp-cr", "--runs", "2", "--requests", "30", "--out", str(out)
+    )
     assert code == 0, err
     text = " ".join(stdout.split())  # the title may wrap
     assert "profile 'fair'" in text and "PETALS cache test 'petals'" in text
@@ -27,16 +28,30 @@ def test_compare_writes_summary_and_requests(run_cli, tmp_path):
 
 
 def test_compare_paper_profile_and_authors_cache_test(run_cli):
-    code, stdout, err = run_cli("compare", "--methods", "petals,cg-bprr", "--runs", "1", "--requests", "20",
-                                "--profile", "paper", "--petals-cache-test", "authors")
+    code, stdout, err = run_cli(
+        "compare",
+        "--methods",
+        "petals,cg-bprr",
+        "--runs",
+        "1",
+        "--requests",
+        "20",
+        "--profile",
+        "paper",
+        "--petals-cache-test",
+        "authors",
+    )
     assert code == 0, err
     text = " ".join(stdout.split())
     assert "profile 'paper'" in text and "cache test 'authors'" in text
 
 
 def test_compare_bad_options(run_cli):
-    for args, field in ((["--methods", "petals,nope"], "--methods"), (["--profile", "fast"], "--profile"),
-                        (["--petals-cache-test", "x"], "--petals-cache-test")):
+    for args, field in (
+        (["--methods", "petals,nope"], "--methods"),
+        (["--profile", "fast"], "--profile"),
+        (["--petals-cache-test", "x"], "--petals-cache-test"),
+    ):
         code, _, err = run_cli("compare", "--runs", "1", *args)
         assert code == 2 and field in err and "Traceback" not in err
 
@@ -96,8 +111,9 @@ def test_errors_in_worker_processes_reach_the_user(run_cli):
 
 
 def test_milp_method_runs_in_compare_when_asked(run_cli):
-    code, stdout, err = run_cli("compare", "--methods", "cg-bprr,milp", "--runs", "1", "--requests", "30",
-                                "--milp-time-limit", "20")
+    code, stdout, err = run_cli(
+        "compare", "--methods", "cg-bprr,milp", "--runs", "1", "--requests", "30", "--milp-time-limit", "20"
+    )
     assert code == 0, err
     assert "milp" in stdout
     from swarmplan.methods.registry import get_methods

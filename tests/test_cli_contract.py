@@ -103,8 +103,9 @@ def test_plan_json_reports_the_R_rule_inputs(cli):
 BAD_OPTIONS = st.one_of(
     st.tuples(st.just("--seed"), st.integers(max_value=-1).map(str)),
     st.tuples(st.just("--time-limit"), st.one_of(st.floats(max_value=0).map(repr), st.sampled_from(["nan", "inf"]))),
-    st.tuples(st.just("--gap"), st.one_of(st.floats(max_value=-1e-12, allow_infinity=False).map(repr),
-                                          st.sampled_from(["nan", "-inf"]))),
+    st.tuples(
+        st.just("--gap"), st.one_of(st.floats(max_value=-1e-12, allow_infinity=False).map(repr), st.sampled_from(["nan", "-inf"]))
+    ),
     st.tuples(st.just("--threads"), st.integers(max_value=0).map(str)),
     st.tuples(st.just("--R"), st.integers(max_value=0).map(str)),
     st.tuples(st.just("--c"), st.integers(max_value=0).map(str)),
@@ -119,11 +120,15 @@ def test_bad_plan_options_are_one_line(cli, bad):
 
 
 @FAST
-@given(command=st.sampled_from(["simulate", "compare"]),
-       bad=st.one_of(st.tuples(st.just("--seed"), st.integers(max_value=-1).map(str)),
-                     st.tuples(st.just("--milp-time-limit"), st.sampled_from(["0", "-1", "nan", "inf"])),
-                     st.tuples(st.just("--requests"), st.integers(max_value=0).map(str)),
-                     st.tuples(st.just("--requests"), st.text(alphabet="abc[]/", min_size=1, max_size=5))))
+@given(
+    command=st.sampled_from(["simulate", "compare"]),
+    bad=st.one_of(
+        st.tuples(st.just("--seed"), st.integers(max_value=-1).map(str)),
+        st.tuples(st.just("--milp-time-limit"), st.sampled_from(["0", "-1", "nan", "inf"])),
+        st.tuples(st.just("--requests"), st.integers(max_value=0).map(str)),
+        st.tuples(st.just("--requests"), st.text(alphabet="abc[]/", min_size=1, max_size=5)),
+    ),
+)
 def test_bad_simulate_and_compare_options_are_one_line(cli, command, bad):
     option, value = bad
     code, out, err = cli(command, SWARM, f"{option}={value}")
@@ -149,10 +154,12 @@ NAMES = st.text(alphabet="ab[]/:=#*", min_size=1, max_size=8).filter(lambda s: s
 @given(server=NAMES, gpu=NAMES)
 def test_rich_markup_in_names_prints_literally(cli, tmp_path_factory, server, gpu):
     folder = tmp_path_factory.mktemp("mk")
-    text = (f"model: {{n_blocks: 4, block_gb: 1, kv_bytes_per_token_per_block: 1000}}\n"
-            f"gpus: {{{json.dumps(gpu)}: {{memory_gb: 8, decode_ms_per_block: 5}}}}\n"
-            f"servers: [{{name: {json.dumps(server)}, gpu: {json.dumps(gpu)}, rtt_ms: {{c: 10}}}}]\n"
-            f"clients: [{{name: c}}]\n")
+    text = (
+        f"model: {{n_blocks: 4, block_gb: 1, kv_bytes_per_token_per_block: 1000}}\n"
+        f"gpus: {{{json.dumps(gpu)}: {{memory_gb: 8, decode_ms_per_block: 5}}}}\n"
+        f"servers: [{{name: {json.dumps(server)}, gpu: {json.dumps(gpu)}, rtt_ms: {{c: 10}}}}]\n"
+        f"clients: [{{name: c}}]\n"
+    )
     (folder / "s.yaml").write_text(text)
     code, out, err = cli("plan", folder / "s.yaml", "--no-quality")
     assert code == 0, err
@@ -212,8 +219,9 @@ def test_join_order_in_simulate_and_compare_is_the_scenario_field(cli):
     code, out, _ = cli("plan", SWARM, "--method", "opt-num", "--join-order", order, "--json", "--no-quality")
     assert json.loads(out)["order"] == order.split(",")
     by_option = json.loads(cli("simulate", SWARM, "--method", "petals", "--join-order", order, "--json")[1])
-    by_field = json.loads(cli("simulate", SWARM, "--method", "petals", "--json",
-                              "--set", f"placement.petals_join_order=[{order}]")[1])
+    by_field = json.loads(
+        cli("simulate", SWARM, "--method", "petals", "--json", "--set", f"placement.petals_join_order=[{order}]")[1]
+    )
     default = json.loads(cli("simulate", SWARM, "--method", "petals", "--json")[1])
     assert by_option["summary"] == by_field["summary"] != default["summary"]
     assert by_option["run"]["scenario"]["placement"]["petals_join_order"] == order.split(",")
@@ -255,14 +263,16 @@ def test_an_assumed_server_rtt_is_in_every_output(cli, tmp_path):
     (tmp_path / "s.yaml").write_text(
         "model: {n_blocks: 4, block_gb: 1, kv_bytes_per_token_per_block: 1000}\n"
         "gpus: {g: {memory_gb: 6, decode_ms_per_block: 5}}\n"
-        "servers: [{name: a, gpu: g, rtt_ms: {c: 10}}, {name: b, gpu: g, rtt_ms: {c: 20}}]\nclients: [{name: c}]\n")
+        "servers: [{name: a, gpu: g, rtt_ms: {c: 10}}, {name: b, gpu: g, rtt_ms: {c: 20}}]\nclients: [{name: c}]\n"
+    )
     for args in (("plan",), ("simulate", "--method", "petals", "--requests", 3)):
         code, out, err = cli(*args, tmp_path / "s.yaml")
         assert code == 0 and "assumed: timing.petals_unknown_rtt_ms = 300" in out, err
         code, out, err = cli(*args, tmp_path / "s.yaml", "--json")
         assert json.loads(out)["assumptions"][0]["value"] == 300.0
-    code, out, err = cli("compare", tmp_path / "s.yaml", "--runs", 1, "--requests", 3, "--methods", "petals",
-                         "--out", tmp_path / "o")
+    code, out, err = cli(
+        "compare", tmp_path / "s.yaml", "--runs", 1, "--requests", 3, "--methods", "petals", "--out", tmp_path / "o"
+    )
     assert "assumed: timing.petals_unknown_rtt_ms = 300" in out
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["assumptions"][0]["value"] == 300.0
 
@@ -271,10 +281,10 @@ def test_a_placement_that_leaves_blocks_bare_is_an_error_not_a_crash(cli, tmp_pa
     (tmp_path / "s.yaml").write_text(
         "model: {n_blocks: 4, block_gb: 1, kv_bytes_per_token_per_block: 1000}\n"
         "gpus: {g: {memory_gb: 3, decode_ms_per_block: 5}}\n"
-        "servers: [{name: a, gpu: g, rtt_ms: {c: 10}}, {name: b, gpu: g, rtt_ms: {c: 20}}]\nclients: [{name: c}]\n")
+        "servers: [{name: a, gpu: g, rtt_ms: {c: 10}}, {name: b, gpu: g, rtt_ms: {c: 20}}]\nclients: [{name: c}]\n"
+    )
     code, out, err = cli("simulate", tmp_path / "s.yaml", "--method", "petals", "--requests", 3)
     one_error_line(code, out, err, starts="servers: run 0 (petals): the placement leaves block(s)")
-
 
 
 # ---- any value in any numeric field: an answer or one error line, never a traceback ------------------------
@@ -291,9 +301,14 @@ def _numeric_keys():
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.sampled_from(_numeric_keys()),
-       value=st.one_of(st.integers(-3, 10**20).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                       st.sampled_from(["true", "[]", "{}", "null", "'[/x]'", ".nan", "1e308", "1e-308"])))
+@given(
+    key=st.sampled_from(_numeric_keys()),
+    value=st.one_of(
+        st.integers(-3, 10**20).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.sampled_from(["true", "[]", "{}", "null", "'[/x]'", ".nan", "1e308", "1e-308"]),
+    ),
+)
 def test_any_value_in_any_numeric_field_gets_an_answer_or_one_line(cli, key, value):
     code, out, err = cli("plan", SWARM, "--no-quality", "--json", "--set", f"{key}={value}")
     assert "Traceback" not in err

@@ -14,8 +14,9 @@ def test_an_alias_and_its_spelled_out_form_give_the_same_results(run_cli):
 
 
 def test_a_new_combination_runs_in_compare(run_cli):
-    code, out, err = run_cli("compare", "paper-abvt", "--methods", "petals,cg-bp+petals-route,gbp-cr+ws-rr+retry",
-                             "--runs", "1", "--requests", "20")
+    code, out, err = run_cli(
+        "compare", "paper-abvt", "--methods", "petals,cg-bp+petals-route,gbp-cr+ws-rr+retry", "--runs", "1", "--requests", "20"
+    )
     assert code == 0, err
     assert "cg-bp+petals-route" in out and "gbp-cr+ws-rr+retry" in out
 
@@ -49,8 +50,20 @@ def test_no_solution_is_told_apart_from_bad_input(run_cli):
 
 
 def test_compare_with_a_failure_schedule_reports_churn(run_cli):
-    code, out, err = run_cli("compare", "paper-abvt", "--methods", "petals,cg-bprr,gbp-cr", "--runs", "1",
-                             "--requests", "60", "--mtbf", "300", "--downtime", "60")
+    code, out, err = run_cli(
+        "compare",
+        "paper-abvt",
+        "--methods",
+        "petals,cg-bprr,gbp-cr",
+        "--runs",
+        "1",
+        "--requests",
+        "60",
+        "--mtbf",
+        "300",
+        "--downtime",
+        "60",
+    )
     assert code == 0, err
     assert "churn: requests cut" in out and "churn: recomputed tokens" in out
 
@@ -59,5 +72,5 @@ def test_plan_shows_the_placement_of_any_method(run_cli):
     for method in ("opt-num", "opt-order", "cg-bprr"):
         code, out, err = run_cli("plan", "paper-abvt", "--method", method, "--json", "--no-quality")
         assert code == 0, err
-        doc = json.loads(out[out.index("{"):])
+        doc = json.loads(out[out.index("{") :])
         assert doc["servers"]

@@ -64,16 +64,20 @@ def test_missing_file(run_cli):
 
 def test_server_with_less_memory_than_one_block(run_cli, tmp_path):
     f = tmp_path / "s.yaml"
-    f.write_text("gpus:\n  tiny: {memory_gb: 0.8, decode_ms_per_block: 5}\n"
-                 "servers:\n  - {name: a, gpu: tiny, rtt_ms: {c: 10}}\nclients:\n  - {name: c}\n")
+    f.write_text(
+        "gpus:\n  tiny: {memory_gb: 0.8, decode_ms_per_block: 5}\n"
+        "servers:\n  - {name: a, gpu: tiny, rtt_ms: {c: 10}}\nclients:\n  - {name: c}\n"
+    )
     err = _bad(run_cli, "plan", str(f))
     assert "gpus.tiny.memory_gb" in err and "less than one block" in err
 
 
 def test_blocks_no_placement_can_cover(run_cli, tmp_path):
     f = tmp_path / "s.yaml"
-    f.write_text("servers:\n  - {name: a, gpu: mig-1g-10gb, rtt_ms: {c: 10}}\n  - {name: b, gpu: mig-1g-10gb, rtt_ms: {c: 10}}\n"
-                 "clients:\n  - {name: c}\n")
+    f.write_text(
+        "servers:\n  - {name: a, gpu: mig-1g-10gb, rtt_ms: {c: 10}}\n  - {name: b, gpu: mig-1g-10gb, rtt_ms: {c: 10}}\n"
+        "clients:\n  - {name: c}\n"
+    )
     err = _bad(run_cli, "plan", str(f), "--method", "petals")
     assert "servers" in err and "70 blocks" in err
 

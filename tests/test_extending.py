@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.errors import NoSolutionError
 from swarmplan.methods.options import parse_options
 from swarmplan.methods.registry import MethodContext, allocation_delay_ms, parse_method
@@ -30,8 +30,10 @@ def fastest_first():
 
 def pm_of():
     # Blocks of 1 GB, s_c = 0.1 GB; with sessions = 4 a server holds ⌊M / 1.4⌋ blocks.
-    gpus = [{"memory_gb": mem, "decode_ms_per_block": tau, "prefill_ms_per_block": 5.0,
-             "prefill_ms_per_token_per_block": 0.0} for mem, tau in ((6.0, 2.0), (3.0, 1.0), (9.0, 3.0))]
+    gpus = [
+        {"memory_gb": mem, "decode_ms_per_block": tau, "prefill_ms_per_block": 5.0, "prefill_ms_per_token_per_block": 0.0}
+        for mem, tau in ((6.0, 2.0), (3.0, 1.0), (9.0, 3.0))
+    ]
     return perf_of(explicit_scenario(gpus, [10, 20, 30], n_blocks=6))
 
 

@@ -82,7 +82,8 @@ def test_builtin_results_unchanged_with_knobs_off(name):
     for method, (service, wait, resp, p95) in BEFORE[name].items():
         s = got[method]
         assert (s["service_s"], s["wait_s"], s["response_mean_s"], s["response_p95_s"]) == pytest.approx(
-            (service, wait, resp, p95), abs=1e-6), method
+            (service, wait, resp, p95), abs=1e-6
+        ), method
 
 
 def test_only_the_testbed_scenario_turns_knobs_on():
@@ -189,12 +190,16 @@ def test_transfer_reaches_every_engine_consistently():
         placement, policy = METHODS[name].build(ctx)
         res = run_policy(pm, placement, wl, policy, 0.0, name)
         chain, blocks = res.chains[0], res.processed[0]
-        hand = sum(pm.rtt_in_for(2048)[0, j] + pm.tau_in_for(2048)[j] * k + 27 * (pm.rtt_ms[0, j] + pm.tau_ms[j] * k)
-                   for j, k in zip(chain, blocks))
+        hand = sum(
+            pm.rtt_in_for(2048)[0, j] + pm.tau_in_for(2048)[j] * k + 27 * (pm.rtt_ms[0, j] + pm.tau_ms[j] * k)
+            for j, k in zip(chain, blocks)
+        )
         assert res.prefill_ms[0] + res.decode_ms[0] == pytest.approx(hand), name
         # The transfer is in it: 2048 tokens both ways on every hop plus 27 decode tokens.
-        assert hand - sum(pm.swarm.rtt_raw_client_ms[0, j] * 28 + pm.tau_in_for(2048)[j] * k + 27 * pm.tau_ms[j] * k
-                          for j, k in zip(chain, blocks)) == pytest.approx(len(chain) * (2048 + 27) * 2 * 65536 / 650_800)
+        assert hand - sum(
+            pm.swarm.rtt_raw_client_ms[0, j] * 28 + pm.tau_in_for(2048)[j] * k + 27 * pm.tau_ms[j] * k
+            for j, k in zip(chain, blocks)
+        ) == pytest.approx(len(chain) * (2048 + 27) * 2 * 65536 / 650_800)
 
 
 def test_testbed_prediction_keeps_the_published_order():
@@ -226,8 +231,7 @@ def test_petals_stale_view_herds_on_the_fastest_server(period):
 def test_petals_bans_apply_from_the_next_refresh_and_clear_on_success():
     from swarmplan.routing.slots import SlotBook
 
-    _, pm = _testbed_pm("timing.petals_view_period_ms=120000", "timing.petals_refresh_ms=60000",
-                        "timing.petals_ban_ms=15000")
+    _, pm = _testbed_pm("timing.petals_view_period_ms=120000", "timing.petals_refresh_ms=60000", "timing.petals_ban_ms=15000")
     ctx = MethodContext(pm, np.random.default_rng(0), 1.0, None, "petals")
     placement, client = METHODS["petals-retry"].build(ctx)
     router = client.router

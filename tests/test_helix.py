@@ -47,8 +47,9 @@ def nx_flow(pm, start, m) -> float:
 def all_layouts(pm):
     kmax = max_layers(pm)
     cap = node_sessions(pm)
-    opts = [[(a, k) for k in range(1, int(kmax[j]) + 1) if cap[j, k] > 0 for a in range(1, pm.L - k + 2)]
-            for j in range(pm.n_servers)]
+    opts = [
+        [(a, k) for k in range(1, int(kmax[j]) + 1) if cap[j, k] > 0 for a in range(1, pm.L - k + 2)] for j in range(pm.n_servers)
+    ]
     for combo in itertools.product(*opts):
         yield [a for a, _ in combo], [k for _, k in combo]
 

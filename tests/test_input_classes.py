@@ -139,8 +139,10 @@ def test_positive_paths_are_found():
 
 
 @FAST
-@given(path=st.sampled_from(FLOAT_PATHS), bad=st.one_of(st.floats(1e12, 1e308, exclude_min=True),
-                                                       st.floats(-1e308, -1e12, exclude_max=True)))
+@given(
+    path=st.sampled_from(FLOAT_PATHS),
+    bad=st.one_of(st.floats(1e12, 1e308, exclude_min=True), st.floats(-1e308, -1e12, exclude_max=True)),
+)
 def test_every_float_field_rejects_magnitudes_that_overflow_downstream(path, bad):
     # Reported at the field that holds the number (a dict or matrix field names the field, the message the value).
     locs = _error_locs(_put(path, bad))
@@ -154,9 +156,12 @@ def test_every_integer_field_is_bounded(path, big):
 
 
 @FAST
-@given(key=st.sampled_from(["workload.rate_per_s", "timing.overhead_ms", "gpus.a100-80gb.memory_gb",
-                            "servers.gpu_fractions.a100-80gb"]),
-       bad=st.sampled_from([".nan", ".inf", "-.inf", ".NaN", ".Inf"]))
+@given(
+    key=st.sampled_from(
+        ["workload.rate_per_s", "timing.overhead_ms", "gpus.a100-80gb.memory_gb", "servers.gpu_fractions.a100-80gb"]
+    ),
+    bad=st.sampled_from([".nan", ".inf", "-.inf", ".NaN", ".Inf"]),
+)
 def test_non_finite_overrides_are_one_error_naming_the_field(key, bad):
     with pytest.raises(SwarmplanError) as err:
         load_scenario("paper-abvt", [f"{key}={bad}"])
@@ -171,8 +176,10 @@ def test_request_count_beyond_memory_says_so():
 
 
 def test_block_count_beyond_memory_says_so():
-    sc, base = load_scenario("paper-abvt", ["model.n_blocks=1000000000000000", "model.preset=null",
-                                            "model.block_gb=1e-9", "model.kv_bytes_per_token_per_block=1"])
+    sc, base = load_scenario(
+        "paper-abvt",
+        ["model.n_blocks=1000000000000000", "model.preset=null", "model.block_gb=1e-9", "model.kv_bytes_per_token_per_block=1"],
+    )
     with pytest.raises(SwarmplanError, match=r"model\.n_blocks: .*available"):
         realize(sc, np.random.default_rng(0), base)
 
@@ -232,13 +239,16 @@ def test_asymmetric_rtt_csv_is_rejected(tmp_path_factory, a, b):
             load_rtt_csv(str(path), None)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("src,dst,rtt_ms\nx,y,nan\n", "rtt_ms is nan"),
-    ("src,dst,rtt_ms\nx,y,inf\n", "rtt_ms is inf"),
-    ("src,dst,rtt_ms\nx,y\n", "fewer fields than the header"),
-    ("src,dst\nx,y\n", "lacks the column"),
-    ("src,dst,rtt_ms\nx,y,fast\n", "is not a number"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("src,dst,rtt_ms\nx,y,nan\n", "rtt_ms is nan"),
+        ("src,dst,rtt_ms\nx,y,inf\n", "rtt_ms is inf"),
+        ("src,dst,rtt_ms\nx,y\n", "fewer fields than the header"),
+        ("src,dst\nx,y\n", "lacks the column"),
+        ("src,dst,rtt_ms\nx,y,fast\n", "is not a number"),
+    ],
+)
 def test_rtt_csv_shape_and_values(tmp_path, text, match):
     path = tmp_path / "rtt.csv"
     path.write_text(text)
@@ -248,8 +258,11 @@ def test_rtt_csv_shape_and_values(tmp_path, text, match):
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
 def test_nan_in_a_matrix_is_reported_as_nan_not_asymmetry(bad):
-    data = {"servers": [{"name": "s", "gpu": "a100-80gb", "node": "a"}], "clients": [{"name": "c", "node": "b"}],
-            "network": {"matrix": {"nodes": ["a", "b"], "rtt_ms": [[0, float(bad)], [float(bad), 0]]}}}
+    data = {
+        "servers": [{"name": "s", "gpu": "a100-80gb", "node": "a"}],
+        "clients": [{"name": "c", "node": "b"}],
+        "network": {"matrix": {"nodes": ["a", "b"], "rtt_ms": [[0, float(bad)], [float(bad), 0]]}},
+    }
     locs = _error_locs(data)
     assert locs[("network", "matrix", "rtt_ms", 0, 1)] == {"finite_number"}
     from swarmplan.scenario.network import network_from_matrix
@@ -296,8 +309,10 @@ def test_explicit_arrival_list_is_the_workload():
 
 def test_arrival_times_file_sets_the_request_count(tmp_path):
     (tmp_path / "t.txt").write_text("0\n1.5\n\n2  # third\n")
-    (tmp_path / "s.yaml").write_text("servers: {count: 3, gpu_fractions: {a100-80gb: 1}}\nnetwork: {topology: Abvt}\n"
-                                     "workload: {arrivals: times, arrival_times_file: t.txt}\n")
+    (tmp_path / "s.yaml").write_text(
+        "servers: {count: 3, gpu_fractions: {a100-80gb: 1}}\nnetwork: {topology: Abvt}\n"
+        "workload: {arrivals: times, arrival_times_file: t.txt}\n"
+    )
     sc, base = load_scenario(str(tmp_path / "s.yaml"))
     assert sc.workload.n_requests == 3
     wl = draw_workload(sc.workload, 1, np.random.default_rng(0), None, base)

@@ -7,8 +7,20 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "swarmplan"
-LAYER = {"errors": 0, "scenario": 0, "optim": 0, "perf": 1, "placement": 2, "routing": 2, "sim": 3, "methods": 4,
-         "experiments": 5, "runtime": 5, "split": 5, "cli": 6}
+LAYER = {
+    "errors": 0,
+    "scenario": 0,
+    "optim": 0,
+    "perf": 1,
+    "placement": 2,
+    "routing": 2,
+    "sim": 3,
+    "methods": 4,
+    "experiments": 5,
+    "runtime": 5,
+    "split": 5,
+    "cli": 6,
+}
 
 
 def package_of(module: str) -> str | None:

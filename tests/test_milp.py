@@ -4,8 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.errors import SwarmplanError
 from swarmplan.methods.quality import placement_quality
 from swarmplan.perf.bounds import lower_bound_ms
@@ -20,8 +20,14 @@ from swarmplan.routing.slots import SlotBook
 def random_instance(rng, n, L):
     """A random coverable instance (draws again while the servers cannot hold all L blocks)."""
     while True:
-        servers = [{"memory_gb": float(rng.uniform(1.15, 4.6)), "decode_ms_per_block": float(rng.uniform(0.5, 30)),
-                    **({"max_blocks": int(rng.integers(1, L + 1))} if rng.random() < 0.3 else {})} for _ in range(n)]
+        servers = [
+            {
+                "memory_gb": float(rng.uniform(1.15, 4.6)),
+                "decode_ms_per_block": float(rng.uniform(0.5, 30)),
+                **({"max_blocks": int(rng.integers(1, L + 1))} if rng.random() < 0.3 else {}),
+            }
+            for _ in range(n)
+        ]
         rtts = [float(rng.uniform(0, 60)) for _ in range(n)]
         try:
             return perf_of(explicit_scenario(servers, rtts, n_blocks=L))
@@ -137,10 +143,12 @@ def test_infeasible_memory_is_reported_not_crashed(run_cli, tmp_path):
     res = solve_milp(pm, 500, "layered")
     assert res.placement is None and "infeasible" in res.solution.status
     f = tmp_path / "s.yaml"
-    f.write_text("model: {n_blocks: 4, block_gb: 1.0, kv_bytes_per_token_per_block: 1.0e6}\n"
-                 "gpus: {g: {memory_gb: 3.0, decode_ms_per_block: 2}}\n"
-                 "servers:\n  - {name: a, gpu: g, rtt_ms: {c: 1}}\n  - {name: b, gpu: g, rtt_ms: {c: 1}}\n"
-                 "clients: [{name: c}]\nworkload: {input_tokens: 50, output_tokens: 50}\n")
+    f.write_text(
+        "model: {n_blocks: 4, block_gb: 1.0, kv_bytes_per_token_per_block: 1.0e6}\n"
+        "gpus: {g: {memory_gb: 3.0, decode_ms_per_block: 2}}\n"
+        "servers:\n  - {name: a, gpu: g, rtt_ms: {c: 1}}\n  - {name: b, gpu: g, rtt_ms: {c: 1}}\n"
+        "clients: [{name: c}]\nworkload: {input_tokens: 50, output_tokens: 50}\n"
+    )
     code, out, err = run_cli("plan", str(f), "--method", "milp", "--R", "40")
     assert code == 2 and "R = 40" in err and "Traceback" not in err
 
@@ -175,7 +183,8 @@ def test_opt_rr_minimises_service_plus_max_wait():
         route = router.route(book, 0.0, 0, pm.input_tokens, pm.output_tokens)
         expect = min(
             sum(pm.hop_service(0, j, k) for j, k in zip(ch, bl)) + max(book.wait_ms(j, k, 0.0) for j, k in zip(ch, bl))
-            for ch, bl in chains_of([1, 1, 3, 2], [2, 3, 2, 3], 4))
+            for ch, bl in chains_of([1, 1, 3, 2], [2, 3, 2, 3], 4)
+        )
         got = sum(pm.hop_service(0, j, k) for j, k in zip(route.servers, route.processed)) + max(route.waits_ms)
         assert got == pytest.approx(expect)
 

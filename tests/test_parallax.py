@@ -28,8 +28,10 @@ def brute_min_stages(caps, L, k):
     return best
 
 
-@pytest.mark.parametrize("caps,L", [((40, 40, 20, 20, 10, 10), 70), ((32, 32, 3, 3, 3, 3, 3), 70),
-                                    ((16, 16, 16, 8, 8, 8, 4), 32), ((9, 7, 5, 5, 3, 2), 12)])
+@pytest.mark.parametrize(
+    "caps,L",
+    [((40, 40, 20, 20, 10, 10), 70), ((32, 32, 3, 3, 3, 3, 3), 70), ((16, 16, 16, 8, 8, 8, 4), 32), ((9, 7, 5, 5, 3, 2), 12)],
+)
 def test_min_stages_matches_exhaustive_search(caps, L):
     for k in range(1, sum(caps) // L + 1):
         s, pipes = min_stages(list(caps), L, k)
@@ -56,8 +58,11 @@ def test_water_filling_by_hand():
 
 
 def test_allocation_covers_the_model_and_routes_a_request():
-    servers = [{"memory_gb": 6.0, "decode_ms_per_block": 5.0}, {"memory_gb": 6.0, "decode_ms_per_block": 6.0},
-               {"memory_gb": 3.0, "decode_ms_per_block": 9.0}]
+    servers = [
+        {"memory_gb": 6.0, "decode_ms_per_block": 5.0},
+        {"memory_gb": 6.0, "decode_ms_per_block": 6.0},
+        {"memory_gb": 3.0, "decode_ms_per_block": 9.0},
+    ]
     pm = perf_of(explicit_scenario(servers, [10.0, 20.0, 5.0], n_blocks=5))
     pl = parallax_placement(pm)
     # capacities ⌊0.5·6⌋ = 3, 3, ⌊0.5·3⌋ = 1: k = 1 (two nodes: 3 + 3 ≥ 5), water-filled 3 + 2 (equal power,

@@ -15,8 +15,9 @@ from swarmplan.scenario.swarm import ModelParams
 def model(name, **over):
     p = dict(MODEL_PRESETS[name])
     p.update(over)
-    return ModelParams(name, p["n_blocks"], p["params_per_block"], p["d_model"], p["kv_groups"], p["quant"],
-                       p["dtype"], None, None, None)
+    return ModelParams(
+        name, p["n_blocks"], p["params_per_block"], p["d_model"], p["kv_groups"], p["quant"], p["dtype"], None, None, None
+    )
 
 
 BLOOM = model("bloom-176b")

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import explicit_scenario, perf_of
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import explicit_scenario, perf_of
 from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import build_chain_graph, shortest_chain
 from swarmplan.placement.cgbp import cg_bp
@@ -128,8 +128,12 @@ def random_swarm(draw):
     n = draw(st.integers(2, 7))
     L = draw(st.integers(2, 12))
     servers = [
-        _gpu(draw(st.floats(1.2, 16.0)), draw(st.floats(0.5, 20.0)), fwd=draw(st.floats(100, 5000)),
-             max_blocks=draw(st.one_of(st.none(), st.integers(1, 6))))
+        _gpu(
+            draw(st.floats(1.2, 16.0)),
+            draw(st.floats(0.5, 20.0)),
+            fwd=draw(st.floats(100, 5000)),
+            max_blocks=draw(st.one_of(st.none(), st.integers(1, 6))),
+        )
         for _ in range(n)
     ]
     rtts = [draw(st.floats(0, 80)) for _ in range(n)]

@@ -3,8 +3,8 @@ placement covers the model within memory, each combination serves every request 
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.methods.policies import POLICIES
 from swarmplan.methods.registry import MethodContext, allocation_delay_ms, parse_method
 from swarmplan.perf.chains import build_chain_graph, shortest_chain
@@ -16,8 +16,10 @@ L = 6
 
 
 def small_pm():
-    gpus = [{"memory_gb": mem, "decode_ms_per_block": tau, "prefill_ms_per_block": 5.0,
-             "prefill_ms_per_token_per_block": 0.1} for mem, tau in ((25, 1.0), (25, 2.0), (20, 1.5), (40, 3.0))]
+    gpus = [
+        {"memory_gb": mem, "decode_ms_per_block": tau, "prefill_ms_per_block": 5.0, "prefill_ms_per_token_per_block": 0.1}
+        for mem, tau in ((25, 1.0), (25, 2.0), (20, 1.5), (40, 3.0))
+    ]
     return perf_of(explicit_scenario(gpus, [10, 20, 5, 30], n_blocks=L, placement={"R": 2}))
 
 
@@ -38,8 +40,9 @@ def test_every_placement_covers_the_model_within_memory(name):
     assert sum(blocks) == L
 
 
-COMBOS = [(p, q, w) for p in sorted(PLACEMENTS) if not p.startswith("milp") for q in sorted(POLICIES)
-          for w in POLICIES[q].waiting]
+COMBOS = [
+    (p, q, w) for p in sorted(PLACEMENTS) if not p.startswith("milp") for q in sorted(POLICIES) for w in POLICIES[q].waiting
+]
 
 
 @pytest.mark.parametrize("placement,policy,waiting", COMBOS)

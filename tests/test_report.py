@@ -27,7 +27,9 @@ def test_ci95_on_worked_numbers():
 def test_curve_points_average_runs_per_x():
     df = pd.DataFrame({"x": [2, 2, 1, 1, 2, 2], "method": ["a", "a", "a", "a", "b", "b"], "m": [1, 3, 10, 10, 4, 4]})
     xs, mean, half = figures.curve_points(df, "x", "m", "a")
-    assert xs == [1, 2] and list(mean) == [10, 2] and half[0] == 0 and half[1] == pytest.approx(12.706205, rel=1e-6)  # t_{0.975,1}·√2/√2
+    assert (
+        xs == [1, 2] and list(mean) == [10, 2] and half[0] == 0 and half[1] == pytest.approx(12.706205, rel=1e-6)
+    )  # t_{0.975,1}·√2/√2
 
 
 def test_log_progress_extrapolates_from_this_sessions_tasks():
@@ -55,8 +57,14 @@ def test_log_progress_extrapolates_from_this_sessions_tasks():
 
 def test_report_embeds_every_figure_and_table(tmp_path, run_cli):
     out = tmp_path / "s"
-    spec = SweepSpec("paper-abvt", (parse_axis("workload.rate_per_s=0.2,0.6,1.0"),), ("petals", "cg-bprr"), runs=2,
-                     requests=10, keep_requests=True)
+    spec = SweepSpec(
+        "paper-abvt",
+        (parse_axis("workload.rate_per_s=0.2,0.6,1.0"),),
+        ("petals", "cg-bprr"),
+        runs=2,
+        requests=10,
+        keep_requests=True,
+    )
     run_sweep(spec, out, command=["swarmplan", "sweep", "test-command"])
     code, stdout, err = run_cli("report", str(out), "--json")
     assert code == 0, err
@@ -88,8 +96,9 @@ def test_report_embeds_every_figure_and_table(tmp_path, run_cli):
 def test_placement_figure_draws_each_chain_over_its_blocks():
     from swarmplan.routing.gca import Chain
 
-    fig = figures.placement_figure(["a", "b", "c"], ["big", "small", "small"], [1, 30, 0], [41, 41, 0], 70,
-                                   [Chain((0, 1), (41, 29), 100.0, 3)])
+    fig = figures.placement_figure(
+        ["a", "b", "c"], ["big", "small", "small"], [1, 30, 0], [41, 41, 0], 70, [Chain((0, 1), (41, 29), 100.0, 3)]
+    )
     ax = fig.axes[0]
     line = ax.lines[0]
     assert list(line.get_xdata()) == [0.5, 41.5, 41.5, 70.5]  # a: blocks 1–41, b: blocks 42–70
@@ -100,7 +109,9 @@ def test_placement_figure_draws_each_chain_over_its_blocks():
 
 def test_compare_and_plan_plot_beside_their_outputs(run_cli, tmp_path):
     out = tmp_path / "cmp"
-    code, _, err = run_cli("compare", "--methods", "petals,cg-bprr", "--runs", "2", "--requests", "10", "--out", str(out), "--plot")
+    code, _, err = run_cli(
+        "compare", "--methods", "petals,cg-bprr", "--runs", "2", "--requests", "10", "--out", str(out), "--plot"
+    )
     assert code == 0, err
     for name in ("methods-bars", "response-cdf"):
         for ext in ("png", "svg"):

@@ -28,8 +28,7 @@ def test_rel_diff():
 
 def test_table6_prints_ours_beside_the_published_values(run_cli, tmp_path):
     out = tmp_path / "t6"
-    code, stdout, err = run_cli("reproduce", "table6", "--runs", "1", "--requests", "4", "--out", str(out), "--json",
-                                "--no-plot")
+    code, stdout, err = run_cli("reproduce", "table6", "--runs", "1", "--requests", "4", "--out", str(out), "--json", "--no-plot")
     assert code == 0, err
     doc = json.loads(stdout)
     assert doc["settings"]["runs"] == 1 and doc["settings"]["requests per run"] == 4
@@ -41,8 +40,10 @@ def test_table6_prints_ours_beside_the_published_values(run_cli, tmp_path):
         method = {"PETALS": "petals", "Proposed": "cg-bprr"}[r["algorithm"]]
         real, sim = TABLE6_PUBLISHED[key][method]
         assert (r["paper real"], r["paper sim"]) == (real, sim)
-        assert r["Δ vs sim"] == f"{100 * (r['ours'] - sim) / sim:+.0f} %" or abs(
-            float(r["Δ vs sim"].split()[0]) - 100 * (r["ours"] - sim) / sim) <= 0.6  # ours is rounded to 3 digits
+        assert (
+            r["Δ vs sim"] == f"{100 * (r['ours'] - sim) / sim:+.0f} %"
+            or abs(float(r["Δ vs sim"].split()[0]) - 100 * (r["ours"] - sim) / sim) <= 0.6
+        )  # ours is rounded to 3 digits
     assert any("reduction of the per-token time vs PETALS" in n for n in doc["notes"])
     assert (out / "table.csv").exists()
     code, stdout, err = run_cli("reproduce", "table6", "--runs", "1", "--requests", "4", "--out", str(out), "--no-plot")

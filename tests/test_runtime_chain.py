@@ -29,8 +29,16 @@ def reference():
 async def _with_servers(spans, slots, body):
     servers, ports = {}, {}
     for j, (first, n) in spans.items():
-        srv = StageServer(dict(arch=ARCH.to_dict(), first_block=first, n_blocks=n, slots=slots, secret=SECRET.hex(),
-                               links={"client:0": [1.0, None]}))
+        srv = StageServer(
+            dict(
+                arch=ARCH.to_dict(),
+                first_block=first,
+                n_blocks=n,
+                slots=slots,
+                secret=SECRET.hex(),
+                links={"client:0": [1.0, None]},
+            )
+        )
         servers[j] = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
         ports[j] = servers[j].sockets[0].getsockname()[1]
     try:
@@ -47,12 +55,15 @@ def _runner(ports, live, clock=lambda: 0.0):
     return ChainRunner(head, conns, {j: Link(1.0) for j in ports}, live, span, clock)
 
 
-@pytest.mark.parametrize("chain", [
-    [(0, 4)],                          # one server, the whole model
-    [(1, 1), (4, 3)],                  # two servers, 1 + 3 blocks
-    [(1, 1), (2, 2), (0, 1)],          # three: the last enters a 4-block span at its 4th block
-    [(1, 1), (5, 1), (2, 1), (3, 1)],  # four: the third enters its span part-way
-])
+@pytest.mark.parametrize(
+    "chain",
+    [
+        [(0, 4)],  # one server, the whole model
+        [(1, 1), (4, 3)],  # two servers, 1 + 3 blocks
+        [(1, 1), (2, 2), (0, 1)],  # three: the last enters a 4-block span at its 4th block
+        [(1, 1), (5, 1), (2, 1), (3, 1)],  # four: the third enters its span part-way
+    ],
+)
 def test_tokens_equal_single_process_generate(reference, chain):
     prompt = [3, 141, 59, 26, 5]
     want = reference_generate(reference, prompt, 10)

@@ -37,8 +37,12 @@ def tiny_scenario(rtts, n_requests=6) -> dict:
         "gpus": {"cpu": GPU},
         "servers": [{"name": f"s{i}", "gpu": "cpu", "rtt_ms": {"c": r}} for i, r in enumerate(rtts)],
         "clients": [{"name": "c"}],
-        "timing": {"overhead_ms": 1.0, "input_overhead_per_token_ms": 0.0, "input_overhead_base_ms": 1.0,
-                   "initial_delay_ms": 0.0},
+        "timing": {
+            "overhead_ms": 1.0,
+            "input_overhead_per_token_ms": 0.0,
+            "input_overhead_base_ms": 1.0,
+            "initial_delay_ms": 0.0,
+        },
         "workload": {"rate_per_s": 20.0, "n_requests": n_requests, "input_tokens": 6, "output_tokens": 8},
     }
 
@@ -128,23 +132,52 @@ def tiny_files(tmp_path):
     with sc.open("w") as fh:
         YAML().dump(tiny_scenario([3.0, 5.0]), fh)
     cal = tmp_path / "cal.json"
-    cal.write_text(json.dumps(dict(device="cpu", arch=ARCH.to_dict(), rtt_ms=10.0, decode_ms_per_block=0.5,
-                                   prefill_ms_per_token_per_block=0.01, prefill_ms_per_block=0.5, overhead_ms=1.0,
-                                   input_overhead_per_token_ms=0.0, input_overhead_base_ms=1.0,
-                                   client_ms_per_token=0.05)))
+    cal.write_text(
+        json.dumps(
+            dict(
+                device="cpu",
+                arch=ARCH.to_dict(),
+                rtt_ms=10.0,
+                decode_ms_per_block=0.5,
+                prefill_ms_per_token_per_block=0.01,
+                prefill_ms_per_block=0.5,
+                overhead_ms=1.0,
+                input_overhead_per_token_ms=0.0,
+                input_overhead_base_ms=1.0,
+                client_ms_per_token=0.05,
+            )
+        )
+    )
     return sc, cal
 
 
 def _cli(*args, **kw):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.Popen([sys.executable, "-m", "swarmplan.cli.main", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "swarmplan.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        **kw,
+    )
 
 
 def test_validate_cli_json(tiny_files, tmp_path, run_cli):
     sc, cal = tiny_files
-    code, out, err = run_cli("validate", str(sc), "--method", "cg-bprr", "--requests", "4", "--calibration", str(cal),
-                             "--out", str(tmp_path / "out"), "--json")
+    code, out, err = run_cli(
+        "validate",
+        str(sc),
+        "--method",
+        "cg-bprr",
+        "--requests",
+        "4",
+        "--calibration",
+        str(cal),
+        "--out",
+        str(tmp_path / "out"),
+        "--json",
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["method"] == "cg-bprr" and doc["requests"] == 4 and doc["completed"] == 4 and doc["lost"] == 0

@@ -54,8 +54,11 @@ def test_calibration_fit_recovers_known_parameters():
     tau, slope, base, o, p, q, rtt = 0.8, 0.05, 1.5, 2.0, 0.03, 1.2, 10.0
     call, call_l = 0.4, 0.01  # per forward call: lands in the hop overhead, not in the per-block times
     dec = [(n, rtt + o + tau * n, call + tau * n) for n in (1, 2, 3, 4) for _ in range(3)]
-    pre = [(n, l, rtt + p * l + q + n * (slope * l + base), call + call_l * l + n * (slope * l + base))
-           for n in (1, 2, 3) for l in (8, 16, 32)]
+    pre = [
+        (n, l, rtt + p * l + q + n * (slope * l + base), call + call_l * l + n * (slope * l + base))
+        for n in (1, 2, 3)
+        for l in (8, 16, 32)
+    ]
     fit = fit_calibration(dec, pre, rtt)
     assert fit["decode_ms_per_block"] == pytest.approx(tau)
     assert fit["overhead_ms"] == pytest.approx(o)

@@ -3,10 +3,10 @@ WS-RR and Opt RR on (server, k) slots against the edge-list definition, and the 
 against the booking scan."""
 
 import numpy as np
+from conftest import perf_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import perf_of
 from swarmplan.perf.chains import shortest_chain_reference
 from swarmplan.placement.cgbp import cg_bp
 from swarmplan.placement.petals import petals_placement
@@ -62,8 +62,11 @@ def test_slot_routers_equal_edge_definition_on_random_states(seed, placement, op
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), st.floats(0, 100)), max_size=25),
-       st.lists(st.integers(0, 2), max_size=10), st.floats(0, 50))
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), st.floats(0, 100)), max_size=25),
+    st.lists(st.integers(0, 2), max_size=10),
+    st.floats(0, 50),
+)
 def test_wait_curves_equal_the_booking_scan(bookings, releases, now):
     book = SlotBook(np.array([3, 5, 8, 0]))
     for r, (j, k, done) in enumerate(bookings):

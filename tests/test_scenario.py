@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import apply_overrides, builtin_names, load_scenario
 from swarmplan.scenario.network import builtin_topology_path, haversine_km, network_from_edges, read_graphml, read_repetita
@@ -55,8 +55,10 @@ def test_rtt_is_twice_the_shortest_path(tmp_path):
     assert net.index("b", "x") == 1 and net.index("2", "x") == 2
     # The same graph written in REPETITA format reads back identically.
     f = tmp_path / "t.graph"
-    f.write_text("NODES 3\nlabel x y\n0_a 0 0\n1_b 0 0\n2_c 0 0\n\nEDGES 4\nlabel src dest weight bw delay\n"
-                 "edge_0 0 1 1 1000000 1000\nedge_1 1 0 1 1000000 1000\nedge_2 1 2 1 1000000 2000\nedge_3 2 1 1 1000000 2000\n")
+    f.write_text(
+        "NODES 3\nlabel x y\n0_a 0 0\n1_b 0 0\n2_c 0 0\n\nEDGES 4\nlabel src dest weight bw delay\n"
+        "edge_0 0 1 1 1000000 1000\nedge_1 1 0 1 1000000 1000\nedge_2 1 2 1 1000000 2000\nedge_3 2 1 1 1000000 2000\n"
+    )
     names, edges = read_repetita(f)
     assert network_from_edges(names, edges).rtt_raw_ms == pytest.approx(net.rtt_raw_ms)
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import explicit_scenario, perf_of
+
 from swarmplan.methods.registry import METHODS, MethodContext, allocation_delay_ms
 from swarmplan.placement.types import Placement
 from swarmplan.routing.petals import PetalsRouter
@@ -20,8 +20,10 @@ RTT_IN_EXTRA = 0.7049 * 10 + 67
 
 
 def tiny(rtts, taus):
-    gpus = [{"memory_gb": 10.0, "decode_ms_per_block": t, "prefill_ms_per_block": 5.0,
-             "prefill_ms_per_token_per_block": 0.0} for t in taus]
+    gpus = [
+        {"memory_gb": 10.0, "decode_ms_per_block": t, "prefill_ms_per_block": 5.0, "prefill_ms_per_token_per_block": 0.0}
+        for t in taus
+    ]
     return perf_of(explicit_scenario(gpus, rtts, n_blocks=2))
 
 

@@ -11,8 +11,9 @@ from swarmplan.scenario.swarm import ModelParams
 
 def _llama7b():
     p = MODEL_PRESETS["llama-2-7b"]
-    return ModelParams("llama-2-7b", p["n_blocks"], p["params_per_block"], p["d_model"], p["kv_groups"], p["quant"],
-                       p["dtype"], None, None, None)
+    return ModelParams(
+        "llama-2-7b", p["n_blocks"], p["params_per_block"], p["d_model"], p["kv_groups"], p["quant"], p["dtype"], None, None, None
+    )
 
 
 def test_activation_bytes_worked():

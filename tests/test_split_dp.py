@@ -25,11 +25,25 @@ INF = float("inf")
 
 def _uniform(L=3, out=3, cap=3, suffix=True, **sla):
     one, b = np.ones(L), np.ones(L + 1)
-    return LayerStack(client_in=10 * one, client_tok=2 * one, server_in=1 * one, server_tok=0.5 * one,
-                      client_work=12 * one, server_work=3 * one, up_in=5 * b, up_tok=1 * b, down_in_all=6 * b,
-                      down_in_last=1 * b, down_tok=1 * b, output_tokens=out, max_client_blocks=cap,
-                      sla_response_ms=sla.get("resp", INF), sla_ttft_ms=sla.get("ttft", INF),
-                      sla_per_token_ms=sla.get("tok", INF), client_suffix=suffix)
+    return LayerStack(
+        client_in=10 * one,
+        client_tok=2 * one,
+        server_in=1 * one,
+        server_tok=0.5 * one,
+        client_work=12 * one,
+        server_work=3 * one,
+        up_in=5 * b,
+        up_tok=1 * b,
+        down_in_all=6 * b,
+        down_in_last=1 * b,
+        down_tok=1 * b,
+        output_tokens=out,
+        max_client_blocks=cap,
+        sla_response_ms=sla.get("resp", INF),
+        sla_ttft_ms=sla.get("ttft", INF),
+        sla_per_token_ms=sla.get("tok", INF),
+        client_suffix=suffix,
+    )
 
 
 def test_evaluate_split_worked():
@@ -59,13 +73,32 @@ def test_dp_picks_most_offload_that_meets_the_sla():
 
 def _stack(draw, L):
     pos = st.floats(0.0, 20.0, allow_nan=False)
-    arr = lambda n: np.array(draw(st.lists(pos, min_size=n, max_size=n)))
-    sla = lambda: draw(st.one_of(st.just(INF), st.floats(1.0, 400.0)))
-    return LayerStack(client_in=arr(L), client_tok=arr(L), server_in=arr(L), server_tok=arr(L), client_work=arr(L),
-                      server_work=arr(L), up_in=arr(L + 1), up_tok=arr(L + 1), down_in_all=arr(L + 1),
-                      down_in_last=arr(L + 1), down_tok=arr(L + 1), output_tokens=draw(st.integers(1, 6)),
-                      max_client_blocks=draw(st.integers(0, L)), sla_response_ms=sla(), sla_ttft_ms=sla(),
-                      sla_per_token_ms=sla(), client_suffix=draw(st.booleans()))
+
+    def arr(n):
+        return np.array(draw(st.lists(pos, min_size=n, max_size=n)))
+
+    def sla():
+        return draw(st.one_of(st.just(INF), st.floats(1.0, 400.0)))
+
+    return LayerStack(
+        client_in=arr(L),
+        client_tok=arr(L),
+        server_in=arr(L),
+        server_tok=arr(L),
+        client_work=arr(L),
+        server_work=arr(L),
+        up_in=arr(L + 1),
+        up_tok=arr(L + 1),
+        down_in_all=arr(L + 1),
+        down_in_last=arr(L + 1),
+        down_tok=arr(L + 1),
+        output_tokens=draw(st.integers(1, 6)),
+        max_client_blocks=draw(st.integers(0, L)),
+        sla_response_ms=sla(),
+        sla_ttft_ms=sla(),
+        sla_per_token_ms=sla(),
+        client_suffix=draw(st.booleans()),
+    )
 
 
 @settings(max_examples=80, deadline=None)
@@ -88,8 +121,9 @@ def test_dp_equals_brute_force_on_random_stacks(data):
         assert o.client_blocks <= s.max_client_blocks
 
 
-options_st = st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 30).map(float)), min_size=1, max_size=3),
-                      min_size=1, max_size=4)
+options_st = st.lists(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 30).map(float)), min_size=1, max_size=3), min_size=1, max_size=4
+)
 
 
 @settings(max_examples=100, deadline=None)

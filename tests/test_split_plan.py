@@ -73,8 +73,9 @@ def test_all_on_server_is_the_k0_case():
 
 def test_kv_contention_makes_requests_wait():
     """A server with room for few caches: bookings queue (docs/model.md §9.3) and the simulation says so."""
-    _sc, sm, req = _edge(("gpus.small.preset=a100-80gb", "gpus.small.memory_gb=14", "servers.0.gpu=small",
-                         "workload.rate_per_s=20"), n=150)
+    _sc, sm, req = _edge(
+        ("gpus.small.preset=a100-80gb", "gpus.small.memory_gb=14", "servers.0.gpu=small", "workload.rate_per_s=20"), n=150
+    )
     plan = plan_window(sm, req)
     sim = simulate_split(sm, req, plan.results["all-on-server"].choices, "all-on-server")
     assert np.nanmax(sim.wait_ms) > 0 and not sim.within_sla.all()

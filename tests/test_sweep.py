@@ -18,8 +18,14 @@ METHODS = ("petals", "cg-bprr")
 
 
 def small_spec(**kw):
-    base = dict(scenario="paper-abvt", axes=(parse_axis("workload.rate_per_s=0.2,1.0"), parse_axis("servers.count=9,12")),
-                methods=METHODS, runs=2, requests=12, seed=3)
+    base = dict(
+        scenario="paper-abvt",
+        axes=(parse_axis("workload.rate_per_s=0.2,1.0"), parse_axis("servers.count=9,12")),
+        methods=METHODS,
+        runs=2,
+        requests=12,
+        seed=3,
+    )
     base.update(kw)
     return SweepSpec(**base)
 
@@ -42,7 +48,9 @@ def test_every_cell_matches_compare_on_that_cell(tmp_path):
                 assert row["max_concurrency"] == want["max_concurrency"] and row["requests"] == 12
                 assert json.loads(row["extra_json"])["slot_utilisation_per_server"] == want["slot_utilisation_per_server"]
     req = pq.read_table(tmp_path / "s" / "requests.parquet")
-    assert req.num_rows == 4 * 2 * 2 * 12 and {"cell", "workload.rate_per_s", "servers.count", "response_s"} <= set(req.column_names)
+    assert req.num_rows == 4 * 2 * 2 * 12 and {"cell", "workload.rate_per_s", "servers.count", "response_s"} <= set(
+        req.column_names
+    )
 
 
 def test_stopped_sweep_resumes_without_redoing_or_rewriting(tmp_path):
@@ -106,17 +114,39 @@ def test_a_bad_cell_fails_before_any_work(tmp_path):
 
 def test_cli_sweep_json_and_errors(run_cli, tmp_path):
     out = tmp_path / "cli"
-    code, stdout, err = run_cli("sweep", "paper-abvt", "--grid", "workload.output_tokens=64,128", "--methods",
-                                "petals,gbp-cr", "--runs", "1", "--requests", "8", "--out", str(out), "--json",
-                                "--option", "gbp-cr.c=4")
+    code, stdout, err = run_cli(
+        "sweep",
+        "paper-abvt",
+        "--grid",
+        "workload.output_tokens=64,128",
+        "--methods",
+        "petals,gbp-cr",
+        "--runs",
+        "1",
+        "--requests",
+        "8",
+        "--out",
+        str(out),
+        "--json",
+        "--option",
+        "gbp-cr.c=4",
+    )
     assert code == 0, err
     doc = json.loads(stdout)
     assert (doc["cells"], doc["tasks"], doc["rows"]) == (2, 2, 4) and "2/2 tasks (100 %)" in err
     df = read_results(out)
-    assert list(df["workload.output_tokens"].unique()) == [64, 128] and list(df["c"].dropna()) == [4, 4]  # gbp-cr's c, as --option set it
-    for args, field in ((["--grid", "nope"], "--grid"), (["--methods", "petals,nope"], "--methods"),
-                        (["--profile", "x"], "--profile"), (["--jobs", "2", "--dask", "local"], "--jobs"),
-                        (["--dask", "http://x"], "--dask"), (["--option", "gbp-cr.nope=1"], "gbp-cr")):
+    assert list(df["workload.output_tokens"].unique()) == [64, 128] and list(df["c"].dropna()) == [
+        4,
+        4,
+    ]  # gbp-cr's c, as --option set it
+    for args, field in (
+        (["--grid", "nope"], "--grid"),
+        (["--methods", "petals,nope"], "--methods"),
+        (["--profile", "x"], "--profile"),
+        (["--jobs", "2", "--dask", "local"], "--jobs"),
+        (["--dask", "http://x"], "--dask"),
+        (["--option", "gbp-cr.nope=1"], "gbp-cr"),
+    ):
         code, _, err = run_cli("sweep", "--runs", "1", "--requests", "5", "--out", str(tmp_path / "bad"), *args)
         assert code == 2 and field in err and "Traceback" not in err, (args, err)
 

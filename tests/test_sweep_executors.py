@@ -18,8 +18,9 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def test_dask_local_cluster_gives_the_serial_table(tmp_path):
-    spec = SweepSpec("paper-abvt", (parse_axis("workload.rate_per_s=0.2,1.0"),), ("petals", "cg-bprr", "gbp-cr"),
-                     runs=2, requests=10, seed=5)
+    spec = SweepSpec(
+        "paper-abvt", (parse_axis("workload.rate_per_s=0.2,1.0"),), ("petals", "cg-bprr", "gbp-cr"), runs=2, requests=10, seed=5
+    )
     run_sweep(spec, tmp_path / "serial")
     with DaskExecutor("local", cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True}) as ex:
         assert ex.workers == 2
@@ -29,8 +30,23 @@ def test_dask_local_cluster_gives_the_serial_table(tmp_path):
 
 
 def test_killed_sweep_process_resumes_to_the_uninterrupted_table(tmp_path):
-    args = [sys.executable, "-m", "swarmplan.cli.main", "sweep", "paper-abvt", "--grid", "workload.rate_per_s=0.1:1.0:0.1",
-            "--methods", "petals,cg-bprr", "--runs", "2", "--requests", "20", "--log-every", "0"]
+    args = [
+        sys.executable,
+        "-m",
+        "swarmplan.cli.main",
+        "sweep",
+        "paper-abvt",
+        "--grid",
+        "workload.rate_per_s=0.1:1.0:0.1",
+        "--methods",
+        "petals,cg-bprr",
+        "--runs",
+        "2",
+        "--requests",
+        "20",
+        "--log-every",
+        "0",
+    ]
     env = {**os.environ, "PYTHONPATH": SRC}
     cut = tmp_path / "cut"
     proc = subprocess.Popen([*args, "--out", str(cut)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

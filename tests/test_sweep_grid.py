@@ -35,8 +35,7 @@ def test_cells_are_the_row_major_product_with_json_overrides():
     assert len(cells([])) == 1 and cells([])[0].values == {}
 
 
-@pytest.mark.parametrize("text", ["noequals", "x=", "x=1:0:1", "x=0:1:-1", "x=a:b:c", "a+b=1/2,3", "x=1,1",
-                                  "x=[]"])
+@pytest.mark.parametrize("text", ["noequals", "x=", "x=1:0:1", "x=0:1:-1", "x=a:b:c", "a+b=1/2,3", "x=1,1", "x=[]"])
 def test_bad_axes_name_the_option(text):
     with pytest.raises(SwarmplanError) as exc:
         parse_axis(text)

@@ -14,11 +14,17 @@ from swarmplan.errors import SwarmplanError
 
 def calibrate(
     scenario: Optional[str] = typer.Argument(None, help="scenario whose model to calibrate (default: --model)"),
-    model: str = typer.Option("llama-small", "--model", help="runtime preset when no scenario is given: llama-tiny | llama-small | llama-medium | llama-large"),
+    model: str = typer.Option(
+        "llama-small",
+        "--model",
+        help="runtime preset when no scenario is given: llama-tiny | llama-small | llama-medium | llama-large",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     rtt_ms: float = typer.Option(10.0, "--rtt-ms", min=0.0, help="emulated RTT of the measured link (ms)"),
     name: str = typer.Option("local-cpu", "--name", help="name of the GPU type to write"),
-    memory_gb: float = typer.Option(0.1, "--memory-gb", min=0.0, help="memory the GPU type declares (the runtime emulates it with KV slots)"),
+    memory_gb: float = typer.Option(
+        0.1, "--memory-gb", min=0.0, help="memory the GPU type declares (the runtime emulates it with KV slots)"
+    ),
     repeats: int = typer.Option(3, "--repeats", min=1, help="measurement rounds"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the YAML fragment (gpus + timing) here"),
     force: bool = typer.Option(False, "--force", help="overwrite --out"),

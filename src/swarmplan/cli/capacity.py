@@ -18,12 +18,16 @@ def capacity_table(result) -> Table:
     """Methods as rows: capacity with its 95 % interval, its fraction of the bound, and what it looked like
     at its capacity (waiting, service, slot use)."""
     ub, (ub_lo, ub_hi) = result.bound()
-    table = Table(title=(f"{result.scenario}: capacity at {result.slo.text or result.slo.kind} over {result.runs} run(s); "
-                         f"profile '{result.options.profile}'; upper bound {ub:.3g} req/s"
-                         + (f" [{ub_lo:.3g}, {ub_hi:.3g}]" if result.runs > 1 else "")),
-                  title_justify="left",
-                  caption="capacity: mean over runs of the highest rate that held; [95 % interval]; at capacity: "
-                          "mean wait, mean service and slot utilisation of the run(s) there")
+    table = Table(
+        title=(
+            f"{result.scenario}: capacity at {result.slo.text or result.slo.kind} over {result.runs} run(s); "
+            f"profile '{result.options.profile}'; upper bound {ub:.3g} req/s"
+            + (f" [{ub_lo:.3g}, {ub_hi:.3g}]" if result.runs > 1 else "")
+        ),
+        title_justify="left",
+        caption="capacity: mean over runs of the highest rate that held; [95 % interval]; at capacity: "
+        "mean wait, mean service and slot utilisation of the run(s) there",
+    )
     for col in ("method", "capacity (req/s)", "95 % interval", "of bound", "wait (s)", "service (s)", "slot use"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name in result.methods:
@@ -34,22 +38,32 @@ def capacity_table(result) -> Table:
             vals = [a[key] for a in at if key in a]
             return f"{sum(vals) / len(vals):.3g}" if vals else "—"
 
-        table.add_row(name, f"{cap:.3g}", f"[{lo:.3g}, {hi:.3g}]", f"{result.ratio(name):.1%}", avg("wait_s"),
-                      avg("service_s"), avg("mean_slot_utilisation"))
+        table.add_row(
+            name,
+            f"{cap:.3g}",
+            f"[{lo:.3g}, {hi:.3g}]",
+            f"{result.ratio(name):.1%}",
+            avg("wait_s"),
+            avg("service_s"),
+            avg("mean_slot_utilisation"),
+        )
     return table
 
 
 def capacity(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name or YAML path"),
     methods: str | None = typer.Option(None, "--methods", help="comma-separated (default: the default set)"),
-    slo: str = typer.Option("per_token<=1.2x", "--slo",
-                            help="per_token<=1.2x | per_token<=0.6 | p95<=90 | ttft<=3 (seconds; 'x' = × the "
-                                 "single-request bound)"),
+    slo: str = typer.Option(
+        "per_token<=1.2x",
+        "--slo",
+        help="per_token<=1.2x | per_token<=0.6 | p95<=90 | ttft<=3 (seconds; 'x' = × the single-request bound)",
+    ),
     runs: int = typer.Option(1, "--runs", min=1, help="Monte Carlo runs (swarm draws)"),
     seed: int = typer.Option(0, "--seed"),
     rel_tol: float = typer.Option(0.03, "--tol", min=0.001, max=0.5, help="stop bisecting at this relative bracket"),
-    horizon_services: float = typer.Option(20.0, "--horizon", min=2.0,
-                                           help="arrivals span this many fastest service times at every rate"),
+    horizon_services: float = typer.Option(
+        20.0, "--horizon", min=2.0, help="arrivals span this many fastest service times at every rate"
+    ),
     profile: str = typer.Option("fair", "--profile", help="fair | paper"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),

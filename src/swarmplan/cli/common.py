@@ -21,10 +21,14 @@ console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoj
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 SetOpt = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)")
-OptionOpt = typer.Option(None, "--option", "-o",
-                         help="A placement's or policy's option: name.field=value (repeatable; `swarmplan methods` lists them)")
-FailOpt = typer.Option(None, "--fail", help="A server outage: NAME@FAIL_S[-RETURN_S], e.g. s03@120-300 (repeatable; "
-                                             "adds to the scenario's churn.events)")
+OptionOpt = typer.Option(
+    None, "--option", "-o", help="A placement's or policy's option: name.field=value (repeatable; `swarmplan methods` lists them)"
+)
+FailOpt = typer.Option(
+    None,
+    "--fail",
+    help="A server outage: NAME@FAIL_S[-RETURN_S], e.g. s03@120-300 (repeatable; adds to the scenario's churn.events)",
+)
 MtbfOpt = typer.Option(None, "--mtbf", help="Seeded failures: mean time between failures per server (s)")
 DowntimeOpt = typer.Option(None, "--downtime", help="Seeded failures: mean downtime (s); goes with --mtbf")
 
@@ -49,8 +53,9 @@ def with_churn(scenario, fail: list[str] | None, mtbf: float | None, downtime: f
             raise SwarmplanError("--fail", f"{item!r} is not NAME@FAIL_S[-RETURN_S]", "e.g. --fail s03@120-300")
         spec["events"].append(event)
     if (mtbf is None) != (downtime is None):
-        raise SwarmplanError("--mtbf" if mtbf is None else "--downtime", "seeded failures need both --mtbf and --downtime",
-                             "give both (seconds)")
+        raise SwarmplanError(
+            "--mtbf" if mtbf is None else "--downtime", "seeded failures need both --mtbf and --downtime", "give both (seconds)"
+        )
     if mtbf is not None:
         spec["process"] = {"mtbf_s": mtbf, "mean_downtime_s": downtime}
     try:
@@ -113,8 +118,7 @@ def output_files(out: Optional[Path], names: tuple[str, ...], force: bool) -> li
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SwarmplanError("--out", f"cannot create the folder {out}: {exc.strerror or exc}",
-                             "give a folder you can write to")
+        raise SwarmplanError("--out", f"cannot create the folder {out}: {exc.strerror or exc}", "give a folder you can write to")
     if not os.access(out, os.W_OK | os.X_OK):
         raise SwarmplanError("--out", f"cannot write into {out}", "give a folder you can write to")
     for p in paths:
@@ -140,8 +144,9 @@ def output_file(path: Path | None, option: str, force: bool) -> Path | None:
     return path
 
 
-def check_number(option: str, value: float | None, *, above: float | None = None, at_least: float | None = None,
-                 fix: str = "") -> None:
+def check_number(
+    option: str, value: float | None, *, above: float | None = None, at_least: float | None = None, fix: str = ""
+) -> None:
     """A numeric option must be finite and in range: ``above`` (strict) or ``at_least``; None (unset) passes."""
     if value is None:
         return
@@ -171,10 +176,17 @@ def run_record(command: str, sets: list[str] | None, scenario, base: Path | None
 
     import swarmplan
 
-    return {"swarmplan_version": swarmplan.__version__, "python": platform.python_version(), "command": command,
-            "command_line": shlex.join(["swarmplan", *sys.argv[1:]]), "sets": list(sets or []), "seed": seed,
-            "options": options, "scenario_dir": None if base is None else str(base),
-            "scenario": scenario.model_dump(mode="json")}
+    return {
+        "swarmplan_version": swarmplan.__version__,
+        "python": platform.python_version(),
+        "command": command,
+        "command_line": shlex.join(["swarmplan", *sys.argv[1:]]),
+        "sets": list(sets or []),
+        "seed": seed,
+        "options": options,
+        "scenario_dir": None if base is None else str(base),
+        "scenario": scenario.model_dump(mode="json"),
+    }
 
 
 def sidecar(path: Path) -> Path:
@@ -188,4 +200,3 @@ def assumptions_of(scenario, base: Path | None, seed: int, run: int = 0) -> list
     from swarmplan.scenario.realize import realize
 
     return realize(scenario, run_seeds(seed, run)[0], base).assumptions()
-

@@ -9,25 +9,51 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from swarmplan.cli.common import (DowntimeOpt, FailOpt, MtbfOpt, OptionOpt, SetOpt, assumptions_of, check_choice,
-                                  check_number, clamp_count, console, option_blame, output_files, print_assumptions,
-                                  run_record, with_churn, with_join_order)
+from swarmplan.cli.common import (
+    DowntimeOpt,
+    FailOpt,
+    MtbfOpt,
+    OptionOpt,
+    SetOpt,
+    assumptions_of,
+    check_choice,
+    check_number,
+    clamp_count,
+    console,
+    option_blame,
+    output_files,
+    print_assumptions,
+    run_record,
+    with_churn,
+    with_join_order,
+)
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 
 def compare(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name, YAML path or a result file to re-run"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma-separated names or placement+policy[+waiting] (default: all but milp; `swarmplan methods` lists them)"),
+    methods: Optional[str] = typer.Option(
+        None,
+        "--methods",
+        help="comma-separated names or placement+policy[+waiting] (default: all but milp; `swarmplan methods` lists them)",
+    ),
     runs: int = typer.Option(5, "--runs", min=1, help="Monte Carlo runs (servers and arrivals re-drawn)"),
     requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests per run (default: the scenario's)"),
     seed: int = typer.Option(0, "--seed", min=0),
     profile: str = typer.Option("fair", "--profile", help="fair (same delays for all) | paper (60 s vs 250 s)"),
     cache_test: str = typer.Option("petals", "--petals-cache-test", help="petals (PETALS' real test) | authors"),
-    join_order: Optional[str] = typer.Option(None, "--join-order", help="PETALS' join order, comma-separated server names (sets placement.petals_join_order; default: random, seeded per run)"),
+    join_order: Optional[str] = typer.Option(
+        None,
+        "--join-order",
+        help="PETALS' join order, comma-separated server names "
+        "(sets placement.petals_join_order; default: random, seeded per run)",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json and requests.csv here"),
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs, at most the CPUs (results do not depend on it)"),
+    jobs: int = typer.Option(
+        1, "--jobs", min=1, help="worker processes for the runs, at most the CPUs (results do not depend on it)"
+    ),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit per run (s)"),
     plot: bool = typer.Option(False, "--plot", help="also write per-method bars and the response-time CDF (PNG, SVG) to --out"),
     options: Optional[List[str]] = OptionOpt,
@@ -56,8 +82,13 @@ def compare(
     overrides = parse_options(options)
     chosen = split_methods.resolve(sc, [m.strip() for m in methods.split(",")] if methods else None, get_methods)
     if out is not None:  # every request of every run and method is kept for requests.csv
-        require_fits("--runs", runs * len(chosen) * (requests or sc.workload.n_requests), BYTES_PER_REQUEST,
-                     "request rows (runs × methods × requests)", "fewer --runs or --requests, or no --out")
+        require_fits(
+            "--runs",
+            runs * len(chosen) * (requests or sc.workload.n_requests),
+            BYTES_PER_REQUEST,
+            "request rows (runs × methods × requests)",
+            "fewer --runs or --requests, or no --out",
+        )
     jobs = clamp_count("--jobs", jobs, runs)
     if plot and out is None:
         raise SwarmplanError("--plot", "needs --out (the figures go beside summary.json)", "add --out DIR")
@@ -70,19 +101,44 @@ def compare(
 
         figure_files = tuple(f"{n}.{ext}" for n in COMPARE_FIGURES for ext in FORMATS)
     targets = output_files(out, ("summary.json", "requests.csv", *figure_files), force)
-    with option_blame("--join-order", "placement.petals_join_order", join_order is not None), \
-            Progress(console=Console(stderr=True), transient=True) as bar:
+    with (
+        option_blame("--join-order", "placement.petals_join_order", join_order is not None),
+        Progress(console=Console(stderr=True), transient=True) as bar,
+    ):
         task = bar.add_task(escape(f"{sc.name}: {runs} runs × {len(chosen)} methods"), total=runs * len(chosen))
-        result = run_compare(sc, chosen, runs, requests, seed, profile, cache_test, base,
-                             progress=lambda k: bar.advance(task, k), keep_rows=out is not None, jobs=jobs,
-                             milp_time_limit_s=milp_time_limit, overrides=overrides)
+        result = run_compare(
+            sc,
+            chosen,
+            runs,
+            requests,
+            seed,
+            profile,
+            cache_test,
+            base,
+            progress=lambda k: bar.advance(task, k),
+            keep_rows=out is not None,
+            jobs=jobs,
+            milp_time_limit_s=milp_time_limit,
+            overrides=overrides,
+        )
     assumptions = assumptions_of(sc, base, seed)
     console.print(compare_table(result))
     print_assumptions(assumptions)
     if targets:
-        record = run_record("compare", sets, sc, base, seed, methods=result.methods, runs=runs, requests=result.requests,
-                            profile=profile, petals_cache_test=cache_test, milp_time_limit_s=milp_time_limit,
-                            options=list(options or []))
+        record = run_record(
+            "compare",
+            sets,
+            sc,
+            base,
+            seed,
+            methods=result.methods,
+            runs=runs,
+            requests=result.requests,
+            profile=profile,
+            petals_cache_test=cache_test,
+            milp_time_limit_s=milp_time_limit,
+            options=list(options or []),
+        )
         record["files"] = {"requests.csv": "every request of every run: one row per (run, method, request)"}
         targets[0].write_text(json.dumps({**result.to_json(), "assumptions": assumptions, "run": record}, indent=2))
         result.write_requests_csv(targets[1])

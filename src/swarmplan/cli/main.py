@@ -7,15 +7,20 @@ import sys
 
 import typer
 
+from swarmplan.cli import calibrate as calibrate_cmd
 from swarmplan.cli import capacity as capacity_cmd
 from swarmplan.cli import catalog, compare, methods_cmd, plan, reproduce, root, simulate, sweep
 from swarmplan.cli import report as report_cmd
 from swarmplan.cli import split as split_cmd
-from swarmplan.cli import calibrate as calibrate_cmd, validate as validate_cmd
+from swarmplan.cli import validate as validate_cmd
 from swarmplan.cli.errors import report
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=False,
-                  help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    help="Plan, simulate and validate geo-distributed pipeline-parallel LLM inference.",
+)
 
 app.callback()(root.root)
 app.command()(catalog.scenarios)

@@ -32,7 +32,6 @@ def methods(as_json: bool = typer.Option(False, "--json", help="print one JSON o
     for name, entry in cat["aliases"].items():
         table.add_row(name, entry["spec"], "yes" if entry["default"] else "no")
     console.print(table)
-    console.print("Any placement+policy[+waiting] combination is a method, e.g. --methods cg-bp+petals-route,gbp-cr+ws-rr",
-                  highlight=False)
-
-
+    console.print(
+        "Any placement+policy[+waiting] combination is a method, e.g. --methods cg-bp+petals-route,gbp-cr+ws-rr", highlight=False
+    )

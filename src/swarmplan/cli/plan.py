@@ -9,8 +9,19 @@ from typing import List, Optional
 
 import typer
 
-from swarmplan.cli.common import (OptionOpt, SetOpt, check_number, clamp_count, console, option_blame,
-                                  output_files, print_assumptions, run_record, seed_streams, with_join_order)
+from swarmplan.cli.common import (
+    OptionOpt,
+    SetOpt,
+    check_number,
+    clamp_count,
+    console,
+    option_blame,
+    output_files,
+    print_assumptions,
+    run_record,
+    seed_streams,
+    with_join_order,
+)
 from swarmplan.errors import SwarmplanError
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
@@ -19,22 +30,33 @@ _H = dict(hidden=True)  # earlier per-method flags, kept as shortcuts for --opti
 
 def plan(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help="built-in name, YAML path or a result file to re-run"),
-    method: str = typer.Option("cg-bp", "--method", "-m",
-                               help="a placement (petals, cg-bp, gsa, milp, milp-reference, gbp-cr, …) or any "
-                                    "method name (e.g. opt-num, cg-bprr), whose placement is shown"),
+    method: str = typer.Option(
+        "cg-bp",
+        "--method",
+        "-m",
+        help="a placement (petals, cg-bp, gsa, milp, milp-reference, gbp-cr, …) or any "
+        "method name (e.g. opt-num, cg-bprr), whose placement is shown",
+    ),
     R: Optional[int] = typer.Option(None, "--R", min=1, help="target concurrency (default: the paper's rule)"),
     seed: int = typer.Option(0, "--seed", min=0, help="seed for drawn servers and PETALS' join order"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     options: Optional[List[str]] = OptionOpt,
     quality: bool = typer.Option(True, "--quality/--no-quality", help="evaluate per-token time and the gap to a lower bound"),
-    petals_cmds: bool = typer.Option(False, "--petals-commands", help="print PETALS run_server commands that apply the placement"),
-    plot: bool = typer.Option(False, "--plot", help="write the placement picture (servers × blocks, GCA chains) to --out as PNG and SVG"),
+    petals_cmds: bool = typer.Option(
+        False, "--petals-commands", help="print PETALS run_server commands that apply the placement"
+    ),
+    plot: bool = typer.Option(
+        False, "--plot", help="write the placement picture (servers × blocks, GCA chains) to --out as PNG and SVG"
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="--plot: folder for placement.png / placement.svg"),
     force: bool = typer.Option(False, "--force", help="--plot: overwrite existing figures in --out"),
     sets: Optional[List[str]] = SetOpt,
     rebalance: Optional[bool] = typer.Option(None, "--rebalance", **_H),
-    join_order: Optional[str] = typer.Option(None, "--join-order", help="PETALS' join order, comma-separated server "
-                                             "names (sets placement.petals_join_order; default: random, seeded)"),
+    join_order: Optional[str] = typer.Option(
+        None,
+        "--join-order",
+        help="PETALS' join order, comma-separated server names (sets placement.petals_join_order; default: random, seeded)",
+    ),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", **_H),
     gap: Optional[float] = typer.Option(None, "--gap", **_H),
     threads: Optional[int] = typer.Option(None, "--threads", **_H),
@@ -57,23 +79,38 @@ def plan(
     check_number("--gap", gap, at_least=0, fix="give a relative gap ≥ 0 (0 = prove optimality)")
     check_number("--c", c, at_least=1)
     threads = None if threads is None else clamp_count("--threads", threads)
-    legacy = {"petals": {"rebalance": rebalance},
-              "milp": {"time_limit_s": time_limit, "rel_gap": gap, "threads": threads, "verbose": verbose,
-                       "require_every_server": every_server},
-              "gbp-cr": {"c": c, "criterion": criterion}}
+    legacy = {
+        "petals": {"rebalance": rebalance},
+        "milp": {
+            "time_limit_s": time_limit,
+            "rel_gap": gap,
+            "threads": threads,
+            "verbose": verbose,
+            "require_every_server": every_server,
+        },
+        "gbp-cr": {"c": c, "criterion": criterion},
+    }
     items = list(options or [])
     for name, fields in legacy.items():
         for fname, value in fields.items():
             if value is not None:
-                for target in ([name, "milp-reference"] if name == "milp" else [name]):
+                for target in [name, "milp-reference"] if name == "milp" else [name]:
                     items.append(f"{target}.{fname}={value}")
     sc, base = load_scenario(scenario, sets or [])
     sc = with_join_order(sc, join_order)
     figure_files = _plot_targets(plot, out, force)
     swarm_rng, _, method_rng = seed_streams(seed)
     with option_blame("--join-order", "placement.petals_join_order", join_order is not None):
-        result = plan_placement(sc, base, method, R if R is not None else sc.placement.R, swarm_rng, method_rng,
-                                parse_options(items), quality and not petals_cmds)
+        result = plan_placement(
+            sc,
+            base,
+            method,
+            R if R is not None else sc.placement.R,
+            swarm_rng,
+            method_rng,
+            parse_options(items),
+            quality and not petals_cmds,
+        )
     pm, pl = result.pm, result.placement
     if petals_cmds:
         from swarmplan.runtime.petals_export import petals_commands
@@ -85,8 +122,9 @@ def plan(
         doc = plan_json(sc.name, pm, pl, result.quality)
         if plan_details is not None:
             doc.update(_chain_plan_json(pm, plan_details))
-        doc.update(assumptions=pm.swarm.assumptions(),
-                   run=run_record("plan", sets, sc, base, seed, method=method, R=R, options=items))
+        doc.update(
+            assumptions=pm.swarm.assumptions(), run=run_record("plan", sets, sc, base, seed, method=method, R=R, options=items)
+        )
         print(json.dumps(doc))
     else:
         print_plan(console, pm, pl, result.quality)
@@ -122,11 +160,21 @@ def _plot(files: list[Path], pm, placement, chains, title: str, as_json: bool) -
 
 def _chain_plan_json(pm, plan) -> dict:
     lo, hi = plan.bounds_ms if plan.bounds_ms else (None, None)
-    return dict(c=plan.c, criterion=plan.criterion,
-                theorem4_response_s={"lower": lo and lo / 1000, "upper": hi and hi / 1000},
-                chains=[{"servers": [pm.swarm.server_names[j] for j in ch.servers], "blocks": list(ch.blocks),
-                         "service_s": ch.service_ms / 1000, "rate_per_s": 1000 / ch.service_ms, "capacity": ch.capacity}
-                        for ch in plan.chains])
+    return dict(
+        c=plan.c,
+        criterion=plan.criterion,
+        theorem4_response_s={"lower": lo and lo / 1000, "upper": hi and hi / 1000},
+        chains=[
+            {
+                "servers": [pm.swarm.server_names[j] for j in ch.servers],
+                "blocks": list(ch.blocks),
+                "service_s": ch.service_ms / 1000,
+                "rate_per_s": 1000 / ch.service_ms,
+                "capacity": ch.capacity,
+            }
+            for ch in plan.chains
+        ],
+    )
 
 
 def _chain_plan_text(plan, rate_per_s: float) -> str:

@@ -22,5 +22,6 @@ def report(
     if as_json:
         print(json.dumps({"report": str(rep.path), "figures": [str(p) for p in rep.figures], "tables": rep.tables}))
         return
-    print(f"wrote {rep.path} ({len(rep.figures) // 2} figures as PNG and SVG under {folder / 'figures'}, "
-          f"{len(rep.tables)} tables)")
+    print(
+        f"wrote {rep.path} ({len(rep.figures) // 2} figures as PNG and SVG under {folder / 'figures'}, {len(rep.tables)} tables)"
+    )

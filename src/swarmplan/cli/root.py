@@ -14,7 +14,8 @@ def _print_version(value: bool) -> None:
 
 
 def root(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="print swarmplan's version and exit"),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print swarmplan's version and exit"
+    ),
 ) -> None:
     """Plan, simulate and validate geo-distributed pipeline-parallel LLM inference."""

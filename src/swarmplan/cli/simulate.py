@@ -8,9 +8,24 @@ from typing import List, Optional
 
 import typer
 
-from swarmplan.cli.common import (DowntimeOpt, FailOpt, MtbfOpt, OptionOpt, SetOpt, assumptions_of, check_choice,
-                                  check_number, console, option_blame, output_file, print_assumptions, run_record,
-                                  sidecar, with_churn, with_join_order)
+from swarmplan.cli.common import (
+    DowntimeOpt,
+    FailOpt,
+    MtbfOpt,
+    OptionOpt,
+    SetOpt,
+    assumptions_of,
+    check_choice,
+    check_number,
+    console,
+    option_blame,
+    output_file,
+    print_assumptions,
+    run_record,
+    sidecar,
+    with_churn,
+    with_join_order,
+)
 from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
 
 
@@ -21,10 +36,17 @@ def simulate(
     seed: int = typer.Option(0, "--seed", min=0),
     profile: str = typer.Option("fair", "--profile"),
     cache_test: str = typer.Option("petals", "--petals-cache-test"),
-    join_order: Optional[str] = typer.Option(None, "--join-order", help="PETALS' join order, comma-separated server names (sets placement.petals_join_order; default: random, seeded per run)"),
+    join_order: Optional[str] = typer.Option(
+        None,
+        "--join-order",
+        help="PETALS' join order, comma-separated server names "
+        "(sets placement.petals_join_order; default: random, seeded per run)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="print only the first N requests"),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write every request to this CSV file (and the run record to FILE.run.json)"),
+    csv_path: Optional[Path] = typer.Option(
+        None, "--csv", help="also write every request to this CSV file (and the run record to FILE.run.json)"
+    ),
     milp_time_limit: float = typer.Option(30.0, "--milp-time-limit", help="milp method: solver time limit (s)"),
     force: bool = typer.Option(False, "--force", help="overwrite --csv if it exists"),
     options: Optional[List[str]] = OptionOpt,
@@ -50,22 +72,46 @@ def simulate(
     overrides = parse_options(options)
     chosen = get_methods([method])
     with option_blame("--join-order", "placement.petals_join_order", join_order is not None):
-        result = run_compare(sc, chosen, 1, requests, seed, profile, cache_test, base, overrides=overrides,
-                             milp_time_limit_s=milp_time_limit)
+        result = run_compare(
+            sc, chosen, 1, requests, seed, profile, cache_test, base, overrides=overrides, milp_time_limit_s=milp_time_limit
+        )
     summary = result.per_run[chosen[0].name][0]
-    record = run_record("simulate", sets, sc, base, seed, method=method, requests=result.requests, profile=profile,
-                        petals_cache_test=cache_test, milp_time_limit_s=milp_time_limit, options=list(options or []))
+    record = run_record(
+        "simulate",
+        sets,
+        sc,
+        base,
+        seed,
+        method=method,
+        requests=result.requests,
+        profile=profile,
+        petals_cache_test=cache_test,
+        milp_time_limit_s=milp_time_limit,
+        options=list(options or []),
+    )
     assumptions = assumptions_of(sc, base, seed)
     if csv_file is not None:
         result.write_requests_csv(csv_file)
         meta_file.write_text(json.dumps({"run": record, "assumptions": assumptions}, indent=2))
     if as_json:
-        print(json.dumps({"scenario": sc.name, "method": method, "profile": profile, "summary": summary,
-                          "assumptions": assumptions, "run": record}))
+        print(
+            json.dumps(
+                {
+                    "scenario": sc.name,
+                    "method": method,
+                    "profile": profile,
+                    "summary": summary,
+                    "assumptions": assumptions,
+                    "run": record,
+                }
+            )
+        )
         return
     console.print(requests_table(result.rows, limit))
-    console.print(f"profile: {profile}; " + ", ".join(f"{k} = {v:.4g}" for k, v in summary.items()
-                                                       if isinstance(v, (int, float))), highlight=False)
+    console.print(
+        f"profile: {profile}; " + ", ".join(f"{k} = {v:.4g}" for k, v in summary.items() if isinstance(v, (int, float))),
+        highlight=False,
+    )
     print_assumptions(assumptions)
     if csv_file is not None:
         console.print(f"wrote {csv_file} and {meta_file}", highlight=False)

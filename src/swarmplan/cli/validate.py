@@ -21,8 +21,9 @@ def _load_calibration(path: Path):
         doc = json.loads(path.read_text())
         return Calibration(**{f.name: doc[f.name] for f in fields(Calibration) if f.name in doc})
     except (OSError, ValueError, TypeError) as exc:
-        raise SwarmplanError("--calibration", f"cannot read {path}: {exc}",
-                             "give the JSON that `swarmplan calibrate --json` printed")
+        raise SwarmplanError(
+            "--calibration", f"cannot read {path}: {exc}", "give the JSON that `swarmplan calibrate --json` printed"
+        )
 
 
 def validate(
@@ -31,9 +32,15 @@ def validate(
     requests: Optional[int] = typer.Option(None, "--requests", min=1, help="requests to run (default: the scenario's)"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
-    calibration: Optional[Path] = typer.Option(None, "--calibration", help="JSON from `swarmplan calibrate --json` (default: calibrate now, under the same machine load)"),
-    bandwidth: Optional[float] = typer.Option(None, "--bandwidth-mbit", min=0.001, help="emulated bandwidth of every link (Mbit/s; default: unlimited)"),
-    out: Path = typer.Option(Path("validate-out"), "--out", help="folder for requests.csv, summary.json, predicted_vs_measured.png"),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="JSON from `swarmplan calibrate --json` (default: calibrate now, under the same machine load)"
+    ),
+    bandwidth: Optional[float] = typer.Option(
+        None, "--bandwidth-mbit", min=0.001, help="emulated bandwidth of every link (Mbit/s; default: unlimited)"
+    ),
+    out: Path = typer.Option(
+        Path("validate-out"), "--out", help="folder for requests.csv, summary.json, predicted_vs_measured.png"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Override a scenario field: dotted.key=value (repeatable)"),
@@ -53,8 +60,9 @@ def validate(
     cal = _load_calibration(calibration) if calibration else None
     from swarmplan.runtime.validate import plot_validation, run_validation
 
-    v = run_validation(sc, base, method, requests, seed, device, cal, bandwidth_mbit_s=bandwidth,
-                       log=lambda msg: print(msg, file=sys.stderr))
+    v = run_validation(
+        sc, base, method, requests, seed, device, cal, bandwidth_mbit_s=bandwidth, log=lambda msg: print(msg, file=sys.stderr)
+    )
     summary = v.summary()
     out.mkdir(parents=True, exist_ok=True)
     v.rows.to_csv(paths[0], index=False)
@@ -64,8 +72,10 @@ def validate(
         print(json.dumps(summary))
         return
     e, m, p = summary["error"], summary["measured"], summary["predicted"]
-    print(f"{summary['scenario']} · {method}: {summary['completed']}/{summary['requests']} completed, "
-          f"{summary['lost']} lost, {summary['waited']} waited, tokens identical: {summary['tokens_identical']}")
+    print(
+        f"{summary['scenario']} · {method}: {summary['completed']}/{summary['requests']} completed, "
+        f"{summary['lost']} lost, {summary['waited']} waited, tokens identical: {summary['tokens_identical']}"
+    )
     for k in ("response", "per_token", "ttft"):
         print(f"  {k:9s} measured {m[k]:9.1f} ms  predicted {p[k]:9.1f} ms  MAPE {e[k + '_mape'] * 100:5.1f} %")
     print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)

@@ -67,9 +67,11 @@ def parse_slo(text: str) -> SloSpec:
     ``p95<=90`` (response-time quantile, s), ``ttft<=3`` or ``ttft<=1.5x`` (mean TTFT)."""
     m = _SLO.match(text or "")
     if not m:
-        raise SwarmplanError("--slo", f"cannot read {text!r}",
-                             "write per_token<=1.2x, per_token<=0.6, p95<=90 or ttft<=3 (seconds; 'x' = × the "
-                             "single-request bound)")
+        raise SwarmplanError(
+            "--slo",
+            f"cannot read {text!r}",
+            "write per_token<=1.2x, per_token<=0.6, p95<=90 or ttft<=3 (seconds; 'x' = × the single-request bound)",
+        )
     head, pct, value, unit = m.groups()
     try:
         v = float(value)
@@ -120,8 +122,7 @@ class UnitStream:
     @classmethod
     def draw(cls, scenario: Scenario, n_clients: int, seed: int, run: int, n: int, base_dir: Path | None):
         spec = scenario.workload
-        g_gap, g_rows, g_client, g_factor = (np.random.default_rng(s) for s in
-                                             np.random.SeedSequence([seed, run, 7]).spawn(4))
+        g_gap, g_rows, g_client, g_factor = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, run, 7]).spawn(4))
         gaps = g_gap.exponential(1000.0, size=n)
         gaps[0] = 0.0
         if spec.lengths == "trace":
@@ -138,8 +139,7 @@ class UnitStream:
         if n > len(self.gaps):
             raise ValueError("stream too short")
         f = None if self.factor is None else self.factor[:n]
-        return Workload(np.cumsum(self.gaps[:n]) / rate_per_s, self.input_tokens[:n], self.output_tokens[:n],
-                        self.client[:n], f)
+        return Workload(np.cumsum(self.gaps[:n]) / rate_per_s, self.input_tokens[:n], self.output_tokens[:n], self.client[:n], f)
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,9 @@ def _diagnostics(result: SimResult) -> dict:
     return {k: s[k] for k in ("per_token_s", "wait_s", "service_s", "ttft_s", "response_p95_s", "mean_slot_utilisation")}
 
 
-def search_method(evaluate: Callable[[float], tuple[float, dict]], limit_ms: float, start: float, ceiling: float,
-                  opts: SearchOptions) -> MethodSearch:
+def search_method(
+    evaluate: Callable[[float], tuple[float, dict]], limit_ms: float, start: float, ceiling: float, opts: SearchOptions
+) -> MethodSearch:
     """Bracket then bisect the rate at which ``evaluate(rate) → (metric_ms, diagnostics)`` meets ``limit_ms``.
     ``ceiling`` caps the search (a rate above the provable bound is reported as the ceiling's bracket)."""
     trials: list[dict] = []
@@ -199,7 +200,7 @@ def search_method(evaluate: Callable[[float], tuple[float, dict]], limit_ms: flo
         trials.append({"rate_per_s": rate, "metric_s": metric / 1000.0, "holds": ok, **diag})
         return ok
 
-    floor = start * 2.0 ** -10
+    floor = start * 2.0**-10
     lo, hi, steps = 0.0, math.inf, 0
     rate = start
     while steps < opts.max_steps:
@@ -255,22 +256,42 @@ class CapacityResult:
         ub, ub_ci = self.bound()
         return {
             "scenario": self.scenario,
-            "slo": {"text": self.slo.text, "kind": self.slo.kind, "value": self.slo.value,
-                    "relative_to_single_request": self.slo.relative,
-                    **({"quantile": self.slo.quantile} if self.slo.kind == "response" else {}),
-                    "limit_s_per_run": [x / 1000.0 for x in self.limits_ms]},
-            "runs": self.runs, "seed": self.seed, "profile": self.options.profile,
-            "horizon_services": self.options.horizon_services, "warmup_fraction": self.options.warmup_fraction,
-            "min_requests": self.options.min_requests, "rel_tol": self.options.rel_tol,
-            "upper_bound_per_s": ub, "upper_bound_ci_per_s": list(ub_ci),
+            "slo": {
+                "text": self.slo.text,
+                "kind": self.slo.kind,
+                "value": self.slo.value,
+                "relative_to_single_request": self.slo.relative,
+                **({"quantile": self.slo.quantile} if self.slo.kind == "response" else {}),
+                "limit_s_per_run": [x / 1000.0 for x in self.limits_ms],
+            },
+            "runs": self.runs,
+            "seed": self.seed,
+            "profile": self.options.profile,
+            "horizon_services": self.options.horizon_services,
+            "warmup_fraction": self.options.warmup_fraction,
+            "min_requests": self.options.min_requests,
+            "rel_tol": self.options.rel_tol,
+            "upper_bound_per_s": ub,
+            "upper_bound_ci_per_s": list(ub_ci),
             "upper_bound_per_run": self.bounds,
             "methods": {
-                name: {"capacity_per_s": self.capacity(name)[0], "ci_per_s": list(self.capacity(name)[1]),
-                       "fraction_of_bound": self.ratio(name),
-                       "per_run": [{"lo_per_s": s.lo, "hi_per_s": s.hi, "at_capacity": s.at(s.lo),
-                                    "above_capacity": s.at(s.hi) if s.hi != s.lo else None, "trials": s.trials}
-                                   for s in self.searches[name]]}
-                for name in self.methods},
+                name: {
+                    "capacity_per_s": self.capacity(name)[0],
+                    "ci_per_s": list(self.capacity(name)[1]),
+                    "fraction_of_bound": self.ratio(name),
+                    "per_run": [
+                        {
+                            "lo_per_s": s.lo,
+                            "hi_per_s": s.hi,
+                            "at_capacity": s.at(s.lo),
+                            "above_capacity": s.at(s.hi) if s.hi != s.lo else None,
+                            "trials": s.trials,
+                        }
+                        for s in self.searches[name]
+                    ],
+                }
+                for name in self.methods
+            },
         }
 
 
@@ -279,8 +300,7 @@ def _interval(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
     if n < 2:
         return float(lo.mean()), float(hi.mean())
     t = stats.t.ppf(0.975, n - 1)
-    return (float(max(0.0, lo.mean() - t * lo.std(ddof=1) / math.sqrt(n))),
-            float(hi.mean() + t * hi.std(ddof=1) / math.sqrt(n)))
+    return (float(max(0.0, lo.mean() - t * lo.std(ddof=1) / math.sqrt(n))), float(hi.mean() + t * hi.std(ddof=1) / math.sqrt(n)))
 
 
 def slo_pack_options(slo: Slo) -> dict:
@@ -288,8 +308,9 @@ def slo_pack_options(slo: Slo) -> dict:
     return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile}
 
 
-def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run: int, seed: int,
-                 opts: SearchOptions, base_dir: Path | None) -> tuple[float, dict, dict[str, MethodSearch]]:
+def run_capacity(
+    scenario: Scenario, method_names: list[str], slo: SloSpec, run: int, seed: int, opts: SearchOptions, base_dir: Path | None
+) -> tuple[float, dict, dict[str, MethodSearch]]:
     """One swarm draw: its SLO limit, its upper bound and every method's search."""
     from swarmplan.experiments.compare import run_seeds
 
@@ -304,8 +325,12 @@ def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run:
     limit = Slo(limit.kind, limit.limit_ms, limit.quantile, tuple(classes) if lengths else ())
     horizon = opts.horizon_for(single_request_metric_ms(pm, Slo("response", 0.0, 0.5), None, 0.0, pairs))
     bound = capacity_upper_bound(pm, limit, classes, delay)
-    bound_doc = {"rate_per_s": bound.rate_per_s, "lp_rate_per_s": bound.lp_rate_per_s, "certified": bound.certified,
-                 "horizon_s": horizon}
+    bound_doc = {
+        "rate_per_s": bound.rate_per_s,
+        "lp_rate_per_s": bound.lp_rate_per_s,
+        "certified": bound.certified,
+        "horizon_s": horizon,
+    }
     ceiling = 1.5 * bound.rate_per_s if bound.rate_per_s > 0 else 1.0
     start = 0.5 * bound.rate_per_s if bound.rate_per_s > 0 else spec.rate_per_s
     stream: list[UnitStream] = []
@@ -319,26 +344,38 @@ def run_capacity(scenario: Scenario, method_names: list[str], slo: SloSpec, run:
 
     searches = {}
     for method in get_methods(method_names):
+
         def evaluate(rate: float, method=method) -> tuple[float, dict]:
             method_rng = run_seeds(seed, run)[2]
-            ctx = MethodContext(pm, method_rng, rate, scenario.placement.R, opts.cache_test,
-                                overrides={"slo-pack": slo_pack_options(limit)})
+            ctx = MethodContext(
+                pm, method_rng, rate, scenario.placement.R, opts.cache_test, overrides={"slo-pack": slo_pack_options(limit)}
+            )
             try:
                 placement, policy = method.build(ctx)
             except SwarmplanError:
                 return math.inf, {"error": "no placement"}
-            result = run_policy(pm, placement, workload_at(rate), policy, allocation_delay_ms(method, opts.profile, pm),
-                                method.name)
+            result = run_policy(
+                pm, placement, workload_at(rate), policy, allocation_delay_ms(method, opts.profile, pm), method.name
+            )
             return measure(result, limit, opts.warmup_fraction), _diagnostics(result)
 
-        searches[method.name] = search_method(evaluate, limit.limit_ms, start if bound.rate_per_s > 0 else spec.rate_per_s,
-                                              ceiling, opts)
+        searches[method.name] = search_method(
+            evaluate, limit.limit_ms, start if bound.rate_per_s > 0 else spec.rate_per_s, ceiling, opts
+        )
     return limit.limit_ms, bound_doc, searches
 
 
-def capacity(scenario: Scenario, methods: list[str] | None, slo: SloSpec, runs: int, seed: int,
-             opts: SearchOptions = SearchOptions(), base_dir: Path | None = None, jobs: int = 1,
-             progress: Callable[[], None] | None = None) -> CapacityResult:
+def capacity(
+    scenario: Scenario,
+    methods: list[str] | None,
+    slo: SloSpec,
+    runs: int,
+    seed: int,
+    opts: SearchOptions = SearchOptions(),
+    base_dir: Path | None = None,
+    jobs: int = 1,
+    progress: Callable[[], None] | None = None,
+) -> CapacityResult:
     """Every method's capacity at ``slo`` over ``runs`` swarm draws, and the upper bound per draw."""
     names = [m.name for m in get_methods(methods)]
     if scenario.workload.arrivals == "trace":  # capacity is defined for Poisson arrivals; keep the trace's lengths

@@ -107,23 +107,35 @@ class DaskExecutor(_Windowed):
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
-            raise SwarmplanError("--dask", "dask.distributed is not installed",
-                                 'pip install "swarmplan[research]" (here and on every worker)') from None
+            raise SwarmplanError(
+                "--dask", "dask.distributed is not installed", 'pip install "swarmplan[research]" (here and on every worker)'
+            ) from None
         self._cluster = None
         if address == "local":
-            kwargs = {"n_workers": n_workers or 2, "threads_per_worker": 1, "processes": True,
-                      "dashboard_address": None, **(cluster_kwargs or {})}
+            kwargs = {
+                "n_workers": n_workers or 2,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+                **(cluster_kwargs or {}),
+            }
             self._cluster = LocalCluster(**kwargs)
             self._client = Client(self._cluster)
         else:
             if not address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-                raise SwarmplanError("--dask", f"{address!r} is neither 'local' nor a scheduler address",
-                                     "give --dask local or --dask tcp://HOST:PORT")
+                raise SwarmplanError(
+                    "--dask",
+                    f"{address!r} is neither 'local' nor a scheduler address",
+                    "give --dask local or --dask tcp://HOST:PORT",
+                )
             try:
                 self._client = Client(address, timeout="10s")
             except (OSError, TimeoutError) as exc:
-                raise SwarmplanError("--dask", f"cannot reach the scheduler at {address}: {exc}",
-                                     "start one with `dask scheduler` and check the address") from None
+                raise SwarmplanError(
+                    "--dask",
+                    f"cannot reach the scheduler at {address}: {exc}",
+                    "start one with `dask scheduler` and check the address",
+                ) from None
         info = self._client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
         self.address = address

@@ -20,9 +20,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-LABELS = {"per_token_s": "mean per-token time (s)", "response_mean_s": "mean response time (s)",
-          "ttft_s": "mean time to first token (s)", "wait_s": "mean wait (s)", "response_p95_s": "P95 response time (s)",
-          "service_s": "mean service time (s)", "mean_slot_utilisation": "mean KV-slot utilisation"}
+LABELS = {
+    "per_token_s": "mean per-token time (s)",
+    "response_mean_s": "mean response time (s)",
+    "ttft_s": "mean time to first token (s)",
+    "wait_s": "mean wait (s)",
+    "response_p95_s": "P95 response time (s)",
+    "service_s": "mean service time (s)",
+    "mean_slot_utilisation": "mean KV-slot utilisation",
+}
 FORMATS = ("png", "svg")
 
 
@@ -73,7 +79,7 @@ def _panel(ax, df, x: str, metric: str, methods: list[str]) -> None:
     for method in methods:
         xs, mean, half = curve_points(df, x, metric, method)
         pos = np.asarray(xs, float) if numeric else np.arange(len(xs))
-        line, = ax.plot(pos, mean, marker="o", ms=3, label=method)
+        (line,) = ax.plot(pos, mean, marker="o", ms=3, label=method)
         ax.fill_between(pos, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
         if not numeric:
             ax.set_xticks(pos, [str(v) for v in xs], rotation=30, ha="right")
@@ -135,15 +141,21 @@ def response_cdf(requests_df, methods: list[str], title: str = ""):
     return fig
 
 
-def method_bars(df, methods: list[str], metrics: tuple[str, ...] = ("per_token_s", "ttft_s", "wait_s", "response_mean_s"),
-                title: str = ""):
+def method_bars(
+    df, methods: list[str], metrics: tuple[str, ...] = ("per_token_s", "ttft_s", "wait_s", "response_mean_s"), title: str = ""
+):
     """One panel per metric: each method's mean over runs with its 95 % confidence interval."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes[0], metrics):
         pts = [ci95(df.loc[df["method"] == m, metric]) for m in methods]
-        ax.bar(range(len(methods)), [p[0] for p in pts], yerr=[p[1] for p in pts], capsize=3,
-               color=[colors[i % len(colors)] for i in range(len(methods))])
+        ax.bar(
+            range(len(methods)),
+            [p[0] for p in pts],
+            yerr=[p[1] for p in pts],
+            capsize=3,
+            color=[colors[i % len(colors)] for i in range(len(methods))],
+        )
         ax.set_xticks(range(len(methods)), methods, rotation=35, ha="right", fontsize=8)
         ax.set_title(LABELS.get(metric, metric), fontsize=9)
         ax.grid(axis="y", alpha=0.3)
@@ -163,8 +175,15 @@ def placement_figure(names, gpus, start, n_blocks, L: int, chains=(), title: str
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.32 * len(names)))
     for j in order:
         if n_blocks[j] > 0:
-            ax.barh(row[j], n_blocks[j], left=start[j] - 0.5, height=0.6, color=cmap(types.index(gpus[j]) % 10),
-                    edgecolor="black", lw=0.4)
+            ax.barh(
+                row[j],
+                n_blocks[j],
+                left=start[j] - 0.5,
+                height=0.6,
+                color=cmap(types.index(gpus[j]) % 10),
+                edgecolor="black",
+                lw=0.4,
+            )
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=cmap(i % 10), edgecolor="black", lw=0.4, label=t) for i, t in enumerate(types)]
@@ -175,7 +194,7 @@ def placement_figure(names, gpus, start, n_blocks, L: int, chains=(), title: str
             xs += [b - 0.5, b + m - 0.5]
             ys += [row[j], row[j]]
             b += m
-        line, = ax.plot(xs, ys, color="black", alpha=0.6, lw=0.6 + 2.4 * ch.capacity / max(caps))
+        (line,) = ax.plot(xs, ys, color="black", alpha=0.6, lw=0.6 + 2.4 * ch.capacity / max(caps))
         if k == 0:
             line.set_label(f"{len(chains)} chain(s), width ∝ capacity")
             handles.append(line)
@@ -197,8 +216,11 @@ def compare_figures(result, out: Path) -> list[Path]:
     """``compare --plot``: the per-method bars (over runs) and the response-time CDF (all runs) of one cell."""
     import pandas as pd
 
-    rows = [{"method": m, "run": r, **{k: v for k, v in s.items() if not isinstance(v, list)}}
-            for m, runs in result.per_run.items() for r, s in enumerate(runs)]
+    rows = [
+        {"method": m, "run": r, **{k: v for k, v in s.items() if not isinstance(v, list)}}
+        for m, runs in result.per_run.items()
+        for r, s in enumerate(runs)
+    ]
     title = f"{result.scenario}: {result.runs} runs × {result.requests} requests, profile {result.profile}"
     paths = save(method_bars(pd.DataFrame(rows), result.methods, title=title), out / COMPARE_FIGURES[0])
     if result.rows:
@@ -208,5 +230,4 @@ def compare_figures(result, out: Path) -> list[Path]:
 
 def plan_figure(pm, placement, chains, title: str = ""):
     """``plan --plot``: the placement of a PerfModel's servers with the given chains."""
-    return placement_figure(pm.swarm.server_names, pm.swarm.server_gpus, placement.start, placement.n_blocks, pm.L,
-                            chains, title)
+    return placement_figure(pm.swarm.server_names, pm.swarm.server_gpus, placement.start, placement.n_blocks, pm.L, chains, title)

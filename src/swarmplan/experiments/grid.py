@@ -58,8 +58,9 @@ def _range(text: str, key: str) -> list[Any]:
     try:
         start, stop, step = (Decimal(p.strip()) for p in parts)
     except (InvalidOperation, ValueError):
-        raise SwarmplanError("--grid", f"{key}: range {text!r} is not start:stop:step with numbers",
-                             "write e.g. 0.1:2.0:0.1") from None
+        raise SwarmplanError(
+            "--grid", f"{key}: range {text!r} is not start:stop:step with numbers", "write e.g. 0.1:2.0:0.1"
+        ) from None
     if step <= 0 or stop < start:
         raise SwarmplanError("--grid", f"{key}: range {text!r} needs step > 0 and stop ≥ start", "write e.g. 0.1:2.0:0.1")
     n = int((stop - start) / step) + 1
@@ -86,12 +87,17 @@ def parse_axis(text: str) -> Axis:
     elif len(keys) == 1 and raw.count(":") == 2 and "," not in raw:
         points = [[v] for v in _range(raw, key)]
     else:
-        points = [[_parse_scalar(v.strip()) for v in item.split("/")] if len(keys) > 1 else [_parse_scalar(item.strip())]
-                  for item in raw.split(",")]
+        points = [
+            [_parse_scalar(v.strip()) for v in item.split("/")] if len(keys) > 1 else [_parse_scalar(item.strip())]
+            for item in raw.split(",")
+        ]
     for p in points:
         if len(p) != len(keys):
-            raise SwarmplanError("--grid", f"{key}: point {p!r} has {len(p)} value(s) for {len(keys)} key(s)",
-                                 "give one value per linked key, separated by '/'")
+            raise SwarmplanError(
+                "--grid",
+                f"{key}: point {p!r} has {len(p)} value(s) for {len(keys)} key(s)",
+                "give one value per linked key, separated by '/'",
+            )
     values = tuple(tuple(p) for p in points)
     if len(set(map(json.dumps, values))) != len(values):
         raise SwarmplanError("--grid", f"{key}: repeated values", "list each value once")

@@ -99,8 +99,7 @@ def _img(png: Path, svg: Path | None) -> str:
     data = base64.b64encode(png.read_bytes()).decode()
     link = ""
     if svg is not None and svg.exists():
-        link = (f' <a download="{svg.name}" href="data:image/svg+xml;base64,'
-                f'{base64.b64encode(svg.read_bytes()).decode()}">SVG</a>')
+        link = f' <a download="{svg.name}" href="data:image/svg+xml;base64,{base64.b64encode(svg.read_bytes()).decode()}">SVG</a>'
     return f'<img alt="{html.escape(png.stem)}" data-file="{html.escape(png.name)}" src="data:image/png;base64,{data}">{link}'
 
 
@@ -115,8 +114,9 @@ def _yaml(doc) -> str:
 
 
 def _table(df: pd.DataFrame, table_id: str, caption: str) -> str:
-    return (f'<h3 id="{table_id}-title">{html.escape(caption)}</h3>'
-            + df.to_html(index=False, table_id=table_id, escape=True, border=0, classes="data"))
+    return f'<h3 id="{table_id}-title">{html.escape(caption)}</h3>' + df.to_html(
+        index=False, table_id=table_id, escape=True, border=0, classes="data"
+    )
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -135,34 +135,55 @@ def build_report(out: Path) -> Report:
     sessions = []
     if (out / store.SESSIONS).exists():
         sessions = [json.loads(line) for line in (out / store.SESSIONS).read_text().splitlines() if line.strip()]
-    settings = pd.DataFrame([
-        {"setting": "scenario", "value": f"{manifest['scenario_name']} ({spec['scenario']})"},
-        {"setting": "swarmplan version", "value": manifest["version"]},
-        {"setting": "methods", "value": ", ".join(spec["methods"])},
-        {"setting": "grid", "value": "; ".join(f"{'+'.join(a['keys'])} ∈ {a['values']}" for a in spec["axes"]) or "none"},
-        {"setting": "cells × runs", "value": f"{len(manifest['cells'])} × {spec['runs']}"},
-        {"setting": "requests per run", "value": spec["requests"] or "each cell's workload.n_requests"},
-        {"setting": "seed", "value": f"{spec['seed']} (run r of every cell uses SeedSequence([{spec['seed']}, r]): "
-                                     "the same swarm draw and arrivals in every cell)"},
-        {"setting": "timing profile / PETALS cache test", "value": f"{spec['profile']} / {spec['cache_test']}"},
-        {"setting": "--set overrides", "value": " ".join(spec["sets"]) or "none"},
-        {"setting": "command", "value": " ".join(manifest["command"])},
-    ])
-    tables = [("settings", "Settings", settings),
-              ("methods-overall", "Per method, mean over all cells and runs", method_table(df, spec["methods"]))]
+    settings = pd.DataFrame(
+        [
+            {"setting": "scenario", "value": f"{manifest['scenario_name']} ({spec['scenario']})"},
+            {"setting": "swarmplan version", "value": manifest["version"]},
+            {"setting": "methods", "value": ", ".join(spec["methods"])},
+            {"setting": "grid", "value": "; ".join(f"{'+'.join(a['keys'])} ∈ {a['values']}" for a in spec["axes"]) or "none"},
+            {"setting": "cells × runs", "value": f"{len(manifest['cells'])} × {spec['runs']}"},
+            {"setting": "requests per run", "value": spec["requests"] or "each cell's workload.n_requests"},
+            {
+                "setting": "seed",
+                "value": f"{spec['seed']} (run r of every cell uses SeedSequence([{spec['seed']}, r]): "
+                "the same swarm draw and arrivals in every cell)",
+            },
+            {"setting": "timing profile / PETALS cache test", "value": f"{spec['profile']} / {spec['cache_test']}"},
+            {"setting": "--set overrides", "value": " ".join(spec["sets"]) or "none"},
+            {"setting": "command", "value": " ".join(manifest["command"])},
+        ]
+    )
+    tables = [
+        ("settings", "Settings", settings),
+        ("methods-overall", "Per method, mean over all cells and runs", method_table(df, spec["methods"])),
+    ]
     for metric in ("per_token_s", "response_mean_s"):
-        tables.append((f"cells-{metric}", f"{figures.LABELS[metric]} per cell: mean ± 95 % CI half-width over "
-                       f"{spec['runs']} runs", cell_table(df, manifest, metric)))
+        tables.append(
+            (
+                f"cells-{metric}",
+                f"{figures.LABELS[metric]} per cell: mean ± 95 % CI half-width over {spec['runs']} runs",
+                cell_table(df, manifest, metric),
+            )
+        )
     if sessions:
-        tables.append(("sessions", "Sessions (each run or resume of the sweep)",
-                       pd.DataFrame([{k: s.get(k) for k in ("started", "executor", "ran", "skipped", "wall_s", "command")}
-                                     for s in sessions]).assign(command=lambda d: d["command"].map(" ".join))))
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>swarmplan sweep: "
-             f"{html.escape(manifest['scenario_name'])}</title><style>{CSS}</style></head><body>",
-             f"<h1>Sweep of {html.escape(manifest['scenario_name'])}</h1>",
-             f"<p>{len(manifest['cells'])} cells × {spec['runs']} Monte Carlo runs × {len(spec['methods'])} methods; "
-             f"every method sees the same swarm draw and arrivals in a run. Generated by swarmplan "
-             f"{html.escape(manifest['version'])}.</p>", "<h2>Figures</h2>"]
+        tables.append(
+            (
+                "sessions",
+                "Sessions (each run or resume of the sweep)",
+                pd.DataFrame(
+                    [{k: s.get(k) for k in ("started", "executor", "ran", "skipped", "wall_s", "command")} for s in sessions]
+                ).assign(command=lambda d: d["command"].map(" ".join)),
+            )
+        )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>swarmplan sweep: "
+        f"{html.escape(manifest['scenario_name'])}</title><style>{CSS}</style></head><body>",
+        f"<h1>Sweep of {html.escape(manifest['scenario_name'])}</h1>",
+        f"<p>{len(manifest['cells'])} cells × {spec['runs']} Monte Carlo runs × {len(spec['methods'])} methods; "
+        f"every method sees the same swarm draw and arrivals in a run. Generated by swarmplan "
+        f"{html.escape(manifest['version'])}.</p>",
+        "<h2>Figures</h2>",
+    ]
     for caption, paths in made:
         png = next(p for p in paths if p.suffix == ".png")
         svg = next((p for p in paths if p.suffix == ".svg"), None)

@@ -87,16 +87,21 @@ class Recipe:
 
 def _table6_specs(runs, requests, seed):
     topo = Axis(("network.topology", "servers.count"), tuple(TOPOLOGIES.values()))
-    axes = (topo, Axis(("workload.rate_per_s",), tuple((v,) for v in LAMBDAS)),
-            Axis(("workload.output_tokens",), tuple((v,) for v in LENGTHS)))
+    axes = (
+        topo,
+        Axis(("workload.rate_per_s",), tuple((v,) for v in LAMBDAS)),
+        Axis(("workload.output_tokens",), tuple((v,) for v in LENGTHS)),
+    )
     return [("table6", SweepSpec("paper-abvt", axes, ("petals", "cg-bprr"), runs, requests, seed, "paper"))]
 
 
 def _table3_specs(runs, requests, seed):
     sets = (f"network.matrix={json.dumps(_clustered_matrix())}", "clients.0.node=cluster0")
-    axes = (Axis(("clients.0.node",), (("cluster0",), ("cluster1",), ("cluster2",))),
-            Axis(("workload.rate_per_s",), tuple((v,) for v in LAMBDAS)),
-            Axis(("workload.output_tokens",), tuple((v,) for v in LENGTHS)))
+    axes = (
+        Axis(("clients.0.node",), (("cluster0",), ("cluster1",), ("cluster2",))),
+        Axis(("workload.rate_per_s",), tuple((v,) for v in LAMBDAS)),
+        Axis(("workload.output_tokens",), tuple((v,) for v in LENGTHS)),
+    )
     return [("table3", SweepSpec("paper-clustered", axes, ("petals", "cg-bprr"), runs, requests, seed, "paper", "petals", sets))]
 
 
@@ -111,32 +116,71 @@ def _ablation_specs(runs, requests, seed):
 def _followup_sets() -> tuple[str, ...]:
     """related-work.md §1.8: BLOOM-176B, 2000 input / 20 output tokens, 40 GB (120 TFLOPS) and 20 GB (80 TFLOPS)
     MIG-like GPUs, RIPE Atlas EU RTTs + 18 ms, J = 20 servers, η = 0.2, λ = 0.2 req/s, Poisson arrivals."""
-    return ("model={\"preset\": \"bloom-176b\"}", "workload.arrivals=poisson", "workload.lengths=fixed",
-            "workload.trace=null", "workload.input_tokens=2000", "workload.output_tokens=20",
-            "workload.cache_tokens=2048", "workload.rate_per_s=0.2", "servers.count=20",
-            "servers.gpu_fractions={\"mig-3g\": 0.2, \"mig-2g\": 0.8}")
+    return (
+        "model={\"preset\": \"bloom-176b\"}",
+        "workload.arrivals=poisson",
+        "workload.lengths=fixed",
+        "workload.trace=null",
+        "workload.input_tokens=2000",
+        "workload.output_tokens=20",
+        "workload.cache_tokens=2048",
+        "workload.rate_per_s=0.2",
+        "servers.count=20",
+        "servers.gpu_fractions={\"mig-3g\": 0.2, \"mig-2g\": 0.8}",
+    )
 
 
 def _followup_specs(runs, requests, seed):
     methods = ("petals", "cg-bprr", "gbp-cr")
-    eta = Axis(("servers.gpu_fractions.mig-3g", "servers.gpu_fractions.mig-2g"),
-               tuple((e, round(1 - e, 10)) for e in (0.1, 0.2, 0.3, 0.4)))
+    eta = Axis(
+        ("servers.gpu_fractions.mig-3g", "servers.gpu_fractions.mig-2g"),
+        tuple((e, round(1 - e, 10)) for e in (0.1, 0.2, 0.3, 0.4)),
+    )
     lam = Axis(("workload.rate_per_s",), tuple((v,) for v in (0.05, 0.1, 0.2, 0.3, 0.4)))
     sets = _followup_sets()
-    return [("followup-eta", SweepSpec("trace-azure-code", (eta,), methods, runs, requests, seed, "fair", "petals", sets)),
-            ("followup-load", SweepSpec("trace-azure-code", (lam,), methods, runs, requests, seed, "fair", "petals", sets))]
+    return [
+        ("followup-eta", SweepSpec("trace-azure-code", (eta,), methods, runs, requests, seed, "fair", "petals", sets)),
+        ("followup-load", SweepSpec("trace-azure-code", (lam,), methods, runs, requests, seed, "fair", "petals", sets)),
+    ]
 
 
-RECIPES = {r.name: r for r in [
-    Recipe("table3", "Sun et al. 2025, Table III: clustered scenario, per-token time (s)", _table3_specs, 20, 100,
-           "bprr.md §11.2 (Table III), §10.3"),
-    Recipe("table6", "Sun et al. 2025, Table VI: scattered scenario, per-token time (s)", _table6_specs, 20, 100,
-           "bprr.md §11.2 (Table VI), §10.1–10.3"),
-    Recipe("ablation", "Sun et al. 2025, Fig. 9: per-token time vs load for the ablations", _ablation_specs, 10, None,
-           "bprr.md §10.1 (General_varying_lamda_online), §11.2 findings"),
-    Recipe("followup", "Sun, He, Hou 2026, Fig. 6 in shape: mean response time vs η and vs λ", _followup_specs, 20, 100,
-           "related-work.md §1.8–1.9"),
-]}
+RECIPES = {
+    r.name: r
+    for r in [
+        Recipe(
+            "table3",
+            "Sun et al. 2025, Table III: clustered scenario, per-token time (s)",
+            _table3_specs,
+            20,
+            100,
+            "bprr.md §11.2 (Table III), §10.3",
+        ),
+        Recipe(
+            "table6",
+            "Sun et al. 2025, Table VI: scattered scenario, per-token time (s)",
+            _table6_specs,
+            20,
+            100,
+            "bprr.md §11.2 (Table VI), §10.1–10.3",
+        ),
+        Recipe(
+            "ablation",
+            "Sun et al. 2025, Fig. 9: per-token time vs load for the ablations",
+            _ablation_specs,
+            10,
+            None,
+            "bprr.md §10.1 (General_varying_lamda_online), §11.2 findings",
+        ),
+        Recipe(
+            "followup",
+            "Sun, He, Hou 2026, Fig. 6 in shape: mean response time vs η and vs λ",
+            _followup_specs,
+            20,
+            100,
+            "related-work.md §1.8–1.9",
+        ),
+    ]
+}
 
 
 @dataclass
@@ -171,10 +215,20 @@ def published_table(df: pd.DataFrame, published: dict, label_of: Callable[[pd.Se
         name, lam, l_out = cell_key
         mean, half = figures.ci95(sub["per_token_s"])
         real, sim = published[cell_key][ours[method]]
-        rows.append({"setting": name, "λ (req/s)": lam, "l_out": l_out, "algorithm": PAPER[ours[method]],
-                     "ours": round(mean, 3), "±95%": round(half, 3), "paper sim": sim,
-                     "Δ vs sim": f"{100 * rel_diff(mean, sim):+.0f} %", "paper real": real,
-                     "Δ vs real": f"{100 * rel_diff(mean, real):+.0f} %"})
+        rows.append(
+            {
+                "setting": name,
+                "λ (req/s)": lam,
+                "l_out": l_out,
+                "algorithm": PAPER[ours[method]],
+                "ours": round(mean, 3),
+                "±95%": round(half, 3),
+                "paper sim": sim,
+                "Δ vs sim": f"{100 * rel_diff(mean, sim):+.0f} %",
+                "paper real": real,
+                "Δ vs real": f"{100 * rel_diff(mean, real):+.0f} %",
+            }
+        )
     order = {k: i for i, k in enumerate(published)}
     out = pd.DataFrame(rows)
     out["_o"] = [order[(r["setting"], r["λ (req/s)"], r["l_out"])] for _, r in out.iterrows()]
@@ -187,18 +241,29 @@ def reduction_note(table: pd.DataFrame) -> str:
     piv = table.pivot_table(index=["setting", "λ (req/s)", "l_out"], columns="algorithm", values=["ours", "paper sim"])
     ours = 1 - piv["ours"]["Proposed"] / piv["ours"]["PETALS"]
     pub = 1 - piv["paper sim"]["Proposed"] / piv["paper sim"]["PETALS"]
-    return (f"reduction of the per-token time vs PETALS: ours {100 * ours.min():.0f}–{100 * ours.max():.0f} % "
-            f"(mean {100 * ours.mean():.0f} %), the paper's simulator {100 * pub.min():.0f}–{100 * pub.max():.0f} % "
-            f"(mean {100 * pub.mean():.0f} %)")
+    return (
+        f"reduction of the per-token time vs PETALS: ours {100 * ours.min():.0f}–{100 * ours.max():.0f} % "
+        f"(mean {100 * ours.mean():.0f} %), the paper's simulator {100 * pub.min():.0f}–{100 * pub.max():.0f} % "
+        f"(mean {100 * pub.mean():.0f} %)"
+    )
 
 
 def _topology_label(row) -> str:
     return {v[0]: k for k, v in TOPOLOGIES.items()}[row["network.topology"]]
 
 
-def reproduce(name: str, out: Path, runs: int | None = None, requests: int | None = None, seed: int = 0,
-              executor: Executor | None = None, progress: Callable[[int, int], None] | None = None,
-              force: bool = False, command: list[str] | None = None, plots: bool = True) -> Reproduction:
+def reproduce(
+    name: str,
+    out: Path,
+    runs: int | None = None,
+    requests: int | None = None,
+    seed: int = 0,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+    command: list[str] | None = None,
+    plots: bool = True,
+) -> Reproduction:
     """Run (or resume) the named reproduction's sweeps under ``out`` and compare with the published values."""
     if name not in RECIPES:
         raise SwarmplanError("NAME", f"unknown reproduction {name!r}", f"use one of {', '.join(RECIPES)}")
@@ -212,29 +277,44 @@ def reproduce(name: str, out: Path, runs: int | None = None, requests: int | Non
         run_sweep(spec, folder, executor, progress, force, command)
         results[sub] = read_results(folder)
         folders.append(folder)
-    settings = {"runs": runs, "requests per run": requests if requests is not None else "n_req = round(200·λ) (the authors' script)",
-                "seed": f"{seed} (run r: SeedSequence([{seed}, r]), the same draws in every cell)",
-                "profile": sweeps[0][1].profile, "methods": ", ".join(sweeps[0][1].method_names()),
-                "scenario": sweeps[0][1].scenario, "source": recipe.source}
+    settings = {
+        "runs": runs,
+        "requests per run": requests if requests is not None else "n_req = round(200·λ) (the authors' script)",
+        "seed": f"{seed} (run r: SeedSequence([{seed}, r]), the same draws in every cell)",
+        "profile": sweeps[0][1].profile,
+        "methods": ", ".join(sweeps[0][1].method_names()),
+        "scenario": sweeps[0][1].scenario,
+        "source": recipe.source,
+    }
     rep = Reproduction(name, recipe.title, recipe.source, settings, pd.DataFrame(), folders=folders)
     fig_dir = out / "figures"
     if name in ("table6", "table3"):
         df = results[name]
         if name == "table6":
-            rep.table = published_table(df, TABLE6_PUBLISHED, lambda r: (_topology_label(r), r["workload.rate_per_s"],
-                                                                         r["workload.output_tokens"]))
+            rep.table = published_table(
+                df, TABLE6_PUBLISHED, lambda r: (_topology_label(r), r["workload.rate_per_s"], r["workload.output_tokens"])
+            )
         else:
-            rep.table = published_table(df, TABLE3_PUBLISHED, lambda r: (r["clients.0.node"].capitalize().replace("cluster", "Cluster"),
-                                                                         r["workload.rate_per_s"], r["workload.output_tokens"]))
+            rep.table = published_table(
+                df,
+                TABLE3_PUBLISHED,
+                lambda r: (
+                    r["clients.0.node"].capitalize().replace("cluster", "Cluster"),
+                    r["workload.rate_per_s"],
+                    r["workload.output_tokens"],
+                ),
+            )
         rep.notes.append(reduction_note(rep.table))
         if plots:
             rep.figures += figures.save(published_figure(rep.table, recipe.title), fig_dir / name)
     elif name == "ablation":
         df = results["ablation"].assign(topology=lambda d: d.apply(_topology_label, axis=1))
         rep.table = mean_table(df, ["topology", "workload.rate_per_s"], "per_token_s")
-        rep.notes.append("the paper's Fig. 9 values are not published in text form (bprr.md §11.4); its findings: "
-                         "Opt Num helps in most cases, especially at high load; Opt Order and Opt RR help sometimes; "
-                         "the combined method (cg-bprr) improves in all tested cases")
+        rep.notes.append(
+            "the paper's Fig. 9 values are not published in text form (bprr.md §11.4); its findings: "
+            "Opt Num helps in most cases, especially at high load; Opt Order and Opt RR help sometimes; "
+            "the combined method (cg-bprr) improves in all tested cases"
+        )
         rep.notes.append(_wins_note(df, "per_token_s", ["topology", "workload.rate_per_s"]))
         if plots:
             methods = list(sweeps[0][1].method_names())
@@ -242,8 +322,10 @@ def reproduce(name: str, out: Path, runs: int | None = None, requests: int | Non
             rep.figures += figures.save(fig, fig_dir / "ablation-vs-load")
     else:
         frames = []
-        for sub, key, label in (("followup-eta", "servers.gpu_fractions.mig-3g", "η (fast fraction)"),
-                                ("followup-load", "workload.rate_per_s", "λ (req/s)")):
+        for sub, key, label in (
+            ("followup-eta", "servers.gpu_fractions.mig-3g", "η (fast fraction)"),
+            ("followup-load", "workload.rate_per_s", "λ (req/s)"),
+        ):
             df = results[sub]
             t = mean_table(df, [key], "response_mean_s").rename(columns={key: "value"})
             t.insert(0, "swept", label)
@@ -254,8 +336,10 @@ def reproduce(name: str, out: Path, runs: int | None = None, requests: int | Non
                 fig = figures.metric_vs_axis(df, key, "response_mean_s", methods, [], title=f"{recipe.title}: vs {label}")
                 rep.figures += figures.save(fig, fig_dir / sub)
         rep.table = pd.concat(frames, ignore_index=True)
-        rep.notes.append("published (Sun, He, Hou 2026, Fig. 6): 8–83 % mean response-time reduction of GBP-CR vs "
-                         "PETALS and BPRR, largest with few servers and few fast GPUs (related-work.md §1.9)")
+        rep.notes.append(
+            "published (Sun, He, Hou 2026, Fig. 6): 8–83 % mean response-time reduction of GBP-CR vs "
+            "PETALS and BPRR, largest with few servers and few fast GPUs (related-work.md §1.9)"
+        )
     return rep
 
 
@@ -271,8 +355,10 @@ def _wins_note(df: pd.DataFrame, metric: str, keys: list[str], baselines=("petal
     parts = []
     for b in baselines:
         red = 1 - piv[_name(best)] / piv[_name(b)]
-        parts.append(f"{best} vs {b}: {100 * red.min():.0f}–{100 * red.max():.0f} % lower {metric} "
-                     f"({int((red > 0).sum())} of {len(red)} points better)")
+        parts.append(
+            f"{best} vs {b}: {100 * red.min():.0f}–{100 * red.max():.0f} % lower {metric} "
+            f"({int((red > 0).sum())} of {len(red)} points better)"
+        )
     return "; ".join(parts)
 
 

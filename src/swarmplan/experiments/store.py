@@ -17,8 +17,18 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FLOAT_METRICS = ("per_token_s", "ttft_s", "wait_s", "service_s", "response_mean_s", "response_p50_s",
-                 "response_p95_s", "response_p99_s", "mean_slot_utilisation", "bound_ms_per_token")
+FLOAT_METRICS = (
+    "per_token_s",
+    "ttft_s",
+    "wait_s",
+    "service_s",
+    "response_mean_s",
+    "response_p50_s",
+    "response_p95_s",
+    "response_p99_s",
+    "mean_slot_utilisation",
+    "bound_ms_per_token",
+)
 INT_METRICS = ("max_concurrency", "R", "c")
 BOOL_METRICS = ("overloaded",)
 PART_RE = re.compile(r"^c(\d{6})-r(\d{4})\.parquet$")
@@ -48,8 +58,12 @@ def axis_value(v: Any, typ: pa.DataType) -> Any:
 def results_schema(axis_types: dict[str, pa.DataType]) -> pa.Schema:
     fields = [pa.field("cell", pa.int64())]
     fields += [pa.field(k, t) for k, t in axis_types.items()]
-    fields += [pa.field("run", pa.int64()), pa.field("seed", pa.int64()), pa.field("method", pa.string()),
-               pa.field("requests", pa.int64())]
+    fields += [
+        pa.field("run", pa.int64()),
+        pa.field("seed", pa.int64()),
+        pa.field("method", pa.string()),
+        pa.field("requests", pa.int64()),
+    ]
     fields += [pa.field(m, pa.float64()) for m in FLOAT_METRICS]
     fields += [pa.field(m, pa.int64()) for m in INT_METRICS]
     fields += [pa.field(m, pa.bool_()) for m in BOOL_METRICS]
@@ -98,8 +112,9 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_part(parts_dir: Path, cell: int, run: int, rows: list[dict], schema: pa.Schema,
-               request_rows: list[dict] | None) -> None:
+def write_part(
+    parts_dir: Path, cell: int, run: int, rows: list[dict], schema: pa.Schema, request_rows: list[dict] | None
+) -> None:
     """Write one task's rows; the results part goes last, as the task's durable done marker."""
     name = part_name(cell, run)
     if request_rows:
@@ -107,8 +122,7 @@ def write_part(parts_dir: Path, cell: int, run: int, rows: list[dict], schema: p
     _write_atomic(pa.Table.from_pylist(rows, schema=schema), parts_dir / name)
 
 
-def compact(parts_dir: Path, keys: list[tuple[int, int]], out: Path, schema: pa.Schema | None,
-            prefix: str = "") -> int:
+def compact(parts_dir: Path, keys: list[tuple[int, int]], out: Path, schema: pa.Schema | None, prefix: str = "") -> int:
     """Stream the parts of ``keys`` (in that order) into one Parquet file; returns the rows written."""
     tmp = out.with_name(out.name + ".tmp")
     writer, n = None, 0

@@ -90,9 +90,19 @@ def run_task(task: SweepTask) -> tuple[dict[str, dict], list[dict], str | None]:
     """One task on whichever machine runs it; pure given the task. A cell the methods cannot serve (e.g. too
     few servers to hold the model) is a result, not a crash: its rows carry the error and no metrics."""
     try:
-        summaries, rows = run_once(task.scenario, list(task.methods), task.run, task.requests, task.seed,
-                                   task.profile, task.cache_test, task.base_dir, task.keep_requests,
-                                   task.milp_time_limit_s, task.overrides)
+        summaries, rows = run_once(
+            task.scenario,
+            list(task.methods),
+            task.run,
+            task.requests,
+            task.seed,
+            task.profile,
+            task.cache_test,
+            task.base_dir,
+            task.keep_requests,
+            task.milp_time_limit_s,
+            task.overrides,
+        )
     except SwarmplanError as err:
         return {m: {} for m in task.methods}, [], str(err)
     return summaries, rows, None
@@ -128,8 +138,9 @@ def cell_scenarios(spec: SweepSpec) -> tuple[list[Cell], list[Scenario], Path | 
             sc, base = load_scenario(spec.scenario, list(spec.sets) + cell.overrides())
         except SwarmplanError as err:
             where = f" (cell {cell.label()})" if cell.values else ""
-            raise SwarmplanError("--grid" if cell.values else err.field, f"{err.problem}{where}",
-                                 err.fix or "check the grid values") from None
+            raise SwarmplanError(
+                "--grid" if cell.values else err.field, f"{err.problem}{where}", err.fix or "check the grid values"
+            ) from None
         scenarios.append(sc)
     return grid, scenarios, base
 
@@ -145,8 +156,11 @@ def _prepare(out: Path, manifest: dict, force: bool) -> None:
             return
         if not force:
             diff = sorted(k for k in manifest["spec"] if old.get("spec", {}).get(k) != manifest["spec"][k])
-            raise SwarmplanError("--out", f"{out} holds a different sweep (differs in {', '.join(diff)})",
-                                 "use another folder, repeat the original arguments to resume, or pass --force to start over")
+            raise SwarmplanError(
+                "--out",
+                f"{out} holds a different sweep (differs in {', '.join(diff)})",
+                "use another folder, repeat the original arguments to resume, or pass --force to start over",
+            )
         for name in OUR_FILES:
             p = out / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
@@ -156,9 +170,14 @@ def _prepare(out: Path, manifest: dict, force: bool) -> None:
     store.write_json_atomic(path, manifest)
 
 
-def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
-              progress: Callable[[int, int], None] | None = None, force: bool = False,
-              command: list[str] | None = None) -> SweepOutcome:
+def run_sweep(
+    spec: SweepSpec,
+    out: Path,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+    command: list[str] | None = None,
+) -> SweepOutcome:
     """Run (or resume) ``spec`` into folder ``out``; ``progress(done, total)`` after each task."""
     t0 = time.perf_counter()
     executor = executor or SerialExecutor()
@@ -169,10 +188,14 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
     grid, scenarios, base = cell_scenarios(spec)
     axis_types = {k: store.axis_type([c.values[k] for c in grid]) for ax in spec.axes for k in ax.keys}
     schema = store.results_schema(axis_types)
-    manifest = {"spec": spec.to_json(), "version": __version__, "cells": [c.values for c in grid],
-                "scenario_name": scenarios[0].name,
-                "scenario": load_scenario(spec.scenario, list(spec.sets))[0].model_dump(mode="json"),
-                "command": command or sys.argv}
+    manifest = {
+        "spec": spec.to_json(),
+        "version": __version__,
+        "cells": [c.values for c in grid],
+        "scenario_name": scenarios[0].name,
+        "scenario": load_scenario(spec.scenario, list(spec.sets))[0].model_dump(mode="json"),
+        "command": command or sys.argv,
+    }
     _prepare(out, manifest, force)
     parts = out / "parts"
     done = store.finished_parts(parts)
@@ -183,11 +206,28 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
     def tasks():
         for cell, run in todo:
             sc = scenarios[cell]
-            yield SweepTask(cell, run, sc, base, methods, spec.requests or sc.workload.n_requests, spec.seed,
-                            spec.profile, spec.cache_test, spec.keep_requests, spec.milp_time_limit_s, overrides)
+            yield SweepTask(
+                cell,
+                run,
+                sc,
+                base,
+                methods,
+                spec.requests or sc.workload.n_requests,
+                spec.seed,
+                spec.profile,
+                spec.cache_test,
+                spec.keep_requests,
+                spec.milp_time_limit_s,
+                overrides,
+            )
 
-    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command or sys.argv,
-               "executor": executor.describe(), "skipped": skipped, "version": __version__}
+    session = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command or sys.argv,
+        "executor": executor.describe(),
+        "skipped": skipped,
+        "version": __version__,
+    }
     finished, failed, first_error = skipped, 0, None
     if progress:
         progress(finished, len(keys))
@@ -211,14 +251,30 @@ def run_sweep(spec: SweepSpec, out: Path, executor: Executor | None = None,
     with open(out / store.SESSIONS, "a") as fh:
         fh.write(json.dumps(session) + "\n")
     files = [str(out / store.RESULTS)] + ([str(out / store.REQUESTS)] if n_req else [])
-    return SweepOutcome(out, len(grid), spec.runs, methods, len(keys), len(todo), skipped, wall,
-                        executor.describe(), n_rows, n_req, files, failed, first_error)
+    return SweepOutcome(
+        out,
+        len(grid),
+        spec.runs,
+        methods,
+        len(keys),
+        len(todo),
+        skipped,
+        wall,
+        executor.describe(),
+        n_rows,
+        n_req,
+        files,
+        failed,
+        first_error,
+    )
 
 
 def read_manifest(out: Path) -> dict:
     path = out / store.MANIFEST
     if not path.exists():
-        raise SwarmplanError("DIR", f"{out} holds no sweep ({store.MANIFEST} missing)", "give a folder written by `swarmplan sweep`")
+        raise SwarmplanError(
+            "DIR", f"{out} holds no sweep ({store.MANIFEST} missing)", "give a folder written by `swarmplan sweep`"
+        )
     return json.loads(path.read_text())
 
 
@@ -228,8 +284,9 @@ def read_results(out: Path, columns: list[str] | None = None):
 
     path = out / store.RESULTS
     if not path.exists():
-        raise SwarmplanError("DIR", f"{path} is missing (the sweep has not finished)",
-                             "rerun the same `swarmplan sweep` command to resume it")
+        raise SwarmplanError(
+            "DIR", f"{path} is missing (the sweep has not finished)", "rerun the same `swarmplan sweep` command to resume it"
+        )
     return pq.read_table(path, columns=columns).to_pandas()
 
 
@@ -238,5 +295,4 @@ def axis_columns(manifest: dict) -> list[list[str]]:
     return [list(a["keys"]) for a in manifest["spec"]["axes"]]
 
 
-__all__ = ["SweepSpec", "SweepTask", "SweepOutcome", "run_sweep", "run_task", "read_manifest", "read_results",
-           "axis_columns"]
+__all__ = ["SweepSpec", "SweepTask", "SweepOutcome", "run_sweep", "run_task", "read_manifest", "read_results", "axis_columns"]

@@ -15,11 +15,16 @@ def _defaults(kind: type) -> dict:
 
 def method_catalog() -> dict:
     return {
-        "placements": {n: {"family": m.family, "description": m.description, "options": _defaults(m.options)}
-                       for n, m in PLACEMENTS.items()},
-        "policies": {n: {"waiting": list(p.waiting), "description": p.description, "options": _defaults(p.options)}
-                     for n, p in POLICIES.items()},
+        "placements": {
+            n: {"family": m.family, "description": m.description, "options": _defaults(m.options)} for n, m in PLACEMENTS.items()
+        },
+        "policies": {
+            n: {"waiting": list(p.waiting), "description": p.description, "options": _defaults(p.options)}
+            for n, p in POLICIES.items()
+        },
         "waiting": dict(WAITING),
-        "aliases": {n: {"spec": f"{m.placement}+{m.policy}+{m.waiting}", "default": m.default,
-                        "description": m.description} for n, m in ALIASES.items()},
+        "aliases": {
+            n: {"spec": f"{m.placement}+{m.policy}+{m.waiting}", "default": m.default, "description": m.description}
+            for n, m in ALIASES.items()
+        },
     }

@@ -31,8 +31,7 @@ def parse_options(items: list[str] | None) -> dict[str, dict]:
         if not sep or not dot:
             raise SwarmplanError("--option", f"{item!r} is not name.field=value", "e.g. --option milp.time_limit_s=30")
         if name not in kinds:
-            raise SwarmplanError(f"--option {key}", f"no placement or policy named {name!r}",
-                                 f"use one of {', '.join(kinds)}")
+            raise SwarmplanError(f"--option {key}", f"no placement or policy named {name!r}", f"use one of {', '.join(kinds)}")
         kind = kinds[name]
         fields = {f.name: f for f in dataclasses.fields(kind)}
         if fname not in fields:

@@ -23,9 +23,16 @@ class PlanResult:
     quality: Quality | None
 
 
-def plan_placement(scenario: Scenario, base_dir: Path | None, method: str, R: int | None,
-                   swarm_rng: np.random.Generator, method_rng: np.random.Generator,
-                   overrides: dict[str, dict] | None = None, with_quality: bool = True) -> PlanResult:
+def plan_placement(
+    scenario: Scenario,
+    base_dir: Path | None,
+    method: str,
+    R: int | None,
+    swarm_rng: np.random.Generator,
+    method_rng: np.random.Generator,
+    overrides: dict[str, dict] | None = None,
+    with_quality: bool = True,
+) -> PlanResult:
     """Place ``method`` (a placement name, or a method whose placement is meant) on one draw of the scenario.
 
     ``overrides`` are ``--option`` settings (``methods.options.parse_options``)."""
@@ -33,8 +40,7 @@ def plan_placement(scenario: Scenario, base_dir: Path | None, method: str, R: in
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     overrides.setdefault("petals", {}).setdefault("balance_quality", scenario.placement.petals_balance_quality)
     pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
-    ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, R, milp_time_limit_s=60.0,
-                        overrides=overrides)
+    ctx = MethodContext(pm, method_rng, scenario.workload.rate_per_s, R, milp_time_limit_s=60.0, overrides=overrides)
     pl = ctx.placement(name, ctx.options_for(name))
     q = None
     if with_quality:

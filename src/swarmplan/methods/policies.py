@@ -88,18 +88,47 @@ def chains_for(pm: PerfModel, placement: Placement) -> list[Chain]:
 
 
 for _p in (
-    Policy("ws-rr", "waiting-penalised shortest chain per arrival (Sun et al. 2025, §8.1)", ("book", "retry"),
-           RouterOptions, lambda pm, pl, o: WsRrRouter(pm, pl, o.fast_path)),
-    Policy("petals-route", "PETALS' min-latency Dijkstra with its 10 s cache penalty (petals.md §7.2)",
-           ("book", "retry"), PetalsRouteOptions,
-           lambda pm, pl, o: PetalsRouter(pm, pl, o.cache_test, session_capacity(pm, pl), o.fast_path)),
-    Policy("opt-rr", "the chain minimising service + max wait per arrival (BPRR §8.4)", ("book", "retry"),
-           RouterOptions, lambda pm, pl, o: OptRrRouter(pm, pl, o.fast_path)),
-    Policy("jffc", "GCA chains, join-the-fastest-free-chain from a central queue (Sun, He, Hou 2026)", ("queue",),
-           NoPolicyOptions, lambda pm, pl, o: JffcDispatcher(chains_for(pm, pl))),
-    Policy("helix-iwrr", "Helix: max-flow over strict pipelines, interleaved weighted round-robin per hop "
-           "(docs/capacity.md §3.2)", ("book", "retry"), NoPolicyOptions, lambda pm, pl, o: _helix(pm, pl)),
-    Policy("parallax-dp", "Parallax: per-request min-latency DP over nodes with room (docs/capacity.md §4.2)",
-           ("book", "retry"), RouterOptions, lambda pm, pl, o: _parallax(pm, pl, o.fast_path)),
+    Policy(
+        "ws-rr",
+        "waiting-penalised shortest chain per arrival (Sun et al. 2025, §8.1)",
+        ("book", "retry"),
+        RouterOptions,
+        lambda pm, pl, o: WsRrRouter(pm, pl, o.fast_path),
+    ),
+    Policy(
+        "petals-route",
+        "PETALS' min-latency Dijkstra with its 10 s cache penalty (petals.md §7.2)",
+        ("book", "retry"),
+        PetalsRouteOptions,
+        lambda pm, pl, o: PetalsRouter(pm, pl, o.cache_test, session_capacity(pm, pl), o.fast_path),
+    ),
+    Policy(
+        "opt-rr",
+        "the chain minimising service + max wait per arrival (BPRR §8.4)",
+        ("book", "retry"),
+        RouterOptions,
+        lambda pm, pl, o: OptRrRouter(pm, pl, o.fast_path),
+    ),
+    Policy(
+        "jffc",
+        "GCA chains, join-the-fastest-free-chain from a central queue (Sun, He, Hou 2026)",
+        ("queue",),
+        NoPolicyOptions,
+        lambda pm, pl, o: JffcDispatcher(chains_for(pm, pl)),
+    ),
+    Policy(
+        "helix-iwrr",
+        "Helix: max-flow over strict pipelines, interleaved weighted round-robin per hop (docs/capacity.md §3.2)",
+        ("book", "retry"),
+        NoPolicyOptions,
+        lambda pm, pl, o: _helix(pm, pl),
+    ),
+    Policy(
+        "parallax-dp",
+        "Parallax: per-request min-latency DP over nodes with room (docs/capacity.md §4.2)",
+        ("book", "retry"),
+        RouterOptions,
+        lambda pm, pl, o: _parallax(pm, pl, o.fast_path),
+    ),
 ):
     register_policy(_p)

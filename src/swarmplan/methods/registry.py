@@ -13,14 +13,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-
 from swarmplan.errors import SwarmplanError
 from swarmplan.methods.policies import POLICIES, Waiting
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.context import PlanContext
 from swarmplan.placement.milp import MilpOptions
 from swarmplan.placement.petals_rejoin import rejoin_placement
-from swarmplan.placement.registry import PLACEMENTS, GbpCrOptions, Family, placement_method
+from swarmplan.placement.registry import PLACEMENTS, Family, GbpCrOptions, placement_method
 from swarmplan.placement.types import Placement
 from swarmplan.routing.petals import CacheTest
 from swarmplan.sim.retry import RetryingClient
@@ -115,28 +114,65 @@ class Method:
 ALIASES: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("petals", "petals", "petals-route", "book", "PETALS: its block count, lowest-throughput windows "
-               "(random join order), min-latency routing, fixed attention cache"),
-        Method("petals-retry", "petals", "petals-route", "retry", "PETALS as its real client behaves: a session "
-               "that does not fit fails, the client backs off and re-routes (not in the paper's model)"),
+        Method(
+            "petals",
+            "petals",
+            "petals-route",
+            "book",
+            "PETALS: its block count, lowest-throughput windows (random join order), min-latency routing, fixed attention cache",
+        ),
+        Method(
+            "petals-retry",
+            "petals",
+            "petals-route",
+            "retry",
+            "PETALS as its real client behaves: a session "
+            "that does not fit fails, the client backs off and re-routes (not in the paper's model)",
+        ),
         Method("opt-order", "petals-cgbp-order", "petals-route", "book", "PETALS with CG-BP's join order"),
-        Method("opt-num", "petals-cgbp-num", "petals-route", "book",
-               "PETALS with CG-BP's block counts and the proposed memory model"),
-        Method("opt-rr", "petals", "opt-rr", "book",
-               "PETALS' placement, each arrival on the chain minimising service + max wait"),
+        Method(
+            "opt-num", "petals-cgbp-num", "petals-route", "book", "PETALS with CG-BP's block counts and the proposed memory model"
+        ),
+        Method(
+            "opt-rr", "petals", "opt-rr", "book", "PETALS' placement, each arrival on the chain minimising service + max wait"
+        ),
         Method("cg-bprr", "cg-bp", "ws-rr", "book", "CG-BP placement + WS-RR routing (Sun et al. 2025)"),
-        Method("gbp-cr", "gbp-cr", "jffc", "queue",
-               "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)"),
+        Method("gbp-cr", "gbp-cr", "jffc", "queue", "GBP-CR placement + GCA chains + JFFC central queue (Sun, He, Hou 2026)"),
         Method("cgbp-jffc", "cg-bp", "jffc", "queue", "CG-BP placement + GCA chains + JFFC central queue"),
-        Method("milp", "milp", "ws-rr", "book",
-               "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing", default=False),
-        Method("helix", "helix", "helix-iwrr", "book", "Helix (ASPLOS '25): MILP placement maximising session "
-               "throughput (HiGHS, warm-started) + max-flow and interleaved weighted round-robin per hop",
-               default=False),
-        Method("parallax", "parallax", "parallax-dp", "book", "Parallax (GradientHQ): pipelines maximising "
-               "k²/stages, water-filled layers, per-request min-latency DP over free nodes", default=False),
-        Method("slo-pack", "slo-pack", "jffc", "queue", "SLO-Pack (ours): the capacity bound's LP rounded, or a "
-               "GBP-CR design, chosen per rate; JFFC over the chains that can meet the SLO"),
+        Method(
+            "milp",
+            "milp",
+            "ws-rr",
+            "book",
+            "exact MILP placement for CG-BP's R (layered, warm-started) + WS-RR routing",
+            default=False,
+        ),
+        Method(
+            "helix",
+            "helix",
+            "helix-iwrr",
+            "book",
+            "Helix (ASPLOS '25): MILP placement maximising session "
+            "throughput (HiGHS, warm-started) + max-flow and interleaved weighted round-robin per hop",
+            default=False,
+        ),
+        Method(
+            "parallax",
+            "parallax",
+            "parallax-dp",
+            "book",
+            "Parallax (GradientHQ): pipelines maximising "
+            "k²/stages, water-filled layers, per-request min-latency DP over free nodes",
+            default=False,
+        ),
+        Method(
+            "slo-pack",
+            "slo-pack",
+            "jffc",
+            "queue",
+            "SLO-Pack (ours): the capacity bound's LP rounded, or a "
+            "GBP-CR design, chosen per rate; JFFC over the chains that can meet the SLO",
+        ),
     ]
 }
 METHODS = ALIASES  # earlier name of the alias table
@@ -148,15 +184,20 @@ def parse_method(text: str) -> Method:
     if text in ALIASES:
         return ALIASES[text]
     parts = text.split("+")
-    fix = (f"use an alias ({', '.join(ALIASES)}) or placement+policy[+waiting] with a placement of "
-           f"{', '.join(PLACEMENTS)}, a policy of {', '.join(POLICIES)} and a waiting model of {', '.join(WAITING)}")
+    fix = (
+        f"use an alias ({', '.join(ALIASES)}) or placement+policy[+waiting] with a placement of "
+        f"{', '.join(PLACEMENTS)}, a policy of {', '.join(POLICIES)} and a waiting model of {', '.join(WAITING)}"
+    )
     if len(parts) not in (2, 3) or parts[0] not in PLACEMENTS or parts[1] not in POLICIES:
         raise SwarmplanError("--methods", f"unknown method {text!r}", fix)
     policy = POLICIES[parts[1]]
     waiting = parts[2] if len(parts) == 3 else policy.waiting[0]
     if waiting not in policy.waiting:
-        raise SwarmplanError("--methods", f"{text!r}: policy {policy.name} runs under {' or '.join(policy.waiting)}, "
-                             f"not {waiting!r}", f"use {parts[0]}+{parts[1]}+{policy.waiting[0]}")
+        raise SwarmplanError(
+            "--methods",
+            f"{text!r}: policy {policy.name} runs under {' or '.join(policy.waiting)}, not {waiting!r}",
+            f"use {parts[0]}+{parts[1]}+{policy.waiting[0]}",
+        )
     return Method(text, parts[0], parts[1], waiting, f"{placement_method(parts[0]).description}; {policy.description}")
 
 
@@ -177,5 +218,3 @@ def get_methods(names: list[str] | None) -> list[Method]:
     if dup:
         raise SwarmplanError("--methods", f"{', '.join(dup)} named twice", "name each method once")
     return methods
-
-

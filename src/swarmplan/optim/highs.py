@@ -101,8 +101,15 @@ class Milp:
         cols = np.asarray(cols, dtype=np.int64)
         return int(self.add_rows(np.zeros(len(cols), dtype=np.int64), cols, vals, [lb], [ub])[0])
 
-    def solve(self, time_limit: float | None = None, rel_gap: float = 1e-4, threads: int | None = None,
-              verbose: bool = False, start: np.ndarray | None = None, relax: bool = False) -> Solution:
+    def solve(
+        self,
+        time_limit: float | None = None,
+        rel_gap: float = 1e-4,
+        threads: int | None = None,
+        verbose: bool = False,
+        start: np.ndarray | None = None,
+        relax: bool = False,
+    ) -> Solution:
         with stdout_to_stderr():  # HiGHS' banner (printed when the object is made) and its log are C-level stdout
             return self._solve(time_limit, rel_gap, threads, verbose, start, relax)
 
@@ -146,7 +153,11 @@ class Milp:
         info = h.getInfo()
         name = h.modelStatusToString(status).lower()
         mip = not relax and is_int.any()
-        has = (info.primal_solution_status == 2) if hasattr(info, "primal_solution_status") else status == highspy.HighsModelStatus.kOptimal
+        has = (
+            (info.primal_solution_status == 2)
+            if hasattr(info, "primal_solution_status")
+            else status == highspy.HighsModelStatus.kOptimal
+        )
         x = np.array(h.getSolution().col_value) if has else None
         obj = float(info.objective_function_value) if has else None
         if mip:

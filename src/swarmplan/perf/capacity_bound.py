@@ -134,8 +134,14 @@ def _class_times(pm: PerfModel, q: LengthClass, slo: Slo, delay_ms: float) -> _C
     return _ClassTimes(hold, part, const, delay_ms)
 
 
-def single_request_metric_ms(pm: PerfModel, slo: Slo, classes: list[LengthClass] | None = None,
-                             delay_ms: float = 0.0, lengths: tuple | None = None, samples: int = 400) -> float:
+def single_request_metric_ms(
+    pm: PerfModel,
+    slo: Slo,
+    classes: list[LengthClass] | None = None,
+    delay_ms: float = 0.0,
+    lengths: tuple | None = None,
+    samples: int = 400,
+) -> float:
     """The SLO's metric if every request ran alone on the fastest chain any placement allows for its lengths
     (every server as large as its memory permits with one request's cache): the mean per-token time or TTFT,
     or the quantile of the response time. ``lengths`` = (input, output) arrays of a length distribution, of
@@ -197,9 +203,16 @@ def _knapsack(weights: np.ndarray, L: int):
     return float(best[L]), hops[::-1]
 
 
-def capacity_upper_bound(pm: PerfModel, slo: Slo, classes: list[LengthClass] | None = None,
-                         delay_ms: float | None = None, max_iterations: int = 200, tol: float = 1e-6,
-                         cells: int = 800, enumerate_limit: int = 2000) -> BoundResult:
+def capacity_upper_bound(
+    pm: PerfModel,
+    slo: Slo,
+    classes: list[LengthClass] | None = None,
+    delay_ms: float | None = None,
+    max_iterations: int = 200,
+    tol: float = 1e-6,
+    cells: int = 800,
+    enumerate_limit: int = 2000,
+) -> BoundResult:
     """The largest Poisson rate (req/s) any placement and routing could serve within ``slo`` (docs/capacity.md §2)."""
     classes = classes or length_classes(pm)
     d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms if delay_ms is None else delay_ms
@@ -424,6 +437,13 @@ def _used_chains(h, columns, classes, times, pm) -> list[dict]:
     for (qi, hops), v in zip(columns, x):
         if v > 1e-12:
             T = sum(times[qi].hold[j, n] for j, n in hops)
-            out.append({"class": qi, "servers": [j for j, _ in hops], "blocks": [n for _, n in hops],
-                        "rate_per_s": float(v * 1000.0), "service_ms": float(T)})
+            out.append(
+                {
+                    "class": qi,
+                    "servers": [j for j, _ in hops],
+                    "blocks": [n for _, n in hops],
+                    "rate_per_s": float(v * 1000.0),
+                    "service_ms": float(T),
+                }
+            )
     return out

@@ -103,9 +103,16 @@ def build_chain_graph_reference(start, n_blocks, L: int) -> ChainGraph:
         last.append(len(dst))
     is_last = np.zeros(len(m), dtype=bool)
     is_last[held[end[held] == L]] = True
-    return ChainGraph(L, order, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64),
-                      np.array(k, dtype=np.int64), np.array(first, dtype=np.int64),
-                      np.array(last, dtype=np.int64), is_last)
+    return ChainGraph(
+        L,
+        order,
+        np.array(src, dtype=np.int64),
+        np.array(dst, dtype=np.int64),
+        np.array(k, dtype=np.int64),
+        np.array(first, dtype=np.int64),
+        np.array(last, dtype=np.int64),
+        is_last,
+    )
 
 
 def shortest_chain_reference(graph: ChainGraph, edge_weight, sink_weight=None):
@@ -180,8 +187,7 @@ def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
     n = len(graph.is_last)
     w = np.ascontiguousarray(edge_weight, dtype=np.float64)
     sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
-    best, end_at, via = _edges_kernel(graph.order, graph.first_edge, graph.last_edge, graph.src, w,
-                                      graph.is_last, sink, n)
+    best, end_at, via = _edges_kernel(graph.order, graph.first_edge, graph.last_edge, graph.src, w, graph.is_last, sink, n)
     if end_at < 0:
         return float("inf"), [], []
     servers, processed = [], []
@@ -320,8 +326,7 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
     n = len(bc.start)
     w = np.ascontiguousarray(slot_weight, dtype=np.float64)
     sink = np.zeros(n) if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64)
-    best, end_at, pred = _jk_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, w, sink,
-                                    bc.L, n)
+    best, end_at, pred = _jk_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, w, sink, bc.L, n)
     if end_at < 0:
         return float("inf"), [], []
     servers, processed = [], []
@@ -336,7 +341,9 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
 
 
 @njit
-def _jk_incremental(order, start, end, m, offset, gstart, cost, res, own, dist, pred, sd, pmin, first, L, n):  # pragma: no cover - compiled
+def _jk_incremental(
+    order, start, end, m, offset, gstart, cost, res, own, dist, pred, sd, pmin, first, L, n
+):  # pragma: no cover - compiled
     """``_jk_kernel`` with weights cost[j, k] where k ≤ res[j] (else ∞), recomputing only what can change.
 
     State (dist, pred, sd, pmin) is kept between calls. A server is recomputed when its own weights changed
@@ -431,9 +438,24 @@ class CapacitatedChains:
     def next(self):
         """(cost, servers, blocks) of the cheapest chain on the usable edges, or (inf, [], [])."""
         bc = self.bc
-        best, end_at = _jk_incremental(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, self.cost,
-                                       self.res, self.own, self.dist, self.pred, self.sd, self.pmin, self._first,
-                                       bc.L, len(bc.start))
+        best, end_at = _jk_incremental(
+            bc.order,
+            bc.start,
+            bc.end,
+            bc.n_blocks,
+            bc.offset,
+            bc.group_start,
+            self.cost,
+            self.res,
+            self.own,
+            self.dist,
+            self.pred,
+            self.sd,
+            self.pmin,
+            self._first,
+            bc.L,
+            len(bc.start),
+        )
         self._first = False
         if end_at < 0:
             return float("inf"), [], []
@@ -480,8 +502,9 @@ def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
     waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
     cands = np.unique(waits[bc.slot_edge & np.isfinite(base) & np.isfinite(waits)])
     n = len(bc.start)
-    best, end_at, pred = _opt_rr_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, base,
-                                        waits, cands, bc.L, n)
+    best, end_at, pred = _opt_rr_kernel(
+        bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, base, waits, cands, bc.L, n
+    )
     if end_at < 0:
         return float("inf"), [], []
     servers, processed = [], []

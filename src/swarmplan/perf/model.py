@@ -15,18 +15,38 @@ from swarmplan.scenario.presets import FIT_REFERENCE_MODEL, MODEL_PRESETS
 from swarmplan.scenario.swarm import ModelParams, Swarm
 
 _REF = MODEL_PRESETS[FIT_REFERENCE_MODEL]
-_REF_MODEL = ModelParams(FIT_REFERENCE_MODEL, _REF["n_blocks"], _REF["params_per_block"], _REF["d_model"],
-                         _REF["kv_groups"], _REF["quant"], _REF["dtype"], None, None, None)
+_REF_MODEL = ModelParams(
+    FIT_REFERENCE_MODEL,
+    _REF["n_blocks"],
+    _REF["params_per_block"],
+    _REF["d_model"],
+    _REF["kv_groups"],
+    _REF["quant"],
+    _REF["dtype"],
+    None,
+    None,
+    None,
+)
 
 
-def device_block_times(model: ModelParams, decode_ms, prefill_slope, prefill_base, from_preset, roofline, tflops,
-                       bandwidth_gb_per_ms, per_block_overhead_ms):
+def device_block_times(
+    model: ModelParams,
+    decode_ms,
+    prefill_slope,
+    prefill_base,
+    from_preset,
+    roofline,
+    tflops,
+    bandwidth_gb_per_ms,
+    per_block_overhead_ms,
+):
     """docs/model.md §3.1 — per-block (decode τ, prefill slope, prefill base) of devices for this model: preset
     fits scaled by block bytes / parameters, explicit times as written, roofline types derived from specs.
     Servers and split clients (docs/split.md §1) both get their times here."""
     s_m = memory.block_gb(model)
-    decode_f, prefill_f = timing.fit_scale_factors(s_m, memory.block_gb(_REF_MODEL), model.params_per_block,
-                                                   _REF_MODEL.params_per_block)
+    decode_f, prefill_f = timing.fit_scale_factors(
+        s_m, memory.block_gb(_REF_MODEL), model.params_per_block, _REF_MODEL.params_per_block
+    )
     scale_d = np.where(from_preset, decode_f, 1.0)
     scale_p = np.where(from_preset, prefill_f, 1.0)
     tau = np.asarray(decode_ms, dtype=float) * scale_d
@@ -111,25 +131,46 @@ class PerfModel:
         transfer = None
         if swarm.link_bandwidth_mbps is not None:
             if model.d_model is None and model.activation_bytes_override is None:
-                raise SwarmplanError("model.activation_bytes_per_token", "a link bandwidth is given but the size of "
-                                     "a token's activations is unknown", "give d_model or activation_bytes_per_token")
+                raise SwarmplanError(
+                    "model.activation_bytes_per_token",
+                    "a link bandwidth is given but the size of a token's activations is unknown",
+                    "give d_model or activation_bytes_per_token",
+                )
             transfer = timing.transfer_ms_per_token(memory.activation_bytes_per_token(model), swarm.link_bandwidth_mbps)
         tau, slope, base = device_block_times(
-            model, swarm.decode_ms_per_block, swarm.prefill_ms_per_token_per_block, swarm.prefill_ms_per_block,
-            swarm.times_from_preset, swarm.roofline, swarm.tflops, swarm.bandwidth_gb_per_ms,
-            swarm.per_block_overhead_ms)
+            model,
+            swarm.decode_ms_per_block,
+            swarm.prefill_ms_per_token_per_block,
+            swarm.prefill_ms_per_block,
+            swarm.times_from_preset,
+            swarm.roofline,
+            swarm.tflops,
+            swarm.bandwidth_gb_per_ms,
+            swarm.per_block_overhead_ms,
+        )
         rtt = timing.token_rtt_ms(swarm.rtt_raw_client_ms, t.overhead_ms)
-        rtt_in = timing.input_rtt_ms(swarm.rtt_raw_client_ms, t.input_overhead_per_token_ms, t.input_overhead_base_ms,
-                                     swarm.input_tokens)
+        rtt_in = timing.input_rtt_ms(
+            swarm.rtt_raw_client_ms, t.input_overhead_per_token_ms, t.input_overhead_base_ms, swarm.input_tokens
+        )
         if transfer is not None:  # docs/model.md §17.2 — a decode step moves one token, the prompt l_in
             rtt, rtt_in = rtt + transfer, rtt_in + transfer * swarm.input_tokens
         pm = cls(
-            swarm=swarm, L=model.n_blocks, block_gb=s_m, kv_gb=s_c,
-            petals_cache_gb=memory.petals_cache_gb_per_block(model), autograd_gb=memory.autograd_reserve_gb(model),
-            memory_gb=swarm.memory_gb.astype(float), max_blocks=swarm.max_blocks, tau_ms=tau,
-            prefill_slope=slope, prefill_base=base, input_tokens=swarm.input_tokens, output_tokens=swarm.output_tokens,
+            swarm=swarm,
+            L=model.n_blocks,
+            block_gb=s_m,
+            kv_gb=s_c,
+            petals_cache_gb=memory.petals_cache_gb_per_block(model),
+            autograd_gb=memory.autograd_reserve_gb(model),
+            memory_gb=swarm.memory_gb.astype(float),
+            max_blocks=swarm.max_blocks,
+            tau_ms=tau,
+            prefill_slope=slope,
+            prefill_base=base,
+            input_tokens=swarm.input_tokens,
+            output_tokens=swarm.output_tokens,
             rtt_raw_ms=swarm.rtt_raw_client_ms,
-            rtt_ms=rtt, rtt_in_ms=rtt_in,
+            rtt_ms=rtt,
+            rtt_in_ms=rtt_in,
             tau_in_ms=timing.prefill_ms_per_block(slope, base, swarm.input_tokens),
             transfer_ms_per_token=transfer,
         )

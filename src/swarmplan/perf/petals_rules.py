@@ -7,8 +7,9 @@ import numpy as np
 _FLOOR_EPS = 1e-9
 
 
-def petals_num_blocks(memory_gb, block_gb: float, cache_gb_per_block: float, autograd_gb: float,
-                      n_blocks_model: int, max_blocks=None):
+def petals_num_blocks(
+    memory_gb, block_gb: float, cache_gb_per_block: float, autograd_gb: float, n_blocks_model: int, max_blocks=None
+):
     """docs/model.md §4.1 — m = min(⌊(M − autograd) / (s_m + B_cache)⌋, L), then the per-GPU clamp.
     A100 86.13 GB → 53 blocks, MIG 9.1 GB → 4 (BPRR §8.2). 0 means the GPU cannot serve a block."""
     m = np.floor((np.asarray(memory_gb, dtype=float) - autograd_gb) / (block_gb + cache_gb_per_block) + _FLOOR_EPS)

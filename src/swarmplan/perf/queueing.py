@@ -44,8 +44,12 @@ def jffc_response_bounds_ms(service_ms, capacities, rate_per_ms: float) -> tuple
     mu, caps = mu[order], caps[order]
     nu = float((mu * caps).sum())
     if rate_per_ms >= nu:
-        raise NoSolutionError("workload.rate_per_s", f"arrival rate {rate_per_ms * 1000:.3g}/s ≥ the chains' total "
-                             f"service rate {nu * 1000:.3g}/s: the queue grows without bound", "lower the rate or add chains")
+        raise NoSolutionError(
+            "workload.rate_per_s",
+            f"arrival rate {rate_per_ms * 1000:.3g}/s ≥ the chains' total "
+            f"service rate {nu * 1000:.3g}/s: the queue grows without bound",
+            "lower the rate or add chains",
+        )
     lower = _mean_number(rate_per_ms, _death_rates(mu, caps, True), nu) / rate_per_ms
     upper = _mean_number(rate_per_ms, _death_rates(mu, caps, False), nu) / rate_per_ms
     return lower, upper

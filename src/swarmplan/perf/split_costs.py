@@ -41,8 +41,9 @@ def server_work_ms(n_blocks, prefill_ms_per_block, decode_ms_per_block, output_t
     """docs/split.md §1.4 — GPU time a request costs a server that runs n of its blocks: prefill is
     compute-bound and does not share, a decode step shares the GPU with up to B streams:
     n · (τ^in(l_in) + (l_out − 1) · τ / B)."""
-    return np.asarray(n_blocks) * (np.asarray(prefill_ms_per_block) + (np.asarray(output_tokens) - 1)
-                                   * np.asarray(decode_ms_per_block) / decode_batch)
+    return np.asarray(n_blocks) * (
+        np.asarray(prefill_ms_per_block) + (np.asarray(output_tokens) - 1) * np.asarray(decode_ms_per_block) / decode_batch
+    )
 
 
 def client_blocks_that_fit(memory_gb: float, block_gb: float, kv_gb: float) -> int:

@@ -82,4 +82,8 @@ def roofline_times(block_gb: float, params_per_block: float, tflops, bandwidth_g
     1.02 GB/ms card: 0.0417 ms per input token and 1.294 ms per output token, as in Sun, He, Hou 2026.)
     Returns (decode ms, prefill ms per input token, prefill base ms) per server."""
     tflops = np.asarray(tflops, dtype=float)
-    return block_gb / np.asarray(bandwidth_gb_per_ms, dtype=float), 2.0 * params_per_block / (tflops * 1e9), np.asarray(overhead_ms, dtype=float)
+    return (
+        block_gb / np.asarray(bandwidth_gb_per_ms, dtype=float),
+        2.0 * params_per_block / (tflops * 1e9),
+        np.asarray(overhead_ms, dtype=float),
+    )

@@ -50,14 +50,21 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
     if K is None:
         short = np.flatnonzero(C < R) + 1
         raise NoSolutionError(
-            "R", f"CG-BP cannot give blocks {short[0]}..{short[-1]} capacity for R = {R} concurrent requests",
+            "R",
+            f"CG-BP cannot give blocks {short[0]}..{short[-1]} capacity for R = {R} concurrent requests",
             "lower R (--R), add servers or memory",
         )
     o = np.array(order)
     U = cgbp_bound_ms(t[o], m[o], float(pm.tau_ms[o[K - 1]]), K, L)
     m_used = np.where(usable, m, 0)
     return Placement(
-        method=method, start=np.where(usable, start, 0), n_blocks=m_used,
-        cache_slots=slots_for(pm, m_used, "proposed"), memory_model="proposed", R=R, bound_ms_per_token=U,
-        order=tuple(order), info={"K": K, "session_capacity": cap.tolist(), "t_ms": t.tolist()},
+        method=method,
+        start=np.where(usable, start, 0),
+        n_blocks=m_used,
+        cache_slots=slots_for(pm, m_used, "proposed"),
+        memory_model="proposed",
+        R=R,
+        bound_ms_per_token=U,
+        order=tuple(order),
+        info={"K": K, "session_capacity": cap.tolist(), "t_ms": t.tolist()},
     )

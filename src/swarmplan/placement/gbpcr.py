@@ -34,8 +34,11 @@ def gbp_cr(pm: PerfModel, c: int, rate_per_s: float, target_load: float = 0.7, m
     L = pm.L
     m = cgbp_num_blocks(pm.memory_gb, pm.block_gb, pm.kv_gb, c, L, pm.max_blocks)
     if m.sum() < L:
-        raise NoSolutionError("c", f"with cache for c = {c} jobs per block the servers hold only {int(m.sum())} of {L} blocks",
-                             "lower c or add servers")
+        raise NoSolutionError(
+            "c",
+            f"with cache for c = {c} jobs per block the servers hold only {int(m.sum())} of {L} blocks",
+            "lower c or add servers",
+        )
     tau_c, tau_p = whole_request_times(pm)
     t = tau_c + tau_p * m
     t_tilde = np.where(m > 0, t / np.maximum(m, 1), np.inf)
@@ -58,10 +61,20 @@ def gbp_cr(pm: PerfModel, c: int, rate_per_s: float, target_load: float = 0.7, m
             a, T, current = 1, 0.0, []
     n_blocks = np.where(placed, m, 0)
     return Placement(
-        method=method, start=np.where(placed, start, 0), n_blocks=n_blocks,
-        cache_slots=slots_for(pm, n_blocks, "proposed"), memory_model="proposed", R=None,
-        info={"c": c, "chains_formed": [tuple(ch) for ch in chains], "K": len(chains), "rate_of_chains_per_s": nu * 1000,
-              "target_rate_per_s": need * 1000, "target_load": target_load},
+        method=method,
+        start=np.where(placed, start, 0),
+        n_blocks=n_blocks,
+        cache_slots=slots_for(pm, n_blocks, "proposed"),
+        memory_model="proposed",
+        R=None,
+        info={
+            "c": c,
+            "chains_formed": [tuple(ch) for ch in chains],
+            "K": len(chains),
+            "rate_of_chains_per_s": nu * 1000,
+            "target_rate_per_s": need * 1000,
+            "target_load": target_load,
+        },
     )
 
 
@@ -90,8 +103,7 @@ def gbp_cr_all_c(pm: PerfModel, cs, rate_per_s: float, target_load: float = 0.7)
     if len(cs) == 0:
         return
     classes, inv = np.unique(np.stack([pm.memory_gb, pm.max_blocks.astype(float)]), axis=1, return_inverse=True)
-    m_cls = cgbp_num_blocks(classes[0][None, :], pm.block_gb, pm.kv_gb, cs[:, None], L,
-                            classes[1].astype(np.int64)[None, :])
+    m_cls = cgbp_num_blocks(classes[0][None, :], pm.block_gb, pm.kv_gb, cs[:, None], L, classes[1].astype(np.int64)[None, :])
     needs = rate_per_s / 1000.0 / (target_load * cs)  # λ/(ρ̄c) per c, as gbp_cr computes it
     tau_c, tau_p = whole_request_times(pm)
     cuts = np.flatnonzero(np.any(m_cls[1:] != m_cls[:-1], axis=1)) + 1
@@ -109,8 +121,14 @@ def gbp_cr_all_c(pm: PerfModel, cs, rate_per_s: float, target_load: float = 0.7)
                 assert complete
                 cut, n_placed, reached = len(nus), len(seq), False
             nu = float(nus[cut - 1]) if cut else 0.0
-            yield GbpCrOption(c, (group, cut, reached), cut, nu * 1000, need * 1000,
-                              _builder(pm, c, m, start, seq, chain_ends, nu, cut, n_placed, need, target_load, "gbp-cr"))
+            yield GbpCrOption(
+                c,
+                (group, cut, reached),
+                cut,
+                nu * 1000,
+                need * 1000,
+                _builder(pm, c, m, start, seq, chain_ends, nu, cut, n_placed, need, target_load, "gbp-cr"),
+            )
 
 
 def _fill(m, tau_c, tau_p, L, stop_need):
@@ -146,12 +164,23 @@ def _builder(pm, c, m, start, seq, chain_ends, nu, cut, n_placed, need, target_l
         placed = np.zeros(len(m), dtype=bool)
         placed[seq[:n_placed]] = True
         bounds = [0, *chain_ends[:cut].tolist()]
-        chains = [tuple(seq[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
+        chains = [tuple(seq[bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
         n_blocks = np.where(placed, m, 0)
         return Placement(
-            method=method, start=np.where(placed, start, 0), n_blocks=n_blocks,
-            cache_slots=slots_for(pm, n_blocks, "proposed"), memory_model="proposed", R=None,
-            info={"c": c, "chains_formed": chains, "K": len(chains), "rate_of_chains_per_s": nu * 1000,
-                  "target_rate_per_s": need * 1000, "target_load": target_load},
+            method=method,
+            start=np.where(placed, start, 0),
+            n_blocks=n_blocks,
+            cache_slots=slots_for(pm, n_blocks, "proposed"),
+            memory_model="proposed",
+            R=None,
+            info={
+                "c": c,
+                "chains_formed": chains,
+                "K": len(chains),
+                "rate_of_chains_per_s": nu * 1000,
+                "target_rate_per_s": need * 1000,
+                "target_load": target_load,
+            },
         )
+
     return build

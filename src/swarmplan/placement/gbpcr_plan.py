@@ -61,8 +61,9 @@ def _bounds(chains: list[Chain], lam: float):
         return None
 
 
-def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterion: Criterion = "lower",
-                target_load: float = 0.7) -> ChainPlan:
+def plan_chains(
+    pm: PerfModel, rate_per_s: float, c: int | None = None, criterion: Criterion = "lower", target_load: float = 0.7
+) -> ChainPlan:
     """GBP-CR with the given c, or the c in 1..c_max minimising the criterion (the follow-up's default:
     the Theorem-4 lower bound; c values that are infeasible or unstable are skipped). When every c is
     unstable (λ ≥ ν), the c with the largest total service rate ν is taken and the plan says it is overloaded.
@@ -92,16 +93,16 @@ def plan_chains(pm: PerfModel, rate_per_s: float, c: int | None = None, criterio
     tried = len(candidates)
     if best is None:
         if fastest is None:
-            raise NoSolutionError("workload.rate_per_s", "no cache reservation c gives any chain",
-                                  "add servers or memory")
+            raise NoSolutionError("workload.rate_per_s", "no cache reservation c gives any chain", "add servers or memory")
         _, opt, chains, _ = fastest
         return ChainPlan(opt.c, opt.build(), chains, None, criterion, tried, overloaded=True)
     _, opt, chains, bounds = best
     return ChainPlan(opt.c, opt.build(), chains, bounds, criterion, tried)
 
 
-def plan_chains_reference(pm: PerfModel, rate_per_s: float, c: int | None = None, criterion: Criterion = "lower",
-                          target_load: float = 0.7) -> ChainPlan:
+def plan_chains_reference(
+    pm: PerfModel, rate_per_s: float, c: int | None = None, criterion: Criterion = "lower", target_load: float = 0.7
+) -> ChainPlan:
     """The definition of ``plan_chains``: GBP-CR and (per distinct placement) GCA for every c in turn."""
     lam = rate_per_s / 1000.0
     candidates = [c] if c is not None else range(1, max_reservation(pm) + 1)
@@ -145,8 +146,7 @@ def plan_chains_reference(pm: PerfModel, rate_per_s: float, c: int | None = None
             best = (value, plan)
     if best is None:
         if fastest is None:
-            raise NoSolutionError("workload.rate_per_s", "no cache reservation c gives any chain",
-                                 "add servers or memory")
+            raise NoSolutionError("workload.rate_per_s", "no cache reservation c gives any chain", "add servers or memory")
         chosen = fastest[1]
         return ChainPlan(chosen.c, chosen.placement, chosen.chains, None, criterion, tried, overloaded=True)
     chosen = best[1]

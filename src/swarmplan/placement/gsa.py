@@ -40,13 +40,20 @@ def gsa(pm: PerfModel, R: int, blocks_per_server: int | None = None, method: str
         stage[j] = k
     empty = [k + 1 for k in range(n_stages) if not (stage == k).any()]
     if empty:
-        raise NoSolutionError("servers", f"GSA leaves stage(s) {empty} without a server ({n_stages} stages of {m} blocks)",
-                             "add servers or use --method cg-bp")
+        raise NoSolutionError(
+            "servers",
+            f"GSA leaves stage(s) {empty} without a server ({n_stages} stages of {m} blocks)",
+            "add servers or use --method cg-bp",
+        )
     start = stage * m + 1
     n_blocks = stage_len[stage]
     return Placement(
-        method=method, start=start, n_blocks=n_blocks, cache_slots=slots_for(pm, n_blocks, "proposed"),
-        memory_model="proposed", R=R,
+        method=method,
+        start=start,
+        n_blocks=n_blocks,
+        cache_slots=slots_for(pm, n_blocks, "proposed"),
+        memory_model="proposed",
+        R=R,
         bound_ms_per_token=float(T.sum() / R) if (C >= R).all() else None,
         order=tuple(order.tolist()),
         info={"blocks_per_server": m, "stages": n_stages, "stage_capacity": C.tolist()},

@@ -107,8 +107,11 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
     cap = node_sessions(pm)
     kmax = max_layers(pm)
     if int(kmax.sum()) < L:
-        raise SwarmplanError("servers", f"with half of each GPU's memory for weights (Helix's rule) the servers hold "
-                             f"only {int(kmax.sum())} of {L} blocks", "add servers or use another method")
+        raise SwarmplanError(
+            "servers",
+            f"with half of each GPU's memory for weights (Helix's rule) the servers hold only {int(kmax.sum())} of {L} blocks",
+            "add servers or use another method",
+        )
     milp = Milp()
     s = milp.add_vars(J, lb=0, ub=L - 1, integer=True)  # first layer, 0-based
     b = {}  # (i, k) -> column: node i holds exactly k layers
@@ -140,7 +143,7 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
         milp.add_row([int(f_snk[i]), int(d_snk[i])], [1.0, -top], ub=0.0)
         milp.add_row([int(s[i]), int(d_src[i])], [1.0, float(L)], ub=float(L))  # s_i ≤ L (1 − d_src)
         milp.add_row([int(d_snk[i])] + e_cols, [float(L)] + [-v for v in e_vals], ub=0.0)  # L d_snk ≤ e_i
-    for (i, j) in pairs:
+    for i, j in pairs:
         if not any((i, k) in b for k in range(1, L + 1)) or not any((j, k) in b for k in range(1, L + 1)):
             milp.add_row([f[i, j]], [1.0], ub=0.0)
             continue
@@ -169,8 +172,9 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
             x0[d[i, j]] = 1.0
     sol = milp.solve(time_limit=options.time_limit_s, rel_gap=options.rel_gap, start=x0)
     if sol.x is None:
-        raise SwarmplanError("placement", f"Helix's MILP found no placement within {options.time_limit_s:g} s",
-                             "raise the time limit")
+        raise SwarmplanError(
+            "placement", f"Helix's MILP found no placement within {options.time_limit_s:g} s", "raise the time limit"
+        )
     x = sol.x
     start = np.zeros(J, dtype=np.int64)
     m = np.zeros(J, dtype=np.int64)
@@ -179,10 +183,14 @@ def helix_placement(pm: PerfModel, options: HelixOptions = HelixOptions()) -> Pl
             m[i] = k
             start[i] = int(round(x[int(s[i])])) + 1  # 1-based
     flow = float(-sol.objective) if sol.objective is not None else 0.0
-    return Placement(method="helix", start=np.where(m > 0, start, 0), n_blocks=m,
-                     cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed",
-                     info={"milp_sessions": flow, "milp_status": sol.status, "milp_gap": sol.gap,
-                           "milp_seconds": sol.seconds})
+    return Placement(
+        method="helix",
+        start=np.where(m > 0, start, 0),
+        n_blocks=m,
+        cache_slots=slots_for(pm, m, "proposed"),
+        memory_model="proposed",
+        info={"milp_sessions": flow, "milp_status": sol.status, "milp_gap": sol.gap, "milp_seconds": sol.seconds},
+    )
 
 
 def _helix(ctx, o: HelixOptions) -> Placement:
@@ -191,5 +199,12 @@ def _helix(ctx, o: HelixOptions) -> Placement:
 
 from swarmplan.placement.registry import PlacementMethod, register_placement
 
-register_placement(PlacementMethod("helix", "proposed", "Helix: MILP maximising session throughput through strict "
-                                   "pipelines, weights in half the memory (docs/capacity.md §3.1)", HelixOptions, _helix))
+register_placement(
+    PlacementMethod(
+        "helix",
+        "proposed",
+        "Helix: MILP maximising session throughput through strict pipelines, weights in half the memory (docs/capacity.md §3.1)",
+        HelixOptions,
+        _helix,
+    )
+)

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from pydantic import Field as Constraint
-
 import numpy as np
+from pydantic import Field as Constraint
 
 from swarmplan.errors import NoSolutionError, SwarmplanError
 from swarmplan.optim.highs import INF, Milp, Solution
@@ -46,7 +45,9 @@ class MilpResult:
     solution: Solution
     R: int
     placement: Placement | None
-    routes: list[tuple[int, tuple[int, ...], tuple[int, ...], int]] = field(default_factory=list)  # (client, chain, blocks, count)
+    routes: list[tuple[int, tuple[int, ...], tuple[int, ...], int]] = field(
+        default_factory=list
+    )  # (client, chain, blocks, count)
 
     @property
     def objective_ms(self) -> float | None:
@@ -109,27 +110,46 @@ def _build_layered(pm: PerfModel, R: int, require_every_server: bool) -> _Layere
     for edge, mark in ((prev, ss), (nxt, zz)):
         has = edge >= 0
         rows = np.arange(N * L)
-        mdl.add_rows(np.concatenate([rows, rows[has], rows]), np.concatenate([yy, edge[has], mark]),
-                     np.concatenate([ones, -ones[has], -ones]), -INF, np.zeros(N * L))
+        mdl.add_rows(
+            np.concatenate([rows, rows[has], rows]),
+            np.concatenate([yy, edge[has], mark]),
+            np.concatenate([ones, -ones[has], -ones]),
+            -INF,
+            np.zeros(N * L),
+        )
         mdl.add_rows(np.repeat(np.arange(N), L), mark, 1.0, -INF, np.ones(N))
-        mdl.add_rows(np.concatenate([np.arange(N * L)] * 2), np.concatenate([mark, yy]),
-                     np.concatenate([ones, -ones]), -INF, np.zeros(N * L))
+        mdl.add_rows(
+            np.concatenate([np.arange(N * L)] * 2),
+            np.concatenate([mark, yy]),
+            np.concatenate([ones, -ones]),
+            -INF,
+            np.zeros(N * L),
+        )
     # Blocks per server within the GPU's clamp (and ≥ 1 in the authors' variant).
     mdl.add_rows(np.repeat(np.arange(N), L), yy, 1.0, 1.0 if require_every_server else 0.0, caps.astype(float))
     for c in range(C):
         gc = g[c]
         # Leaving j at e needs j to end at e; entering j at b+1 needs j to hold b+1.
         exit_row = aj * L + (ae - 1)
-        mdl.add_rows(np.concatenate([exit_row, np.arange(N * L)]), np.concatenate([gc, zz]),
-                     np.concatenate([np.ones(A), -float(n_c[c]) * ones]), -INF, np.zeros(N * L))
+        mdl.add_rows(
+            np.concatenate([exit_row, np.arange(N * L)]),
+            np.concatenate([gc, zz]),
+            np.concatenate([np.ones(A), -float(n_c[c]) * ones]),
+            -INF,
+            np.zeros(N * L),
+        )
         entry_row = aj * L + ab
-        mdl.add_rows(np.concatenate([entry_row, np.arange(N * L)]), np.concatenate([gc, yy]),
-                     np.concatenate([np.ones(A), -float(n_c[c]) * ones]), -INF, np.zeros(N * L))
+        mdl.add_rows(
+            np.concatenate([entry_row, np.arange(N * L)]),
+            np.concatenate([gc, yy]),
+            np.concatenate([np.ones(A), -float(n_c[c]) * ones]),
+            -INF,
+            np.zeros(N * L),
+        )
         # Flow conservation over boundaries 0..L: n_c leave 0, n_c reach L.
         rhs = np.zeros(L + 1)
         rhs[0], rhs[L] = n_c[c], -n_c[c]
-        mdl.add_rows(np.concatenate([ab, ae]), np.concatenate([gc, gc]),
-                     np.concatenate([np.ones(A), -np.ones(A)]), rhs, rhs)
+        mdl.add_rows(np.concatenate([ab, ae]), np.concatenate([gc, gc]), np.concatenate([np.ones(A), -np.ones(A)]), rhs, rhs)
     # Memory: weights plus the KV slots of every request processed on j.
     mem_rows = [np.repeat(np.arange(N), L)] + [aj] * C
     mem_cols = [yy] + [g[c] for c in range(C)]
@@ -175,8 +195,10 @@ def _decode_layered(pm: PerfModel, f: _Layered, x: np.ndarray):
                 b = int(f.arc_e[a])
             if b < pm.L or not chain:
                 break
-            idx = [int(np.flatnonzero((f.arc_j == j) & (f.arc_b == bb) & (f.arc_e == bb + k))[0])
-                   for j, k, bb in zip(chain, blocks, np.cumsum([0] + blocks[:-1]).tolist())]
+            idx = [
+                int(np.flatnonzero((f.arc_j == j) & (f.arc_b == bb) & (f.arc_e == bb + k))[0])
+                for j, k, bb in zip(chain, blocks, np.cumsum([0] + blocks[:-1]).tolist())
+            ]
             count = int(min(flow[i] for i in idx))
             for i in idx:
                 flow[i] -= count
@@ -267,10 +289,10 @@ def _build_reference(pm: PerfModel, R: int, require_every_server: bool) -> _Refe
             row(out_e + in_e, [1] * len(out_e) + [-1] * len(in_e), lb=rhs, ub=rhs)
         mdl.add_rows(rows, cols, vals, lo, hi)
     if u is not None:
-        mdl.add_rows(np.concatenate([np.arange(N)] * 2), np.concatenate([m, u]),
-                     np.concatenate([np.ones(N), -np.ones(N)]), 0.0, INF)
-        mdl.add_rows(np.concatenate([np.arange(N)] * 2), np.concatenate([m, u]),
-                     np.concatenate([np.ones(N), -caps]), -INF, 0.0)
+        mdl.add_rows(
+            np.concatenate([np.arange(N)] * 2), np.concatenate([m, u]), np.concatenate([np.ones(N), -np.ones(N)]), 0.0, INF
+        )
+        mdl.add_rows(np.concatenate([np.arange(N)] * 2), np.concatenate([m, u]), np.concatenate([np.ones(N), -caps]), -INF, 0.0)
     # (13d) a_j + m_j ≤ L + 1; (13b) memory.
     mdl.add_rows(np.concatenate([np.arange(N)] * 2), np.concatenate([a, m]), 1.0, -INF, float(L + 1))
     for j in range(N):
@@ -324,8 +346,14 @@ def _decode_reference(pm: PerfModel, f: _Reference, x: np.ndarray):
 # --- entry points ---------------------------------------------------------------------------------
 
 
-def solve_milp(pm: PerfModel, R: int, formulation: str = "layered", options: MilpOptions = MilpOptions(),
-               warm_start: tuple[Placement, list] | None = None, relax: bool = False) -> MilpResult:
+def solve_milp(
+    pm: PerfModel,
+    R: int,
+    formulation: str = "layered",
+    options: MilpOptions = MilpOptions(),
+    warm_start: tuple[Placement, list] | None = None,
+    relax: bool = False,
+) -> MilpResult:
     """Solve (or, with ``relax``, bound by the LP relaxation) the joint problem for R concurrent requests."""
     if R < 1:
         raise SwarmplanError("R", f"R = {R} is not a positive integer", "give R ≥ 1")
@@ -334,8 +362,7 @@ def solve_milp(pm: PerfModel, R: int, formulation: str = "layered", options: Mil
         start = _layered_start(f, warm_start[0].start, warm_start[0].n_blocks, warm_start[1]) if warm_start else None
     elif formulation == "reference":
         f = _build_reference(pm, R, options.require_every_server)
-        start = (_reference_start(f, warm_start[0].start, warm_start[0].n_blocks, warm_start[1], pm.L)
-                 if warm_start else None)
+        start = _reference_start(f, warm_start[0].start, warm_start[0].n_blocks, warm_start[1], pm.L) if warm_start else None
     else:
         raise SwarmplanError("formulation", f"unknown MILP formulation {formulation!r}", "use layered or reference")
     sol = f.model.solve(options.time_limit_s, options.rel_gap, options.threads, options.verbose, start, relax)
@@ -345,10 +372,22 @@ def solve_milp(pm: PerfModel, R: int, formulation: str = "layered", options: Mil
     decode = _decode_layered if formulation == "layered" else _decode_reference
     st, m, routes = decode(pm, f, sol.x)
     placement = Placement(
-        method=name, start=st, n_blocks=m, cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed", R=R,
-        info={"objective_ms_per_token": sol.objective, "best_bound_ms_per_token": sol.bound, "gap": sol.gap,
-              "status": sol.status, "solve_seconds": sol.seconds, "formulation": formulation,
-              "variables": f.model.n_cols, "constraints": f.model.n_rows},
+        method=name,
+        start=st,
+        n_blocks=m,
+        cache_slots=slots_for(pm, m, "proposed"),
+        memory_model="proposed",
+        R=R,
+        info={
+            "objective_ms_per_token": sol.objective,
+            "best_bound_ms_per_token": sol.bound,
+            "gap": sol.gap,
+            "status": sol.status,
+            "solve_seconds": sol.seconds,
+            "formulation": formulation,
+            "variables": f.model.n_cols,
+            "constraints": f.model.n_rows,
+        },
     )
     return MilpResult(formulation, sol, R, placement, routes)
 
@@ -356,7 +395,9 @@ def solve_milp(pm: PerfModel, R: int, formulation: str = "layered", options: Mil
 def infeasible_error(result: MilpResult) -> SwarmplanError:
     status = result.solution.status
     if "infeasible" in status:
-        return NoSolutionError("R", f"no placement can hold R = {result.R} concurrent requests in memory ({status})",
-                              "lower R (--R) or add servers/memory")
-    return SwarmplanError("--time-limit", f"the solver found no placement before stopping ({status})",
-                          "raise --time-limit")
+        return NoSolutionError(
+            "R",
+            f"no placement can hold R = {result.R} concurrent requests in memory ({status})",
+            "lower R (--R) or add servers/memory",
+        )
+    return SwarmplanError("--time-limit", f"the solver found no placement before stopping ({status})", "raise --time-limit")

@@ -64,7 +64,7 @@ def min_stages(caps: list[int], L: int, k: int) -> tuple[float, list[list[int]]]
         for j, r in enumerate(open_):
             if j and open_[j - 1] == r:
                 continue  # equal residuals: same state
-            rest = list(open_[:j] + open_[j + 1:])
+            rest = list(open_[:j] + open_[j + 1 :])
             left = r - caps[i]
             if left <= 0:
                 cost = 1 + dp(i + 1, tuple(rest), done + 1)[0]
@@ -178,8 +178,11 @@ def parallax_placement(pm: PerfModel) -> Placement:
     order = sorted(range(pm.n_servers), key=lambda j: (-int(cap[j]), j))
     caps = [int(cap[j]) for j in order]
     if sum(caps) < L:
-        raise SwarmplanError("servers", f"with half of each GPU's memory for weights (Parallax's rule) the servers "
-                             f"hold only {sum(caps)} of {L} blocks", "add servers or use another method")
+        raise SwarmplanError(
+            "servers",
+            f"with half of each GPU's memory for weights (Parallax's rule) the servers hold only {sum(caps)} of {L} blocks",
+            "add servers or use another method",
+        )
     k, pipes, scores = choose_pipelines(caps, L)
     power = compute_power(pm)
     start = np.zeros(pm.n_servers, dtype=np.int64)
@@ -194,18 +197,22 @@ def parallax_placement(pm: PerfModel) -> Placement:
                 at += c
     kv_per_layer = np.zeros(L + 1)  # per layer (1-based): KV memory of its hosts per hosted layer
     for j in np.flatnonzero(m):
-        kv_per_layer[start[j]: start[j] + m[j]] += KV_SHARE * pm.memory_gb[j] / m[j]
+        kv_per_layer[start[j] : start[j] + m[j]] += KV_SHARE * pm.memory_gb[j] / m[j]
     for j in order:  # left-over nodes join at the lightest layer (ties: lowest layer)
         if m[j] > 0 or cap[j] < 1:
             continue
         a = int(np.argmin(kv_per_layer[1:])) + 1
         c = int(min(cap[j], L - a + 1))
         start[j], m[j] = a, c
-        kv_per_layer[a: a + c] += KV_SHARE * pm.memory_gb[j] / c
-    return Placement(method="parallax", start=start, n_blocks=m, cache_slots=parallax_slots(pm, m),
-                     memory_model="proposed",
-                     info={"pipelines": k, "pipeline_nodes": [[order[p] for p in pipe] for pipe in pipes],
-                           "scores": scores})
+        kv_per_layer[a : a + c] += KV_SHARE * pm.memory_gb[j] / c
+    return Placement(
+        method="parallax",
+        start=start,
+        n_blocks=m,
+        cache_slots=parallax_slots(pm, m),
+        memory_model="proposed",
+        info={"pipelines": k, "pipeline_nodes": [[order[p] for p in pipe] for pipe in pipes], "scores": scores},
+    )
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,12 @@ def _parallax(ctx, _: ParallaxOptions) -> Placement:
 
 from swarmplan.placement.registry import PlacementMethod, register_placement
 
-register_placement(PlacementMethod("parallax", "proposed", "Parallax: k²/stages pipelines, water-filled layers, "
-                                   "left-overs at the lightest layer (docs/capacity.md §4.1)", ParallaxOptions,
-                                   _parallax))
+register_placement(
+    PlacementMethod(
+        "parallax",
+        "proposed",
+        "Parallax: k²/stages pipelines, water-filled layers, left-overs at the lightest layer (docs/capacity.md §4.1)",
+        ParallaxOptions,
+        _parallax,
+    )
+)

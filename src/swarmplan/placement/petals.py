@@ -27,8 +27,9 @@ def choose_best_blocks(throughput_per_block: np.ndarray, n: int) -> int:
     return lexicographic_min_window(throughput_per_block, n)
 
 
-def should_choose_other_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: np.ndarray, L: int,
-                               balance_quality: float, rng: np.random.Generator) -> bool:
+def should_choose_other_blocks(
+    j: int, start0: np.ndarray, m: np.ndarray, thr: np.ndarray, L: int, balance_quality: float, rng: np.random.Generator
+) -> bool:
     """docs/model.md §4.4 — PETALS' rebalancing test for server j (0-based starts), simulated greedily."""
     if balance_quality > 1.0:
         return True
@@ -82,9 +83,17 @@ def rechoose_blocks(j: int, start0: np.ndarray, m: np.ndarray, thr: np.ndarray, 
     return choose_best_blocks(_totals(start0, others, thr, L), int(m[j]))
 
 
-def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None = None, n_blocks=None,
-                     rebalance: bool = False, balance_quality: float = 0.75, max_rounds: int = 20,
-                     memory_model: MemoryModel = "petals", method: str = "petals") -> Placement:
+def petals_placement(
+    pm: PerfModel,
+    order=None,
+    rng: np.random.Generator | None = None,
+    n_blocks=None,
+    rebalance: bool = False,
+    balance_quality: float = 0.75,
+    max_rounds: int = 20,
+    memory_model: MemoryModel = "petals",
+    method: str = "petals",
+) -> Placement:
     """Servers join one by one (``order``, else the scenario's placement.petals_join_order, else a seeded random
     permutation) and take PETALS' window.
 
@@ -122,8 +131,16 @@ def petals_placement(pm: PerfModel, order=None, rng: np.random.Generator | None 
     start = np.where(m > 0, start0 + 1, 0)
     covered = T > 0
     return Placement(
-        method=method, start=start, n_blocks=m, cache_slots=slots_for(pm, m, memory_model), memory_model=memory_model,
+        method=method,
+        start=start,
+        n_blocks=m,
+        cache_slots=slots_for(pm, m, memory_model),
+        memory_model=memory_model,
         order=tuple(join),
-        info={"throughput_tokens_per_s": thr.tolist(), "min_block_throughput": float(T.min()),
-              "covers_all_blocks": bool(covered.all()), "rebalancing_moves": moves},
+        info={
+            "throughput_tokens_per_s": thr.tolist(),
+            "min_block_throughput": float(T.min()),
+            "covers_all_blocks": bool(covered.all()),
+            "rebalancing_moves": moves,
+        },
     )

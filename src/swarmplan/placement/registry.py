@@ -32,7 +32,9 @@ class NoOptions:
 
 @dataclass(frozen=True)
 class PetalsOptions:
-    balance_quality: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # PETALS' --balance_quality; None: the scenario's placement value
+    balance_quality: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = (
+        None  # PETALS' --balance_quality; None: the scenario's placement value
+    )
     rebalance: bool = False  # run PETALS' rebalancing after all servers joined
     join_order: tuple[str, ...] | None = None  # server names in joining order; None: random (seeded)
 
@@ -86,8 +88,9 @@ def join_order_of(ctx: PlanContext, names: tuple[str, ...] | None) -> list[int]:
 
 def _petals(ctx: PlanContext, o: PetalsOptions) -> Placement:
     bq = 0.75 if o.balance_quality is None else o.balance_quality  # PETALS' default
-    return petals_placement(ctx.pm, order=join_order_of(ctx, o.join_order), rng=ctx.rng, rebalance=o.rebalance,
-                            balance_quality=bq)
+    return petals_placement(
+        ctx.pm, order=join_order_of(ctx, o.join_order), rng=ctx.rng, rebalance=o.rebalance, balance_quality=bq
+    )
 
 
 def _cgbp(ctx: PlanContext, _: NoOptions) -> Placement:
@@ -107,8 +110,9 @@ def _petals_cgbp_order(ctx: PlanContext, _: NoOptions) -> Placement:
 
 def _petals_cgbp_num(ctx: PlanContext, _: NoOptions) -> Placement:
     """PETALS with CG-BP's block counts and the proposed memory model ("Opt Num", BPRR §8.4)."""
-    return petals_placement(ctx.pm, order=ctx.join_order, n_blocks=ctx.placement("cg-bp").n_blocks,
-                            memory_model="proposed", method="opt-num")
+    return petals_placement(
+        ctx.pm, order=ctx.join_order, n_blocks=ctx.placement("cg-bp").n_blocks, memory_model="proposed", method="opt-num"
+    )
 
 
 def cgbp_warm_start(pm: PerfModel, R: int):
@@ -153,19 +157,20 @@ def _gbp_cr(ctx: PlanContext, o: GbpCrOptions) -> Placement:
 
 
 for _m in (
-    PlacementMethod("petals", "petals", "PETALS: its block count, lowest-throughput windows in join order", PetalsOptions,
-                    _petals),
+    PlacementMethod(
+        "petals", "petals", "PETALS: its block count, lowest-throughput windows in join order", PetalsOptions, _petals
+    ),
     PlacementMethod("cg-bp", "proposed", "CG-BP for R concurrent requests (Sun et al. 2025, Alg. 1)", NoOptions, _cgbp),
     PlacementMethod("gsa", "proposed", "GSA: equal stages, slowest GPUs first (BPRR appendix)", NoOptions, _gsa),
-    PlacementMethod("milp", "proposed", "exact layered MILP on HiGHS, warm-started from CG-BP", MilpOptions,
-                    _milp("layered")),
+    PlacementMethod("milp", "proposed", "exact layered MILP on HiGHS, warm-started from CG-BP", MilpOptions, _milp("layered")),
     PlacementMethod("milp-reference", "proposed", "the authors' big-M MILP on HiGHS", MilpOptions, _milp("reference")),
-    PlacementMethod("gbp-cr", "proposed", "GBP-CR with GCA chains and the choice of c (Sun, He, Hou 2026)",
-                    GbpCrOptions, _gbp_cr),
-    PlacementMethod("petals-cgbp-order", "petals", "PETALS with CG-BP's join order (Opt Order)", NoOptions,
-                    _petals_cgbp_order),
-    PlacementMethod("petals-cgbp-num", "petals", "PETALS with CG-BP's block counts, proposed memory (Opt Num)",
-                    NoOptions, _petals_cgbp_num),
+    PlacementMethod(
+        "gbp-cr", "proposed", "GBP-CR with GCA chains and the choice of c (Sun, He, Hou 2026)", GbpCrOptions, _gbp_cr
+    ),
+    PlacementMethod("petals-cgbp-order", "petals", "PETALS with CG-BP's join order (Opt Order)", NoOptions, _petals_cgbp_order),
+    PlacementMethod(
+        "petals-cgbp-num", "petals", "PETALS with CG-BP's block counts, proposed memory (Opt Num)", NoOptions, _petals_cgbp_num
+    ),
 ):
     register_placement(_m)
 
@@ -179,8 +184,7 @@ def resolve_R(pm: PerfModel, R: int | None, rate_per_s: float) -> tuple[int, dic
     return R, {"R_rule": "paper §6", "single_request_ms": rule.single_request_ms, "R_max": rule.R_max}
 
 
-def place(method: str, pm: PerfModel, R: int | None, rng: np.random.Generator, rate_per_s: float,
-          options=None) -> Placement:
+def place(method: str, pm: PerfModel, R: int | None, rng: np.random.Generator, rate_per_s: float, options=None) -> Placement:
     """One placement by name (a fresh context: nothing shared with other methods)."""
     return PlanContext(pm, rng, rate_per_s, R).placement(method, options)
 

@@ -82,9 +82,15 @@ def rounded_placement(pm: PerfModel, bound: BoundResult, rule: str = "most") -> 
     """The LP's chains rounded to one placement (steps 1–3 above)."""
     m = block_counts(pm, bound, rule)
     start, order = layout(pm, bound, m)
-    return Placement(method="slo-pack", start=np.where(m > 0, start, 0), n_blocks=m,
-                     cache_slots=slots_for(pm, m, "proposed"), memory_model="proposed", order=tuple(order),
-                     info={"rounding": rule, "bound_per_s": bound.rate_per_s})
+    return Placement(
+        method="slo-pack",
+        start=np.where(m > 0, start, 0),
+        n_blocks=m,
+        cache_slots=slots_for(pm, m, "proposed"),
+        memory_model="proposed",
+        order=tuple(order),
+        info={"rounding": rule, "bound_per_s": bound.rate_per_s},
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,13 @@ def _slo_pack(ctx, o: SloPackOptions) -> Placement:
 
 from swarmplan.placement.registry import PlacementMethod, register_placement
 
-register_placement(PlacementMethod("slo-pack", "proposed", "SLO-Pack (ours): the capacity bound's LP rounded, or a "
-                                   "GBP-CR design, chosen per rate by the Theorem-4 bound (docs/capacity.md §5)",
-                                   SloPackOptions, _slo_pack))
+register_placement(
+    PlacementMethod(
+        "slo-pack",
+        "proposed",
+        "SLO-Pack (ours): the capacity bound's LP rounded, or a "
+        "GBP-CR design, chosen per rate by the Theorem-4 bound (docs/capacity.md §5)",
+        SloPackOptions,
+        _slo_pack,
+    )
+)

@@ -105,9 +105,11 @@ class Router:
             w = np.where(fits, self.static_weights(client, l_in, l_out), np.inf)
             cost, servers, processed = shortest_chain(self.graph, w, self.sink_weights(client))
             if not servers and u > 1:
-                raise SwarmplanError("workload.petals_reserve", f"a request of {l_in} + {l_out} tokens fits no "
-                                     "server's PETALS attention cache on any chain",
-                                     "raise model.attn_cache_tokens or use petals_reserve: cache_tokens")
+                raise SwarmplanError(
+                    "workload.petals_reserve",
+                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
+                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
+                )
             if not servers:
                 raise RuntimeError("the placement has no feasible chain")
             hit = (servers, processed, w)

@@ -99,8 +99,9 @@ class HelixRouter(Router):
             total = sum(v for _, v in lst)
             self.out[u] = [(w, v) for w, v in lst if total > 0 and v >= MASK_SHARE * total]
         self.load: dict = {}
-        self.end = {j: int(placement.start[j] + placement.n_blocks[j] - 1) for j in range(pm.n_servers)
-                    if placement.n_blocks[j] > 0}
+        self.end = {
+            j: int(placement.start[j] + placement.n_blocks[j] - 1) for j in range(pm.n_servers) if placement.n_blocks[j] > 0
+        }
 
     def static_weights(self, client, l_in, l_out):
         g = self.graph
@@ -110,8 +111,10 @@ class HelixRouter(Router):
         options = self.out.get(u, [])
         if not options:
             return None
+
         def k_of(v):
             return 0 if v == "snk" else self.end[v] - boundary
+
         fits = [(v, f) for v, f in options if v == "snk" or book.free(v) >= k_of(v)]
         pool = fits or options
         v, f = min(pool, key=lambda vf: (self.load.get((u, vf[0]), 0.0) + w / vf[1], str(vf[0])))

@@ -8,7 +8,6 @@ takes their maximum, which is what the request really waits.
 
 from __future__ import annotations
 
-
 from swarmplan.perf.chains import opt_rr_chain
 from swarmplan.routing.base import Route
 from swarmplan.routing.state import SlotState

@@ -29,7 +29,9 @@ class PetalsRouter(Router):
         t = pm.swarm.timing
         unknown = t.petals_unknown_rtt_ms
         # One-way delay estimate: rtt/2, capped at 5 s as PETALS does; unknown RTTs cost PETALS' default.
-        self._half_ss = np.minimum(np.where(np.isnan(pm.swarm.rtt_raw_server_ms), unknown, pm.swarm.rtt_raw_server_ms) / 2, 5000.0)
+        self._half_ss = np.minimum(
+            np.where(np.isnan(pm.swarm.rtt_raw_server_ms), unknown, pm.swarm.rtt_raw_server_ms) / 2, 5000.0
+        )
         self._half_cs = np.minimum(pm.rtt_raw_ms / 2, 5000.0)
         self._overhead = t.petals_overhead_ms
         self.penalty_ms = t.petals_cache_penalty_ms
@@ -49,8 +51,9 @@ class PetalsRouter(Router):
         self._fails = [0] * n
         self._ban_until = [0.0] * n
         self._excluded = np.zeros(n, dtype=bool)
-        self._holders = [np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b))
-                         for b in range(1, pm.L + 1)]
+        self._holders = [
+            np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b)) for b in range(1, pm.L + 1)
+        ]
 
     def static_weights(self, client, l_in, l_out):
         g = self.graph
@@ -111,8 +114,12 @@ class PetalsRouter(Router):
         all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
         if excluded or not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j, u) for j in servers)):
             # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
-            penal = np.array([(self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
-                              for j in range(len(self.span))])
+            penal = np.array(
+                [
+                    (self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
+                    for j in range(len(self.span))
+                ]
+            )
             penal[self._excluded] = np.inf
             _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
         return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

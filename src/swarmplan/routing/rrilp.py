@@ -23,7 +23,9 @@ class RoutingResult:
     routes: list[tuple[int, tuple[int, ...], tuple[int, ...], int]]  # (client, chain, blocks, count)
 
 
-def route_concurrent(pm: PerfModel, placement: Placement, requests_per_client, time_limit_s: float | None = 30.0) -> RoutingResult:
+def route_concurrent(
+    pm: PerfModel, placement: Placement, requests_per_client, time_limit_s: float | None = 30.0
+) -> RoutingResult:
     g = build_chain_graph(placement.start, placement.n_blocks, pm.L)
     slots = np.asarray(placement.cache_slots)
     n_c = np.asarray(requests_per_client, dtype=np.int64)
@@ -46,8 +48,9 @@ def route_concurrent(pm: PerfModel, placement: Placement, requests_per_client, t
         src_edges = flows[c][g.src == SOURCE]
         mdl.add_row(src_edges, np.ones(len(src_edges)), float(n_c[c]), float(n_c[c]))
     n = len(g.is_last)
-    mdl.add_rows(np.concatenate([g.dst] * C), np.concatenate(flows), np.concatenate([g.k.astype(float)] * C),
-                 -INF, slots.astype(float))
+    mdl.add_rows(
+        np.concatenate([g.dst] * C), np.concatenate(flows), np.concatenate([g.k.astype(float)] * C), -INF, slots.astype(float)
+    )
     if n == 0 or E == 0:
         return RoutingResult("infeasible", None, [])
     sol = mdl.solve(time_limit_s)

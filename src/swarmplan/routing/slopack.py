@@ -114,8 +114,9 @@ def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placemen
     return out, bound.rate_per_s
 
 
-def plan_slo_pack(pm: PerfModel, slo: Slo | None = None, rate_per_s: float | None = None,
-                  extra: list[tuple[str, Placement, list[Chain]]] = ()) -> SloPackPlan:
+def plan_slo_pack(
+    pm: PerfModel, slo: Slo | None = None, rate_per_s: float | None = None, extra: list[tuple[str, Placement, list[Chain]]] = ()
+) -> SloPackPlan:
     """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
     candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
     criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``); when every
@@ -130,8 +131,9 @@ def plan_slo_pack(pm: PerfModel, slo: Slo | None = None, rate_per_s: float | Non
     if rate_per_s is not None:
         for name, pl, chains in cands:
             try:
-                value = jffc_response_bounds_ms([c.service_ms for c in chains], [c.capacity for c in chains],
-                                                rate_per_s / 1000.0)[0]
+                value = jffc_response_bounds_ms(
+                    [c.service_ms for c in chains], [c.capacity for c in chains], rate_per_s / 1000.0
+                )[0]
             except SwarmplanError:
                 continue
             if best is None or value < best[0]:
@@ -146,7 +148,13 @@ def plan_slo_pack(pm: PerfModel, slo: Slo | None = None, rate_per_s: float | Non
             if best is None or -rate < best[0]:
                 best = (-rate, name, pl, chains)
     _, name, pl, chains = best
-    pl = Placement(method="slo-pack", start=pl.start, n_blocks=pl.n_blocks, cache_slots=pl.cache_slots,
-                   memory_model="proposed", order=pl.order,
-                   info={"slo": slo.describe(), "candidate": name, "chosen_by": how, "bound_per_s": bound_rate})
+    pl = Placement(
+        method="slo-pack",
+        start=pl.start,
+        n_blocks=pl.n_blocks,
+        cache_slots=pl.cache_slots,
+        memory_model="proposed",
+        order=pl.order,
+        info={"slo": slo.describe(), "candidate": name, "chosen_by": how, "bound_per_s": bound_rate},
+    )
     return SloPackPlan(pl, chains, 0.0, name, len(cands), bound_rate)

@@ -43,9 +43,11 @@ class WsRrRouter(Router):
             w = np.where(self.blocks.slot_k * u <= self._cap_slot, self.slot_weights(client, l_in, l_out), np.inf)
             _, servers, processed = shortest_chain_jk(self.blocks, w)
             if not servers and u > 1:
-                raise SwarmplanError("workload.petals_reserve", f"a request of {l_in} + {l_out} tokens fits no "
-                                     "server's PETALS attention cache on any chain",
-                                     "raise model.attn_cache_tokens or use petals_reserve: cache_tokens")
+                raise SwarmplanError(
+                    "workload.petals_reserve",
+                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
+                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
+                )
             if not servers:
                 raise RuntimeError("the placement has no feasible chain")
             hit = self._static[key] = (servers, processed, w)

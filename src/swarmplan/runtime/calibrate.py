@@ -43,9 +43,13 @@ class Calibration:
 
     def gpu_entry(self, memory_gb: float, max_blocks: int | None = None) -> dict:
         """A scenario ``gpus:`` entry with these fitted times (fields of scenario.models.GpuSpec)."""
-        entry = dict(memory_gb=memory_gb, decode_ms_per_block=round(self.decode_ms_per_block, 6),
-                     prefill_ms_per_token_per_block=round(self.prefill_ms_per_token_per_block, 6),
-                     prefill_ms_per_block=round(self.prefill_ms_per_block, 6), timing="fitted")
+        entry = dict(
+            memory_gb=memory_gb,
+            decode_ms_per_block=round(self.decode_ms_per_block, 6),
+            prefill_ms_per_token_per_block=round(self.prefill_ms_per_token_per_block, 6),
+            prefill_ms_per_block=round(self.prefill_ms_per_block, 6),
+            timing="fitted",
+        )
         if max_blocks:
             entry["max_blocks"] = max_blocks
         return entry
@@ -53,9 +57,12 @@ class Calibration:
     def timing_entry(self) -> dict:
         """The scenario ``timing:`` knobs these measurements replace (d_init = 0: sessions open with the
         prefill over pooled connections, so no set-up round trip exists; docs/runtime.md §4)."""
-        return dict(overhead_ms=round(self.overhead_ms, 6),
-                    input_overhead_per_token_ms=round(self.input_overhead_per_token_ms, 6),
-                    input_overhead_base_ms=round(self.input_overhead_base_ms, 6), initial_delay_ms=0.0)
+        return dict(
+            overhead_ms=round(self.overhead_ms, 6),
+            input_overhead_per_token_ms=round(self.input_overhead_per_token_ms, 6),
+            input_overhead_base_ms=round(self.input_overhead_base_ms, 6),
+            initial_delay_ms=0.0,
+        )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -91,13 +98,26 @@ def fit_calibration(decode_rows, prefill_rows, rtt_ms: float) -> dict:
     a, b = max(a, 0.0), max(b, 0.0)
     resid = pm[:, 2] - rtt_ms - pm[:, 0] * (a * pm[:, 1] + b)
     p_slope, p_base = fit_line(pm[:, 1], resid)
-    return dict(decode_ms_per_block=tau, prefill_ms_per_token_per_block=a, prefill_ms_per_block=b,
-                overhead_ms=max(overhead, 0.0), input_overhead_per_token_ms=max(p_slope, 0.0),
-                input_overhead_base_ms=max(p_base, 0.0))
+    return dict(
+        decode_ms_per_block=tau,
+        prefill_ms_per_token_per_block=a,
+        prefill_ms_per_block=b,
+        overhead_ms=max(overhead, 0.0),
+        input_overhead_per_token_ms=max(p_slope, 0.0),
+        input_overhead_base_ms=max(p_base, 0.0),
+    )
 
 
-def calibrate(arch: LlamaArch, device: str = "cpu", rtt_ms: float = 10.0, lengths=(8, 16, 32, 64),
-              decode_steps: int = 12, repeats: int = 3, max_blocks: int = 4, host: str = "127.0.0.1") -> Calibration:
+def calibrate(
+    arch: LlamaArch,
+    device: str = "cpu",
+    rtt_ms: float = 10.0,
+    lengths=(8, 16, 32, 64),
+    decode_steps: int = 12,
+    repeats: int = 3,
+    max_blocks: int = 4,
+    host: str = "127.0.0.1",
+) -> Calibration:
     m = min(arch.n_layers, max_blocks)
     secret = os.urandom(32)
     spec = ServerSpec(0, "calibration", 1, m, slots=m * 4, links={"client:0": (rtt_ms, None)})
@@ -105,8 +125,14 @@ def calibrate(arch: LlamaArch, device: str = "cpu", rtt_ms: float = 10.0, length
         dec, pre = asyncio.run(_measure(arch, m, group.ports[0], secret, host, rtt_ms, lengths, decode_steps, repeats, device))
     client_ms = _client_cost(arch, device)
     fit = fit_calibration(dec, pre, rtt_ms)
-    return Calibration(device, arch.to_dict(), rtt_ms, client_ms_per_token=client_ms,
-                       samples=dict(decode=len(dec), prefill=len(pre), blocks=m, lengths=list(lengths)), **fit)
+    return Calibration(
+        device,
+        arch.to_dict(),
+        rtt_ms,
+        client_ms_per_token=client_ms,
+        samples=dict(decode=len(dec), prefill=len(pre), blocks=m, lengths=list(lengths)),
+        **fit,
+    )
 
 
 async def _measure(arch, m, port, secret, host, rtt_ms, lengths, decode_steps, repeats, device):

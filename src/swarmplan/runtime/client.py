@@ -135,8 +135,12 @@ class ChainRunner:
                     raise
                 open_.append((j, k, conn))
                 self.live.admitted(j, k)  # counted from the moment it is asked for, so no other request takes it
-                reply, x = await self._ask(j, conn, {"op": "prefill", "session": sid, "skip": self.span[j] - n,
-                                                      "n": n, "slots": k, "last": steps == 1}, x)
+                reply, x = await self._ask(
+                    j,
+                    conn,
+                    {"op": "prefill", "session": sid, "skip": self.span[j] - n, "n": n, "slots": k, "last": steps == 1},
+                    x,
+                )
                 if not reply.get("ok"):
                     open_.pop()
                     self.live.released(j, k)
@@ -181,6 +185,7 @@ class ChainRunner:
 
 
 # ---------------------------------------------------------------- dispatch drivers (one per policy kind)
+
 
 class _Driver:
     """acquire() returns the chain a request may start on now (waiting as its policy says), or None if no live
@@ -259,8 +264,7 @@ class RetryRoute(_Driver):
                 servers, processed, need = _live_chain(self.router, self.live, client, l_in, l_out)
                 if not servers:
                     return None
-            failed = next((j for j, k in zip(servers, need)
-                           if self.live.free(j) < k or not self.live.can_admit([j], [k])), None)
+            failed = next((j for j, k in zip(servers, need) if self.live.free(j) < k or not self.live.can_admit([j], [k])), None)
             report = getattr(self.router, "attempt_result", None)  # PETALS' bans (docs/model.md §17.5)
             if report is not None:
                 report(now, servers, failed)

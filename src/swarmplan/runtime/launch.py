@@ -44,8 +44,16 @@ def _context():
 
 
 class ServerGroup:
-    def __init__(self, arch: LlamaArch, specs: list[ServerSpec], secret: bytes, host: str = "127.0.0.1",
-                 device: str = "cpu", threads: int = 1, start_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        arch: LlamaArch,
+        specs: list[ServerSpec],
+        secret: bytes,
+        host: str = "127.0.0.1",
+        device: str = "cpu",
+        threads: int = 1,
+        start_timeout_s: float = 120.0,
+    ):
         self.arch, self.specs, self.secret = arch, {s.index: s for s in specs}, secret
         self.host, self.device, self.threads, self.start_timeout_s = host, device, threads, start_timeout_s
         self.procs: dict[int, object] = {}  # multiprocessing.Process
@@ -64,17 +72,31 @@ class ServerGroup:
         self.close()
 
     def _config(self, spec: ServerSpec) -> dict:
-        return dict(name=spec.name, first_block=spec.first_block, n_blocks=spec.n_blocks, slots=spec.slots,
-                    arch=self.arch.to_dict(), secret=self.secret.hex(), host=self.host, port=spec.port,
-                    links={p: list(v) for p, v in spec.links.items()}, device=self.device, threads=self.threads)
+        return dict(
+            name=spec.name,
+            first_block=spec.first_block,
+            n_blocks=spec.n_blocks,
+            slots=spec.slots,
+            arch=self.arch.to_dict(),
+            secret=self.secret.hex(),
+            host=self.host,
+            port=spec.port,
+            links={p: list(v) for p, v in spec.links.items()},
+            device=self.device,
+            threads=self.threads,
+        )
 
     def _spawn(self, j: int) -> None:
         from swarmplan.runtime.server import process_main
 
         ctx = _context()
         here, there = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=process_main, args=(self._config(self.specs[j]), there), daemon=True,
-                           name=f"swarmplan-server-{self.specs[j].name}")
+        proc = ctx.Process(
+            target=process_main,
+            args=(self._config(self.specs[j]), there),
+            daemon=True,
+            name=f"swarmplan-server-{self.specs[j].name}",
+        )
         proc.start()
         there.close()
         self.procs[j], self._pipes[j] = proc, here
@@ -95,12 +117,17 @@ class ServerGroup:
         if msg is not None and msg[0] == "ready":
             self.ports[j] = int(msg[1])
             return
-        why = msg[1] if msg else (f"not ready after {self.start_timeout_s:g} s" if proc.is_alive()
-                                  else f"exited with status {proc.exitcode}")
+        why = (
+            msg[1]
+            if msg
+            else (f"not ready after {self.start_timeout_s:g} s" if proc.is_alive() else f"exited with status {proc.exitcode}")
+        )
         port_problem = "cannot listen" in why
-        raise SwarmplanError("--port" if port_problem else "runtime", f"server {spec.name} did not start: {why}",
-                             "choose a free port (or 0 to let the system pick)" if port_problem
-                             else "check the model and the device")
+        raise SwarmplanError(
+            "--port" if port_problem else "runtime",
+            f"server {spec.name} did not start: {why}",
+            "choose a free port (or 0 to let the system pick)" if port_problem else "check the model and the device",
+        )
 
     def start(self, indices: list[int]) -> None:
         for j in indices:

@@ -38,8 +38,9 @@ class LiveSlots:
         if k > self.capacity[j]:
             return float("inf")
         need = k - free
-        ends = sorted((max(self._completion[r], now), ks[servers.index(j)])
-                      for r, (servers, ks) in self._booked.items() if j in servers)
+        ends = sorted(
+            (max(self._completion[r], now), ks[servers.index(j)]) for r, (servers, ks) in self._booked.items() if j in servers
+        )
         for completion, held in ends:
             need -= held
             if need <= 0:

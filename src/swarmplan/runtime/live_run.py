@@ -47,8 +47,11 @@ def server_specs(pm, placement, bandwidth_mbit_s: float | None = None) -> list[S
             rtt = sw.rtt_raw_server_ms[i, j]
             if i != j and np.isfinite(rtt):
                 links[f"server:{i}"] = (float(rtt), bandwidth_mbit_s)
-        specs.append(ServerSpec(j, sw.server_names[j], int(placement.start[j]), int(placement.n_blocks[j]),
-                                int(placement.cache_slots[j]), links))
+        specs.append(
+            ServerSpec(
+                j, sw.server_names[j], int(placement.start[j]), int(placement.n_blocks[j]), int(placement.cache_slots[j]), links
+            )
+        )
     return specs
 
 
@@ -64,9 +67,22 @@ def predictor(pm):
     return predict
 
 
-def run_live(arch: LlamaArch, pm, placement, policy, workload, prompts: list[list[int]], *, device: str = "cpu",
-             host: str = "127.0.0.1", outages: list[Outage] = (), bandwidth_mbit_s: float | None = None,
-             secret: bytes | None = None, group: ServerGroup | None = None, log=None) -> LiveRun:
+def run_live(
+    arch: LlamaArch,
+    pm,
+    placement,
+    policy,
+    workload,
+    prompts: list[list[int]],
+    *,
+    device: str = "cpu",
+    host: str = "127.0.0.1",
+    outages: list[Outage] = (),
+    bandwidth_mbit_s: float | None = None,
+    secret: bytes | None = None,
+    group: ServerGroup | None = None,
+    log=None,
+) -> LiveRun:
     specs = server_specs(pm, placement, bandwidth_mbit_s)
     secret = secret or os.urandom(32)
     group = group or ServerGroup(arch, specs, secret, host=host, device=device)
@@ -75,8 +91,9 @@ def run_live(arch: LlamaArch, pm, placement, policy, workload, prompts: list[lis
         if log:
             log(f"running {workload.n} requests on {len(pids)} server processes …")
         t_start = time.monotonic()
-        records = asyncio.run(_drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device,
-                                     list(outages), bandwidth_mbit_s))
+        records = asyncio.run(
+            _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, list(outages), bandwidth_mbit_s)
+        )
         wall = time.monotonic() - t_start
     return LiveRun(records, list(outages), wall, pids)
 
@@ -110,8 +127,7 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
     arrival, l_out, client = workload.arrival_ms.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
     recs = [RequestRecord(r, arrival[r], list(prompts[r]), int(l_out[r])) for r in range(workload.n)]
     try:
-        await asyncio.gather(*(serve_request(recs[r], client[r], driver, runners[client[r]], clock)
-                               for r in range(workload.n)))
+        await asyncio.gather(*(serve_request(recs[r], client[r], driver, runners[client[r]], clock) for r in range(workload.n)))
     finally:
         churn.cancel()
         for c in conns.values():
@@ -132,8 +148,10 @@ async def _warm_up(head, runners, placement, l_in: int, pool: int = 4) -> None:
 
 
 async def _churn(outages: list[Outage], group: ServerGroup, conns, live: LiveSlots, clock) -> None:
-    events = sorted([(o.fail_ms, "fail", o.server) for o in outages]
-                    + [(o.return_ms, "return", o.server) for o in outages if o.return_ms is not None])
+    events = sorted(
+        [(o.fail_ms, "fail", o.server) for o in outages]
+        + [(o.return_ms, "return", o.server) for o in outages if o.return_ms is not None]
+    )
     loop = asyncio.get_running_loop()
     for at, what, j in events:
         await asyncio.sleep(max(0.0, at - clock()) / 1000)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
-from dataclasses import asdict, dataclass
 
 from swarmplan.errors import SwarmplanError
 
@@ -52,8 +52,14 @@ class LlamaArch:
 
     def model_spec(self) -> dict:
         """The scenario ``model:`` fields that describe this model to the planner (fp32, unquantised)."""
-        return dict(n_blocks=self.n_layers, params_per_block=self.params_per_block, d_model=self.hidden,
-                    kv_groups=self.kv_groups, quant="none", dtype="float32")
+        return dict(
+            n_blocks=self.n_layers,
+            params_per_block=self.params_per_block,
+            d_model=self.hidden,
+            kv_groups=self.kv_groups,
+            quant="none",
+            dtype="float32",
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,18 +76,27 @@ def arch_from_model_params(model, seed: int = 0, vocab: int = DEFAULT_VOCAB) -> 
     parameters per block: head size 64 (or d_model/4 when smaller), I = (P − 2h² − 2h·h_kv − 2h) / 3h."""
     h = model.d_model
     if not h or not model.params_per_block:
-        raise SwarmplanError("model", f"{model.name} gives no d_model/params_per_block, so no LLaMA can be built",
-                             "give model.d_model and model.params_per_block (docs/runtime.md §1)")
+        raise SwarmplanError(
+            "model",
+            f"{model.name} gives no d_model/params_per_block, so no LLaMA can be built",
+            "give model.d_model and model.params_per_block (docs/runtime.md §1)",
+        )
     head_dim = 64 if h % 64 == 0 and h >= 256 else max(h // 4, 1)
     heads = h // head_dim
     if heads % model.kv_groups:
-        raise SwarmplanError("model.kv_groups", f"{heads} heads cannot be split into groups of {model.kv_groups}",
-                             "use kv_groups dividing d_model/64")
+        raise SwarmplanError(
+            "model.kv_groups",
+            f"{heads} heads cannot be split into groups of {model.kv_groups}",
+            "use kv_groups dividing d_model/64",
+        )
     hk = h // model.kv_groups
     rest = model.params_per_block - 2 * h * h - 2 * h * hk - 2 * h
     if rest <= 0 or rest % (3 * h):
-        raise SwarmplanError("model.params_per_block", f"{model.params_per_block} is not a LLaMA block of width {h}",
-                             "use 2h² + 2h·h/kv_groups + 3h·I + 2h for an integer MLP width I")
+        raise SwarmplanError(
+            "model.params_per_block",
+            f"{model.params_per_block} is not a LLaMA block of width {h}",
+            "use 2h² + 2h·h/kv_groups + 3h·I + 2h for an integer MLP width I",
+        )
     return LlamaArch(model.n_blocks, h, rest // (3 * h), heads, heads // model.kv_groups, vocab, seed)
 
 
@@ -97,8 +112,11 @@ def check_fits_memory(arch: LlamaArch, processes: int, available_bytes: int | No
             available_bytes = _meminfo_available()
     need = arch.params_per_block * arch.n_layers * BYTES_FP32 * 2 + arch.vocab * arch.hidden * BYTES_FP32 * 2 * processes
     if available_bytes and need > available_bytes / 2:
-        raise SwarmplanError("model", f"the model needs about {need / 1e9:.2f} GB but only "
-                             f"{available_bytes / 1e9:.2f} GB are free", "use a smaller model (fewer or narrower blocks)")
+        raise SwarmplanError(
+            "model",
+            f"the model needs about {need / 1e9:.2f} GB but only {available_bytes / 1e9:.2f} GB are free",
+            "use a smaller model (fewer or narrower blocks)",
+        )
 
 
 def _meminfo_available() -> int | None:
@@ -119,10 +137,19 @@ def _seed_for(seed: int, what: str) -> int:
 def _config(arch: LlamaArch, n_layers: int):
     from transformers import LlamaConfig
 
-    cfg = LlamaConfig(vocab_size=arch.vocab, hidden_size=arch.hidden, intermediate_size=arch.intermediate,
-                      num_hidden_layers=n_layers, num_attention_heads=arch.heads, num_key_value_heads=arch.kv_heads,
-                      max_position_embeddings=4096, tie_word_embeddings=False, pad_token_id=None,
-                      bos_token_id=None, eos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=arch.vocab,
+        hidden_size=arch.hidden,
+        intermediate_size=arch.intermediate,
+        num_hidden_layers=n_layers,
+        num_attention_heads=arch.heads,
+        num_key_value_heads=arch.kv_heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        pad_token_id=None,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
     cfg._attn_implementation = "sdpa"
     return cfg
 
@@ -211,9 +238,15 @@ def reference_generate(model, prompt: list[int], new_tokens: int) -> list[int]:
 
     ids = torch.tensor([prompt], device=model.device)
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False,
-                             min_new_tokens=new_tokens, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            min_new_tokens=new_tokens,
+            pad_token_id=0,
+        )
+    return out[0, len(prompt) :].tolist()
 
 
 def run_stage(stage, hidden, cache, start_pos: int):
@@ -269,8 +302,9 @@ def require_runtime() -> None:
 
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        raise SwarmplanError("runtime", f"{' and '.join(missing)} not installed (the runtime's optional extra)",
-                             'pip install -e ".[runtime]"')
+        raise SwarmplanError(
+            "runtime", f"{' and '.join(missing)} not installed (the runtime's optional extra)", 'pip install -e ".[runtime]"'
+        )
 
 
 def check_device(device: str) -> None:

@@ -36,16 +36,35 @@ def petals_commands(pm: PerfModel, pl: Placement, initial_peers: str = "$INITIAL
     repo = HF_REPOS.get(model.name, "<model repository>")
     lines = [f"# {pl.method} placement of {model.name} on {pm.swarm.scenario} (docs/model.md §15)"]
     if pl.memory_model == "proposed":
-        lines.append(f"# KV pools leave PETALS' autograd reserve ({pm.autograd_gb:.3g} GB) free, so each server has "
-                     "somewhat fewer cache slots than the plan's memory model assumed")
+        lines.append(
+            f"# KV pools leave PETALS' autograd reserve ({pm.autograd_gb:.3g} GB) free, so each server has "
+            "somewhat fewer cache slots than the plan's memory model assumed"
+        )
     for j, (span, m) in enumerate(zip(pl.petals_block_indices(), pl.n_blocks.tolist())):
         if span is None:
             continue
-        args = ["python", "-m", "petals.cli.run_server", repo, "--block_indices", span,
-                "--initial_peers", initial_peers, "--public_name", pm.swarm.server_names[j],
-                "--quant_type", model.quant, "--torch_dtype", model.dtype]
+        args = [
+            "python",
+            "-m",
+            "petals.cli.run_server",
+            repo,
+            "--block_indices",
+            span,
+            "--initial_peers",
+            initial_peers,
+            "--public_name",
+            pm.swarm.server_names[j],
+            "--quant_type",
+            model.quant,
+            "--torch_dtype",
+            model.dtype,
+        ]
         if pl.memory_model == "proposed":
-            args += ["--attn_cache_tokens", str(attn_cache_tokens(pm, j, m)),
-                     "--inference_max_length", str(pm.swarm.cache_tokens)]
+            args += [
+                "--attn_cache_tokens",
+                str(attn_cache_tokens(pm, j, m)),
+                "--inference_max_length",
+                str(pm.swarm.cache_tokens),
+            ]
         lines.append(" ".join(a if a.startswith("$") else shlex.quote(a) for a in args))
     return lines

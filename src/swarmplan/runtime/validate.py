@@ -43,8 +43,9 @@ class Validation:
             "waited": int((done["measured_wait_ms"] > 1.0).sum()),
             "server_failures": len(self.live.outages),
             "failures_simulated": self.failures_simulated,
-            "error": {f"{k}_mape": mape(done[f"measured_{k}_ms"], done[f"predicted_{k}_ms"])
-                      for k in ("response", "per_token", "ttft")},
+            "error": {
+                f"{k}_mape": mape(done[f"measured_{k}_ms"], done[f"predicted_{k}_ms"]) for k in ("response", "per_token", "ttft")
+            },
             "measured": {k: float(done[f"measured_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
             "predicted": {k: float(done[f"predicted_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
             "calibration": {k: v for k, v in self.calibration.to_json().items() if k not in ("arch", "samples")},
@@ -66,9 +67,13 @@ def apply_calibration(sc, cal: Calibration):
     gpus = {}
     for name, spec in sc.gpus.items():
         d = spec.model_dump()
-        d.update(preset=None, timing="fitted", decode_ms_per_block=cal.decode_ms_per_block,
-                 prefill_ms_per_token_per_block=cal.prefill_ms_per_token_per_block,
-                 prefill_ms_per_block=cal.prefill_ms_per_block)
+        d.update(
+            preset=None,
+            timing="fitted",
+            decode_ms_per_block=cal.decode_ms_per_block,
+            prefill_ms_per_token_per_block=cal.prefill_ms_per_token_per_block,
+            prefill_ms_per_block=cal.prefill_ms_per_block,
+        )
         if d.get("memory_gb") is None:
             raise SwarmplanError(f"gpus.{name}.memory_gb", "missing", "give the memory the runtime server emulates")
         gpus[name] = type(spec)(**d)
@@ -96,21 +101,33 @@ def outages_from(schedule) -> list[Outage]:
     return out
 
 
-def run_validation(sc, base_dir, method: str, n_requests: int | None = None, seed: int = 0, device: str = "cpu",
-                   calibration: Calibration | None = None, host: str = "127.0.0.1",
-                   bandwidth_mbit_s: float | None = None, check_tokens: bool = True, log=None) -> Validation:
+def run_validation(
+    sc,
+    base_dir,
+    method: str,
+    n_requests: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    calibration: Calibration | None = None,
+    host: str = "127.0.0.1",
+    bandwidth_mbit_s: float | None = None,
+    check_tokens: bool = True,
+    log=None,
+) -> Validation:
     import pandas as pd
 
     from swarmplan.methods.registry import MethodContext, parse_method
     from swarmplan.perf.model import PerfModel
-    from swarmplan.sim.churn import churn_schedule
     from swarmplan.scenario.realize import realize
     from swarmplan.scenario.workload import draw_workload
+    from swarmplan.sim.churn import churn_schedule
     from swarmplan.sim.run import run_policy
 
     log = log or (lambda msg: None)
     chosen = parse_method(method)
-    swarm_rng, wl_rng, method_rng, prompt_rng, churn_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
+    swarm_rng, wl_rng, method_rng, prompt_rng, churn_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
+    )
     arch = scenario_arch(sc, base_dir, seed)
     n_servers = sc.servers.count if not isinstance(sc.servers, list) else len(sc.servers)
     check_fits_memory(arch, n_servers + 1)
@@ -130,8 +147,19 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
     outages = outages_from(schedule)
     sim = run_policy(pm, placement, workload, policy, 0.0, method, churn=schedule if schedule else None)
     log(f"starting {int((placement.n_blocks > 0).sum())} server processes …")
-    live = run_live(arch, pm, placement, policy, workload, prompts, device=device, host=host, outages=outages,
-                    bandwidth_mbit_s=bandwidth_mbit_s, log=log)
+    live = run_live(
+        arch,
+        pm,
+        placement,
+        policy,
+        workload,
+        prompts,
+        device=device,
+        host=host,
+        outages=outages,
+        bandwidth_mbit_s=bandwidth_mbit_s,
+        log=log,
+    )
     identical = True
     if check_tokens:
         ref = build_reference(arch, device)
@@ -147,17 +175,28 @@ def run_validation(sc, base_dir, method: str, n_requests: int | None = None, see
     for r, rec in enumerate(live.records):
         l_out = int(workload.output_tokens[r])
         resp = rec.response_ms if not rec.lost else math.nan
-        rows.append(dict(
-            request=r, arrival_ms=rec.arrival_ms, input_tokens=int(workload.input_tokens[r]), output_tokens=l_out,
-            lost=rec.lost, failures=rec.failures, refusals=rec.refusals,
-            chain_predicted="-".join(map(str, sim.chains[r])), chain_measured="-".join(map(str, rec.chains[0])) if rec.chains else "",
-            measured_wait_ms=rec.start_ms - rec.arrival_ms, predicted_wait_ms=float(sim.wait_ms[r]),
-            measured_ttft_ms=rec.ttft_ms, predicted_ttft_ms=float(sim.ttft_ms[r]),
-            measured_per_token_ms=resp / l_out, predicted_per_token_ms=float(sim.per_token_ms[r]),
-            measured_response_ms=resp, predicted_response_ms=float(sim.response_ms[r]),
-        ))
-    return Validation(method, sc.name, calibration, live, sim, pd.DataFrame(rows), identical,
-                      failures_simulated=bool(schedule))
+        rows.append(
+            dict(
+                request=r,
+                arrival_ms=rec.arrival_ms,
+                input_tokens=int(workload.input_tokens[r]),
+                output_tokens=l_out,
+                lost=rec.lost,
+                failures=rec.failures,
+                refusals=rec.refusals,
+                chain_predicted="-".join(map(str, sim.chains[r])),
+                chain_measured="-".join(map(str, rec.chains[0])) if rec.chains else "",
+                measured_wait_ms=rec.start_ms - rec.arrival_ms,
+                predicted_wait_ms=float(sim.wait_ms[r]),
+                measured_ttft_ms=rec.ttft_ms,
+                predicted_ttft_ms=float(sim.ttft_ms[r]),
+                measured_per_token_ms=resp / l_out,
+                predicted_per_token_ms=float(sim.per_token_ms[r]),
+                measured_response_ms=resp,
+                predicted_response_ms=float(sim.response_ms[r]),
+            )
+        )
+    return Validation(method, sc.name, calibration, live, sim, pd.DataFrame(rows), identical, failures_simulated=bool(schedule))
 
 
 def plot_validation(v: Validation, path) -> None:

@@ -29,8 +29,9 @@ def read_text(path: Path | str, field: str, kind: str = "text file") -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SwarmplanError(field, f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)",
-                             f"save it as a UTF-8 {kind}")
+        raise SwarmplanError(
+            field, f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)", f"save it as a UTF-8 {kind}"
+        )
 
 
 def read_csv_rows(path: Path | str, field: str, need: set[str], fix: str) -> list[dict[str, str]]:
@@ -45,8 +46,11 @@ def read_csv_rows(path: Path | str, field: str, need: set[str], fix: str) -> lis
         raise SwarmplanError(field, f"{path} has no rows or lacks the column(s) {', '.join(missing)}", fix)
     for k, row in enumerate(rows, start=2):
         if None in row.values() or None in row:
-            raise SwarmplanError(field, f"{path}:{k}: the row has {'more' if None in row else 'fewer'} fields than the header",
-                                 "give every row one value per column")
+            raise SwarmplanError(
+                field,
+                f"{path}:{k}: the row has {'more' if None in row else 'fewer'} fields than the header",
+                "give every row one value per column",
+            )
     return rows
 
 

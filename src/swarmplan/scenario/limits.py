@@ -39,8 +39,9 @@ def require_fits(field: str, count: int, bytes_each: int, what: str, fix: str) -
     need = int(count) * int(bytes_each)
     have = available_bytes()
     if need > have:
-        raise SwarmplanError(field, f"{count:,} {what} need about {_gib(need)} of memory; this machine has "
-                             f"{_gib(have)} available", fix)
+        raise SwarmplanError(
+            field, f"{count:,} {what} need about {_gib(need)} of memory; this machine has {_gib(have)} available", fix
+        )
 
 
 def _gib(n: int) -> str:

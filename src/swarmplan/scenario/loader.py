@@ -37,7 +37,8 @@ def _read_text(ref: str) -> tuple[str, str, Path | None]:
     path = Path(ref).expanduser()
     if not path.exists():
         raise SwarmplanError(
-            "scenario", f"no built-in scenario or file named {ref!r}",
+            "scenario",
+            f"no built-in scenario or file named {ref!r}",
             f"use one of {', '.join(builtin_names())} (see `swarmplan scenarios`) or an existing YAML path",
         )
     return read_text(path, "scenario", "YAML file"), str(path), path.resolve().parent
@@ -134,7 +135,8 @@ def _format_errors(exc: ValidationError, tree: Any, where: str, overridden: list
         # "Input should be a valid list" for the union branch the user did not write, when the branch they did
         # write has a real error deeper down, is noise.
         if err["type"] in _BRANCH_TYPES and any(
-                o[: len(loc)] == loc and e["type"] not in _BRANCH_TYPES for o, e in zip(locs, errors)):
+            o[: len(loc)] == loc and e["type"] not in _BRANCH_TYPES for o, e in zip(locs, errors)
+        ):
             continue
         field = ".".join(str(p) for p in loc) or "(top level)"
         pos = _position(tree, loc)
@@ -183,8 +185,11 @@ def _resolve_arrival_count(scenario: Scenario, base: Path | None) -> Scenario:
     count = len(load_arrival_times(wl.arrival_times_file, base))
     if "n_requests" in wl.model_fields_set:
         if wl.n_requests > count:
-            raise SwarmplanError("workload.n_requests", f"{wl.n_requests} requests but {wl.arrival_times_file} "
-                                 f"holds only {count} arrival times", f"ask for at most {count}")
+            raise SwarmplanError(
+                "workload.n_requests",
+                f"{wl.n_requests} requests but {wl.arrival_times_file} holds only {count} arrival times",
+                f"ask for at most {count}",
+            )
         return scenario
     return scenario.model_copy(update={"workload": wl.model_copy(update={"n_requests": count})})
 

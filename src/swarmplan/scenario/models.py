@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, get_args, get_origin
 
 from annotated_types import Gt
-
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 MAX_COUNT = 2**53  # largest integer a float (and so JSON, YAML and numpy's float arrays) holds exactly
 # Magnitudes a non-zero number may have. Products and quotients of a few such numbers (the formulas of
@@ -34,8 +32,11 @@ class _Strict(BaseModel):
     @classmethod
     def _bounded_numbers(cls, value, info):
         field = cls.model_fields[info.field_name]
-        _check_numbers(value, divisor=_positive(field.metadata) or any(
-            _positive(get_args(a)[1:]) for a in get_args(field.annotation) if get_origin(a) is Annotated))
+        _check_numbers(
+            value,
+            divisor=_positive(field.metadata)
+            or any(_positive(get_args(a)[1:]) for a in get_args(field.annotation) if get_origin(a) is Annotated),
+        )
         return value
 
 
@@ -77,8 +78,10 @@ class ModelSpec(_Strict):
     kv_bytes_per_token_per_block: PositiveFloat | None = Field(None, description="K+V bytes per token per block")
     attn_cache_tokens: PositiveInt | None = Field(None, description="PETALS' fixed attention cache per block")
     activation_bytes_per_token: PositiveFloat | None = Field(
-        None, description="bytes of one token's hidden state sent between client and server (default d_model × "
-                          "dtype bytes; docs/model.md §17.2)")
+        None,
+        description="bytes of one token's hidden state sent between client and server (default d_model × "
+        "dtype bytes; docs/model.md §17.2)",
+    )
 
 
 class GpuSpec(_Strict):
@@ -91,8 +94,10 @@ class GpuSpec(_Strict):
     prefill_ms_per_block: float | None = Field(None, ge=0, description="intercept of the prefill fit")
     max_blocks: PositiveInt | None = None
     timing: Literal["fitted", "roofline"] | None = Field(
-        None, description="fitted: the decode/prefill values as given; roofline: derive them for the model from "
-                          "tflops and bandwidth_gb_per_ms (docs/model.md §3.1)")
+        None,
+        description="fitted: the decode/prefill values as given; roofline: derive them for the model from "
+        "tflops and bandwidth_gb_per_ms (docs/model.md §3.1)",
+    )
     tflops: PositiveFloat | None = None
     bandwidth_gb_per_ms: PositiveFloat | None = None
     per_block_overhead_ms: float | None = Field(None, ge=0, description="roofline: fixed time per block per job")
@@ -106,8 +111,11 @@ class ServerDraw(_Strict):
 
     count: PositiveInt
     gpu_fractions: dict[str, float] = Field(..., description="GPU type → fraction of servers (sums to 1)")
-    share_nodes: bool = Field(False, description="several servers may sit at one node (servers at the same PoP): "
-                                                 "nodes are drawn with replacement, so count may exceed the nodes")
+    share_nodes: bool = Field(
+        False,
+        description="several servers may sit at one node (servers at the same PoP): "
+        "nodes are drawn with replacement, so count may exceed the nodes",
+    )
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -158,8 +166,10 @@ class NetemSpec(_Strict):
 
     overhead_ms: NonNegativeFloat = Field(18.0, description="added to RTT/2 on every emulated link (testbed: 18 ms)")
     delayed_directions: Literal[1, 2] = Field(
-        1, description="1: only client→server packets are delayed (netem on the host-side veth's root qdisc, as "
-                       "the testbed's code does); 2: both directions")
+        1,
+        description="1: only client→server packets are delayed (netem on the host-side veth's root qdisc, as "
+        "the testbed's code does); 2: both directions",
+    )
 
 
 class NetworkSpec(_Strict):
@@ -172,11 +182,15 @@ class NetworkSpec(_Strict):
     delay_us_per_km: PositiveFloat = Field(1.66541, description="link delay rule of REPETITA (µs per km)")
     netem: NetemSpec | None = Field(None, description="emulate the follow-up testbed's netem links (off by default)")
     bandwidth_mbps: PositiveFloat | None = Field(
-        None, description="client↔server link bandwidth for activations (Mbit/s); None: transfers are not "
-                          "modelled (docs/model.md §17.2)")
+        None,
+        description="client↔server link bandwidth for activations (Mbit/s); None: transfers are not "
+        "modelled (docs/model.md §17.2)",
+    )
     link_bandwidth_mbps: dict[str, PositiveFloat] = Field(
-        default_factory=dict, description="per-link bandwidth (Mbit/s) by server name: the link between the "
-                                          "client(s) and that server; overrides bandwidth_mbps")
+        default_factory=dict,
+        description="per-link bandwidth (Mbit/s) by server name: the link between the "
+        "client(s) and that server; overrides bandwidth_mbps",
+    )
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -202,39 +216,54 @@ class TimingSpec(_Strict):
     petals_cache_penalty_ms: float = Field(10_000.0, ge=0)
     petals_unknown_rtt_ms: PositiveFloat = Field(300.0, description="RTT PETALS assumes when none is known")
     petals_view_period_ms: PositiveFloat | None = Field(
-        None, description="PETALS' client sees each server's free cache as last announced, every this many ms "
-                          "(120 s: run_server's update_period); None: the live state (docs/model.md §17.5)")
+        None,
+        description="PETALS' client sees each server's free cache as last announced, every this many ms "
+        "(120 s: run_server's update_period); None: the live state (docs/model.md §17.5)",
+    )
     petals_refresh_ms: PositiveFloat | None = Field(
-        None, description="PETALS' client refreshes its view (announcements, bans) every this many ms (60 s: "
-                          "ClientConfig.update_period); None: at once (docs/model.md §17.5)")
+        None,
+        description="PETALS' client refreshes its view (announcements, bans) every this many ms (60 s: "
+        "ClientConfig.update_period); None: at once (docs/model.md §17.5)",
+    )
     petals_ban_ms: PositiveFloat | None = Field(
-        None, description="a server whose allocation failed is banned this long, doubled per consecutive failure "
-                          "(15 s: ClientConfig.ban_timeout), from the next refresh; None: no bans (§17.5)")
+        None,
+        description="a server whose allocation failed is banned this long, doubled per consecutive failure "
+        "(15 s: ClientConfig.ban_timeout), from the next refresh; None: no bans (§17.5)",
+    )
 
 
 class WorkloadSpec(_Strict):
     arrivals: Literal["poisson", "trace", "times"] = Field(
-        "poisson", description="poisson: seeded Poisson(rate_per_s); trace: the trace's timestamps; times: the "
-                               "explicit arrival_times_s list or arrival_times_file")
+        "poisson",
+        description="poisson: seeded Poisson(rate_per_s); trace: the trace's timestamps; times: the "
+        "explicit arrival_times_s list or arrival_times_file",
+    )
     rate_per_s: PositiveFloat = 0.5
     n_requests: PositiveInt = Field(100, description="requests per run (arrivals: times — default: every time given)")
     arrival_times_s: list[NonNegativeFloat] | None = Field(
-        None, description="arrivals: times — arrival time of each request in seconds, non-decreasing")
+        None, description="arrivals: times — arrival time of each request in seconds, non-decreasing"
+    )
     arrival_times_file: str | None = Field(
-        None, description="arrivals: times — a plain text file with one arrival time in seconds per line "
-                          "(non-decreasing; blank lines and # comments skipped)")
+        None,
+        description="arrivals: times — a plain text file with one arrival time in seconds per line "
+        "(non-decreasing; blank lines and # comments skipped)",
+    )
     lengths: Literal["fixed", "trace"] = "fixed"
     input_tokens: PositiveInt = 20
     output_tokens: PositiveInt = 128
     trace: str | None = Field(None, description="built-in trace (azure-code, azure-conv) or an Azure-format CSV")
     cache_tokens: PositiveInt | None = Field(None, description="tokens the KV cache of one request is sized for")
     petals_reserve: Literal["cache_tokens", "max_length"] = Field(
-        "cache_tokens", description="PETALS memory model: each session reserves cache_tokens per block (default), "
-                                    "or its own declared max length l_in + l_out out of attn_cache_tokens per "
-                                    "block, as PETALS does (docs/model.md §17.3)")
+        "cache_tokens",
+        description="PETALS memory model: each session reserves cache_tokens per block (default), "
+        "or its own declared max length l_in + l_out out of attn_cache_tokens per "
+        "block, as PETALS does (docs/model.md §17.3)",
+    )
     service: Literal["deterministic", "exponential"] = Field(
-        "deterministic", description="exponential: each request's service time is drawn Exp(mean = its model time), "
-                                     "the assumption of queueing bounds (docs/model.md §9.1)")
+        "deterministic",
+        description="exponential: each request's service time is drawn Exp(mean = its model time), "
+        "the assumption of queueing bounds (docs/model.md §9.1)",
+    )
 
     @model_validator(mode="after")
     def _trace_needed(self):
@@ -251,8 +280,10 @@ class WorkloadSpec(_Strict):
                 raise ValueError("arrival_times_s is empty; give at least one arrival time")
             back = next((i for i in range(1, len(times)) if times[i] < times[i - 1]), None)
             if back is not None:
-                raise ValueError(f"arrival_times_s must not decrease: item {back} ({times[back]:g} s) comes before "
-                                 f"item {back - 1} ({times[back - 1]:g} s); sort the list")
+                raise ValueError(
+                    f"arrival_times_s must not decrease: item {back} ({times[back]:g} s) comes before "
+                    f"item {back - 1} ({times[back - 1]:g} s); sort the list"
+                )
             if "n_requests" not in self.model_fields_set:
                 self.n_requests = len(times)
             elif self.n_requests > len(times):
@@ -264,8 +295,10 @@ class PlacementSpec(_Strict):
     R: PositiveInt | None = Field(None, description="target concurrency R; default: the paper's rule (§6)")
     petals_balance_quality: float = Field(0.75, ge=0)
     petals_join_order: list[str] | None = Field(
-        None, description="PETALS' join order: every server's name once (drawn servers are s01, s02, …); "
-                          "default: a random order drawn from the run's seed")
+        None,
+        description="PETALS' join order: every server's name once (drawn servers are s01, s02, …); "
+        "default: a random order drawn from the run's seed",
+    )
 
 
 class ChurnEvent(_Strict):
@@ -302,16 +335,20 @@ class SplitDevice(_Strict):
     """A class of client devices that may run part of the model for their own requests (docs/split.md §2)."""
 
     name: str
-    gpu: str = Field(..., description="GPU type (a preset or a gpus: entry; CPUs as a roofline type) giving the "
-                                      "device's per-block times and memory")
+    gpu: str = Field(
+        ...,
+        description="GPU type (a preset or a gpus: entry; CPUs as a roofline type) giving the "
+        "device's per-block times and memory",
+    )
     memory_gb: PositiveFloat | None = Field(None, description="memory the device gives to blocks (default: the type's)")
     uplink_mbit_per_s: float = Field(..., description="device → server bandwidth (Mbit/s)")
     downlink_mbit_per_s: float = Field(..., description="server → device bandwidth (Mbit/s)")
     rtt_ms: NonNegativeFloat = Field(0.0, description="round trip to the server (ms)")
     share: NonNegativeFloat = Field(..., description="fraction of the requests sent from this class")
     count: PositiveInt = Field(1, description="devices of this class in the planning window")
-    budget_fraction: float = Field(1.0, gt=0, le=1, description="share of each device's time it may compute for "
-                                                                "its requests over the planning window")
+    budget_fraction: float = Field(
+        1.0, gt=0, le=1, description="share of each device's time it may compute for its requests over the planning window"
+    )
 
 
 class SplitRequestType(_Strict):
@@ -340,7 +377,8 @@ class SplitSpec(_Strict):
     server: str | None = Field(None, description="server that runs the server side (default: the first)")
     client_suffix: bool = Field(True, description="a client may also run the last blocks (prefix + suffix splits)")
     server_decode_batch: PositiveInt | None = Field(
-        None, description="decode streams the server runs at single-stream speed (default: roofline balance, docs/split.md §1.3)")
+        None, description="decode streams the server runs at single-stream speed (default: roofline balance, docs/split.md §1.3)"
+    )
     budget_resolution: PositiveInt = Field(1000, description="units of a device's budget in the knapsack DP")
 
     @model_validator(mode="after")

@@ -70,15 +70,24 @@ def read_graphml(path: Path | str, delay_us_per_km: float = 1.66541) -> tuple[li
         ids.append(node.get("id"))
         names.append(f"{node.get('id')}_{label.replace(' ', '_')}")
         where = f"{path}: node {node.get('id')}"
-        coords.append((finite_number(lat, "network.topology", where, "Latitude"),
-                       finite_number(lon, "network.topology", where, "Longitude")) if lat and lon else None)
+        coords.append(
+            (
+                finite_number(lat, "network.topology", where, "Latitude"),
+                finite_number(lon, "network.topology", where, "Longitude"),
+            )
+            if lat and lon
+            else None
+        )
     index = {nid: i for i, nid in enumerate(ids)}
     raw_edges: list[tuple[int, int, int | None]] = []
     for edge in graph.findall("g:edge", ns):
         ends = (edge.get("source"), edge.get("target"))
         if any(e not in index for e in ends):
-            raise SwarmplanError("network.topology", f"{path}: edge {ends[0]}–{ends[1]} names an unknown node",
-                                 "give a GraphML whose edges join declared nodes")
+            raise SwarmplanError(
+                "network.topology",
+                f"{path}: edge {ends[0]}–{ends[1]} names an unknown node",
+                "give a GraphML whose edges join declared nodes",
+            )
         u, v = index[ends[0]], index[ends[1]]
         if coords[u] is None or coords[v] is None:
             raw_edges.append((u, v, None))
@@ -105,7 +114,9 @@ def read_repetita(path: Path | str) -> tuple[list[str], list[tuple[int, int, int
             if not (0 <= edges[-1][0] < n and 0 <= edges[-1][1] < n) or edges[-1][2] < 0:
                 raise ValueError(f"edge {ln.strip()!r} names a node outside 0..{n - 1} or has a negative delay")
     except (IndexError, ValueError, StopIteration) as exc:
-        raise SwarmplanError("network.topology", f"{path} is not a REPETITA .graph file ({exc})", "check its NODES/EDGES sections")
+        raise SwarmplanError(
+            "network.topology", f"{path} is not a REPETITA .graph file ({exc})", "check its NODES/EDGES sections"
+        )
     return names, edges
 
 
@@ -160,7 +171,8 @@ def load_topology(ref: str, delay_us_per_km: float, base_dir: Path | None) -> Rt
     path = _resolve(ref, base_dir)
     if not path.exists():
         raise SwarmplanError(
-            "network.topology", f"no built-in topology or file named {ref!r}",
+            "network.topology",
+            f"no built-in topology or file named {ref!r}",
             f"use one of {', '.join(BUILTIN_TOPOLOGIES)} or an existing .graphml/.graph path",
         )
     if path.suffix == ".graph":
@@ -194,9 +206,12 @@ def load_rtt_csv(ref: str, base_dir: Path | None) -> RttNetwork:
         a, b = index[row["src"]], index[row["dst"]]
         other = seen.get((b, a))
         if other is not None and not math.isclose(other[0], rtt, rel_tol=1e-9, abs_tol=1e-9):
-            raise SwarmplanError(field, f"{path}:{k}: RTT {row['src']}→{row['dst']} = {rtt:g} ms but line {other[1]} "
-                                 f"gives {row['dst']}→{row['src']} = {other[0]:g} ms",
-                                 "RTTs are symmetric: give one value per pair (or the same value both ways)")
+            raise SwarmplanError(
+                field,
+                f"{path}:{k}: RTT {row['src']}→{row['dst']} = {rtt:g} ms but line {other[1]} "
+                f"gives {row['dst']}→{row['src']} = {other[0]:g} ms",
+                "RTTs are symmetric: give one value per pair (or the same value both ways)",
+            )
         seen.setdefault((a, b), (rtt, k))
         triples.append((a, b, rtt))
     return _network_from_rtts(names, triples, field)
@@ -215,8 +230,11 @@ def network_from_matrix(spec) -> RttNetwork:
         raise SwarmplanError(f"{field}.{i}.{j}", f"negative RTT {m[i, j]:g}", "RTTs must be ≥ 0 ms")
     if not np.allclose(m, m.T):
         i, j = np.argwhere(~np.isclose(m, m.T))[0].tolist()
-        raise SwarmplanError(field, f"the matrix is not symmetric: row {i} column {j} is {m[i, j]:g} but row {j} "
-                             f"column {i} is {m[j, i]:g}", "give RTT(u,v) = RTT(v,u)")
+        raise SwarmplanError(
+            field,
+            f"the matrix is not symmetric: row {i} column {j} is {m[i, j]:g} but row {j} column {i} is {m[j, i]:g}",
+            "give RTT(u,v) = RTT(v,u)",
+        )
     if len(set(spec.nodes)) != len(spec.nodes):
         dup = sorted({n for n in spec.nodes if spec.nodes.count(n) > 1})
         raise SwarmplanError("network.matrix.nodes", f"node name(s) {', '.join(dup)} repeat", "name every node once")
@@ -254,8 +272,9 @@ def load_ripe_atlas(ref: str, base_dir: Path | None, own_weight: float = 0.3, ms
     RTT(i, j) = 0.3·median_i + 0.3·median_j + 0.01 ms/km × haversine(i, j), where median_i is the median of
     every RTT measured from the four monitors to anchor i."""
     if ref in BUILTIN_RTT_DATASETS:
-        with resources.as_file(resources.files("swarmplan.scenario").joinpath("data").joinpath("rtt").joinpath(
-                BUILTIN_RTT_DATASETS[ref])) as p:
+        with resources.as_file(
+            resources.files("swarmplan.scenario").joinpath("data").joinpath("rtt").joinpath(BUILTIN_RTT_DATASETS[ref])
+        ) as p:
             path = Path(p)
             rows = _read_rows(path)
     else:
@@ -270,7 +289,10 @@ def load_ripe_atlas(ref: str, base_dir: Path | None, own_weight: float = 0.3, ms
             raise SwarmplanError(field, f"{path}:{k}: anchor_id {a!r} is not a number", "fix that row")
         at = f"{path}:{k}"
         samples.setdefault(a, []).extend(finite_number(row[c], field, at, c) for c in row if c.startswith("latency_m") and row[c])
-        where[a] = (finite_number(row["latitude"], field, at, "latitude"), finite_number(row["longitude"], field, at, "longitude"))
+        where[a] = (
+            finite_number(row["latitude"], field, at, "latitude"),
+            finite_number(row["longitude"], field, at, "longitude"),
+        )
     empty = [a for a, v in samples.items() if not v]
     if empty:
         raise SwarmplanError(field, f"{path}: anchor(s) {', '.join(empty)} have no latency sample", "drop them or add samples")
@@ -290,8 +312,12 @@ def load_ripe_atlas(ref: str, base_dir: Path | None, own_weight: float = 0.3, ms
 
 
 def _read_rows(path: Path) -> list[dict]:
-    return read_csv_rows(path, "network.ripe_atlas", {"anchor_id", "latency_m1", "latitude", "longitude"},
-                         "give a CSV with anchor_id, latency_m1..m4, latitude, longitude")
+    return read_csv_rows(
+        path,
+        "network.ripe_atlas",
+        {"anchor_id", "latency_m1", "latitude", "longitude"},
+        "give a CSV with anchor_id, latency_m1..m4, latitude, longitude",
+    )
 
 
 def netem_link_ms(rtt_ms, overhead_ms: float):

@@ -10,21 +10,41 @@ from __future__ import annotations
 # docs/model.md §2.1 — architecture numbers; parameters per block from the HF configs.
 MODEL_PRESETS: dict[str, dict] = {
     "bloom-176b": dict(
-        n_blocks=70, params_per_block=2_466_437_120, d_model=14336, kv_groups=1, quant="nf4", dtype="bfloat16",
+        n_blocks=70,
+        params_per_block=2_466_437_120,
+        d_model=14336,
+        kv_groups=1,
+        quant="nf4",
+        dtype="bfloat16",
         note="BLOOM-176B in NF4 as in Sun et al. 2025 (1.3234 GB per block)",
     ),
     "llama-2-70b": dict(
-        n_blocks=80, params_per_block=855_654_400, d_model=8192, kv_groups=8, quant="nf4", dtype="bfloat16",
+        n_blocks=80,
+        params_per_block=855_654_400,
+        d_model=8192,
+        kv_groups=8,
+        quant="nf4",
+        dtype="bfloat16",
         note="Llama-2-70B, 64 heads / 8 KV heads (GQA 8)",
     ),
     "llama-2-7b": dict(
         # 4·4096² attention + 3·4096·11008 MLP + 2·4096 norms
-        n_blocks=32, params_per_block=202_383_360, d_model=4096, kv_groups=1, quant="none", dtype="float16",
+        n_blocks=32,
+        params_per_block=202_383_360,
+        d_model=4096,
+        kv_groups=1,
+        quant="none",
+        dtype="float16",
         note="Llama-2-7B in fp16",
     ),
     "llama-3-8b": dict(
         # 2·4096² (q,o) + 2·4096·1024 (k,v) + 3·4096·14336 MLP + 2·4096 norms
-        n_blocks=32, params_per_block=218_112_000, d_model=4096, kv_groups=4, quant="none", dtype="bfloat16",
+        n_blocks=32,
+        params_per_block=218_112_000,
+        d_model=4096,
+        kv_groups=4,
+        quant="none",
+        dtype="bfloat16",
         note="Llama-3-8B, 32 heads / 8 KV heads (GQA 4)",
     ),
 }
@@ -64,16 +84,28 @@ def _estimate(tflops: float, bandwidth_gb_per_ms: float, memory_gb: float, note:
 GPU_PRESETS: dict[str, dict] = {
     # docs/model.md §3.1 — the paper's fits (Sun et al. 2025; BPRR §3.1), throughput probe throughput_v5.json.
     "a100-80gb": dict(
-        memory_gb=86.13, decode_ms_per_block=_A100_TAU_MS,
-        prefill_ms_per_token_per_block=_A100_PREFILL[0], prefill_ms_per_block=_A100_PREFILL[1],
-        max_blocks=None, estimate=False, **_A100, **_A100_RPS,
+        memory_gb=86.13,
+        decode_ms_per_block=_A100_TAU_MS,
+        prefill_ms_per_token_per_block=_A100_PREFILL[0],
+        prefill_ms_per_block=_A100_PREFILL[1],
+        max_blocks=None,
+        estimate=False,
+        **_A100,
+        **_A100_RPS,
         note="NVIDIA A100 80GB PCIe: the paper's fitted times (Sun et al. 2025)",
     ),
     "mig-1g-10gb": dict(
-        memory_gb=9.1, decode_ms_per_block=16.2488,
-        prefill_ms_per_token_per_block=0.1041, prefill_ms_per_block=206.3547,
-        max_blocks=4, estimate=False, tflops=39.0, bandwidth_gb_per_ms=0.255,
-        inference_rps=61.55298253944563, forward_rps=2757.7243405599083, network_rps=3138.1039624670034,
+        memory_gb=9.1,
+        decode_ms_per_block=16.2488,
+        prefill_ms_per_token_per_block=0.1041,
+        prefill_ms_per_block=206.3547,
+        max_blocks=4,
+        estimate=False,
+        tflops=39.0,
+        bandwidth_gb_per_ms=0.255,
+        inference_rps=61.55298253944563,
+        forward_rps=2757.7243405599083,
+        network_rps=3138.1039624670034,
         note="A100 MIG 1g.10gb slice: the paper's fitted times and its 4-block clamp (Sun et al. 2025)",
     ),
     # Estimates (docs/model.md §12). Memory: nominal GiB written in GB (1 GiB = 1.0737 GB), as the

@@ -31,8 +31,11 @@ def resolve_model(scenario: Scenario) -> ModelParams:
     base: dict = {}
     if spec.preset is not None:
         if spec.preset not in MODEL_PRESETS:
-            raise SwarmplanError("model.preset", f"unknown model preset {spec.preset!r}",
-                                 f"use one of {', '.join(MODEL_PRESETS)} or give n_blocks, block_gb and kv_bytes_per_token_per_block")
+            raise SwarmplanError(
+                "model.preset",
+                f"unknown model preset {spec.preset!r}",
+                f"use one of {', '.join(MODEL_PRESETS)} or give n_blocks, block_gb and kv_bytes_per_token_per_block",
+            )
         base = dict(MODEL_PRESETS[spec.preset])
     given = {k: v for k, v in spec.model_dump().items() if v is not None and k != "preset"}
     merged = {**base, **given}
@@ -41,8 +44,9 @@ def resolve_model(scenario: Scenario) -> ModelParams:
     if "block_gb" not in merged and "params_per_block" not in merged:
         raise SwarmplanError("model.block_gb", "the block size is unknown", "give block_gb or params_per_block")
     if "kv_bytes_per_token_per_block" not in merged and "d_model" not in merged:
-        raise SwarmplanError("model.kv_bytes_per_token_per_block", "the KV-cache size is unknown",
-                             "give kv_bytes_per_token_per_block or d_model")
+        raise SwarmplanError(
+            "model.kv_bytes_per_token_per_block", "the KV-cache size is unknown", "give kv_bytes_per_token_per_block or d_model"
+        )
     return ModelParams(
         name=spec.preset or "custom",
         n_blocks=merged["n_blocks"],
@@ -65,8 +69,9 @@ def resolve_gpu(scenario: Scenario, name: str, field: str) -> tuple[dict, bool]:
         base = {}
         if spec.preset is not None:
             if spec.preset not in GPU_PRESETS:
-                raise SwarmplanError(f"gpus.{name}.preset", f"unknown GPU preset {spec.preset!r}",
-                                     f"use one of {', '.join(GPU_PRESETS)}")
+                raise SwarmplanError(
+                    f"gpus.{name}.preset", f"unknown GPU preset {spec.preset!r}", f"use one of {', '.join(GPU_PRESETS)}"
+                )
             base = dict(GPU_PRESETS[spec.preset])
         given = {k: v for k, v in spec.model_dump().items() if v is not None and k != "preset"}
         merged = {**base, **given}
@@ -126,8 +131,9 @@ def _server_rtts(servers, client_nodes, network) -> tuple[np.ndarray, np.ndarray
     if len(explicit) < n:
         for ci, cn in enumerate(client_nodes):
             if cn is None:
-                raise SwarmplanError(f"clients.{ci}.node", "servers sit on nodes but this client has none",
-                                     "give the client a node")
+                raise SwarmplanError(
+                    f"clients.{ci}.node", "servers sit on nodes but this client has none", "give the client a node"
+                )
         cnodes = np.array(client_nodes, dtype=np.int64)
         rtt_c[:, on_node] = network.rtt_raw_ms[np.ix_(cnodes, node[on_node])]
     if on_node.all():
@@ -146,8 +152,11 @@ def _distinct(names, field: str, what: str) -> None:
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in seen:
-            raise SwarmplanError(f"{field}.{i}.name", f"{what} name {name!r} repeats ({field}.{seen[name]} has it too)",
-                                 f"give every {what} a distinct name")
+            raise SwarmplanError(
+                f"{field}.{i}.name",
+                f"{what} name {name!r} repeats ({field}.{seen[name]} has it too)",
+                f"give every {what} a distinct name",
+            )
         seen[name] = i
 
 
@@ -172,16 +181,21 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
             raise SwarmplanError("clients", "drawn clients need a network", "set network.topology (or list clients explicitly)")
         n_nodes = len(network.names)
         if scenario.clients.count >= n_nodes:
-            raise SwarmplanError("clients.count", f"{scenario.clients.count} clients on {n_nodes} nodes leave no node for servers",
-                                 "draw fewer clients or use a larger topology")
+            raise SwarmplanError(
+                "clients.count",
+                f"{scenario.clients.count} clients on {n_nodes} nodes leave no node for servers",
+                "draw fewer clients or use a larger topology",
+            )
         client_idx = [int(i) for i in rng.choice(n_nodes, size=scenario.clients.count, replace=False)]
         client_names = tuple(f"client{i + 1}" if scenario.clients.count > 1 else "client" for i in range(len(client_idx)))
         client_nodes: list[int | None] = client_idx
     else:
         client_names = tuple(c.name for c in scenario.clients)
         _distinct(client_names, "clients", "client")
-        client_nodes = [network.index(c.node, f"clients.{i}.node") if (c.node is not None and network) else None
-                        for i, c in enumerate(scenario.clients)]
+        client_nodes = [
+            network.index(c.node, f"clients.{i}.node") if (c.node is not None and network) else None
+            for i, c in enumerate(scenario.clients)
+        ]
         for i, c in enumerate(scenario.clients):
             if c.node is not None and network is None:
                 raise SwarmplanError(f"clients.{i}.node", "a node needs a network", "set network.topology, rtt_csv or matrix")
@@ -199,8 +213,11 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
                 raise SwarmplanError("servers.count", "no node is left for servers", "draw fewer clients")
             nodes = np.asarray(free)[rng.integers(len(free), size=draw.count)].tolist()
         elif draw.count > len(free):
-            raise SwarmplanError("servers.count", f"{draw.count} servers but only {len(free)} free nodes",
-                                 f"draw at most {len(free)} servers, use a larger topology or set servers.share_nodes")
+            raise SwarmplanError(
+                "servers.count",
+                f"{draw.count} servers but only {len(free)} free nodes",
+                f"draw at most {len(free)} servers, use a larger topology or set servers.share_nodes",
+            )
         else:
             nodes = [int(free[i]) for i in rng.choice(len(free), size=draw.count, replace=False)]
         counts = _largest_remainder(draw.count, draw.gpu_fractions)
@@ -224,16 +241,18 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
             else:
                 missing = [c for c in client_names if c not in s.rtt_ms]
                 if missing:
-                    raise SwarmplanError(f"servers.{i}.rtt_ms", f"no RTT to client(s) {', '.join(missing)}",
-                                         "give an RTT in ms to every client")
+                    raise SwarmplanError(
+                        f"servers.{i}.rtt_ms", f"no RTT to client(s) {', '.join(missing)}", "give an RTT in ms to every client"
+                    )
                 servers.append((s.name, s.gpu, None, [s.rtt_ms[c] for c in client_names]))
     if not servers:
         raise SwarmplanError("servers", "no servers", "list or draw at least one server")
 
     n, c = len(servers), len(client_names)
     # Placement and routing keep a few per-block arrays per server (windows, coverage, MILP columns).
-    require_fits("model.n_blocks", model.n_blocks * n, 64, "block × server cells",
-                 "give the model's real number of transformer blocks")
+    require_fits(
+        "model.n_blocks", model.n_blocks * n, 64, "block × server cells", "give the model's real number of transformer blocks"
+    )
     rtt_c, rtt_s = _server_rtts(servers, client_nodes, network)
     server_names = tuple(s[0] for s in servers)
     rtt_c, rtt_s = _emulate(scenario, rtt_c, rtt_s)
@@ -257,8 +276,10 @@ def realize(scenario: Scenario, rng: np.random.Generator, base_dir: Path | None 
         prefill_ms_per_token_per_block=col("prefill_ms_per_token_per_block", 0.0),
         prefill_ms_per_block=col("prefill_ms_per_block", 0.0),
         times_from_preset=np.array([s[1] for s in specs], dtype=bool),
-        max_blocks=np.array([model.n_blocks if s[0].get("max_blocks") is None else min(s[0]["max_blocks"], model.n_blocks)
-                             for s in specs], dtype=np.int64),
+        max_blocks=np.array(
+            [model.n_blocks if s[0].get("max_blocks") is None else min(s[0]["max_blocks"], model.n_blocks) for s in specs],
+            dtype=np.int64,
+        ),
         roofline=np.array([s[0].get("timing") == "roofline" for s in specs], dtype=bool),
         tflops=col("tflops"),
         bandwidth_gb_per_ms=col("bandwidth_gb_per_ms"),
@@ -303,11 +324,16 @@ def _emulate(scenario: Scenario, rtt_c: np.ndarray, rtt_s: np.ndarray) -> tuple[
     if netem is None:
         return rtt_c, rtt_s
     if rtt_c.shape[0] != 1:
-        raise SwarmplanError("network.netem", f"the emulated star has one client host, not {rtt_c.shape[0]} clients",
-                             "use a single client with netem")
+        raise SwarmplanError(
+            "network.netem",
+            f"the emulated star has one client host, not {rtt_c.shape[0]} clients",
+            "use a single client with netem",
+        )
     link = netem_link_ms(rtt_c[0], netem.overhead_ms)
-    return (netem_client_rtt_ms(rtt_c, netem.overhead_ms, netem.delayed_directions),
-            netem_server_rtt_ms(link, netem.delayed_directions))
+    return (
+        netem_client_rtt_ms(rtt_c, netem.overhead_ms, netem.delayed_directions),
+        netem_server_rtt_ms(link, netem.delayed_directions),
+    )
 
 
 def _link_bandwidth(scenario: Scenario, n_clients: int, server_names: tuple[str, ...]) -> np.ndarray | None:
@@ -318,7 +344,8 @@ def _link_bandwidth(scenario: Scenario, n_clients: int, server_names: tuple[str,
     bw = np.full((n_clients, len(server_names)), np.inf if net.bandwidth_mbps is None else net.bandwidth_mbps)
     for name, mbps in net.link_bandwidth_mbps.items():
         if name not in server_names:
-            raise SwarmplanError(f"network.link_bandwidth_mbps.{name}", f"no server named {name!r}",
-                                 f"use one of {', '.join(server_names)}")
+            raise SwarmplanError(
+                f"network.link_bandwidth_mbps.{name}", f"no server named {name!r}", f"use one of {', '.join(server_names)}"
+            )
         bw[:, server_names.index(name)] = mbps
     return bw

@@ -84,8 +84,12 @@ class Swarm:
         if k == 0:
             return []
         pairs = self.n_servers * (self.n_servers - 1) // 2
-        return [{"field": "timing.petals_unknown_rtt_ms", "value": float(self.timing.petals_unknown_rtt_ms),
-                 "reason": f"{k} of {pairs} server pairs have no RTT; PETALS' router (petals, petals-retry, "
-                           "opt-order, opt-num) assumes this RTT between them",
-                 "fix": "place the servers on network nodes (e.g. a matrix) to give every RTT"}]
-
+        return [
+            {
+                "field": "timing.petals_unknown_rtt_ms",
+                "value": float(self.timing.petals_unknown_rtt_ms),
+                "reason": f"{k} of {pairs} server pairs have no RTT; PETALS' router (petals, petals-retry, "
+                "opt-order, opt-num) assumes this RTT between them",
+                "fix": "place the servers on network nodes (e.g. a matrix) to give every RTT",
+            }
+        ]

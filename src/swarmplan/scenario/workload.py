@@ -54,8 +54,12 @@ class Trace:
 
 @lru_cache(maxsize=8)
 def _read_trace_file(path: str) -> Trace:
-    rows = read_csv_rows(path, "workload.trace", {"TIMESTAMP", "ContextTokens", "GeneratedTokens"},
-                         "give a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens")
+    rows = read_csv_rows(
+        path,
+        "workload.trace",
+        {"TIMESTAMP", "ContextTokens", "GeneratedTokens"},
+        "give a CSV with columns TIMESTAMP,ContextTokens,GeneratedTokens",
+    )
     try:
         # 7 fractional digits (100 ns): keep microseconds.
         stamps = [datetime.fromisoformat(r["TIMESTAMP"].strip()[:26]) for r in rows]
@@ -70,19 +74,27 @@ def _read_trace_file(path: str) -> Trace:
     back = np.flatnonzero(np.diff(offset) < 0)
     if back.size:
         k = int(back[0]) + 1  # 0-based data row that goes back in time; +2 for the file line (header is line 1)
-        raise SwarmplanError("workload.trace", f"{path}:{k + 2}: TIMESTAMP {rows[k]['TIMESTAMP'].strip()} is earlier "
-                             f"than the row before it", "sort the rows by TIMESTAMP")
+        raise SwarmplanError(
+            "workload.trace",
+            f"{path}:{k + 2}: TIMESTAMP {rows[k]['TIMESTAMP'].strip()} is earlier than the row before it",
+            "sort the rows by TIMESTAMP",
+        )
     return Trace(offset, l_in, l_out)
 
 
 def load_trace(ref: str, base_dir: Path | None = None) -> Trace:
     if ref in BUILTIN_TRACES:
-        with resources.as_file(resources.files("swarmplan.scenario").joinpath("data").joinpath("traces").joinpath(BUILTIN_TRACES[ref])) as p:
+        with resources.as_file(
+            resources.files("swarmplan.scenario").joinpath("data").joinpath("traces").joinpath(BUILTIN_TRACES[ref])
+        ) as p:
             return _read_trace_file(str(p))
     path = _resolve(ref, base_dir)
     if not path.exists():
-        raise SwarmplanError("workload.trace", f"no built-in trace or file named {ref!r}",
-                             f"use one of {', '.join(BUILTIN_TRACES)} or an existing CSV path")
+        raise SwarmplanError(
+            "workload.trace",
+            f"no built-in trace or file named {ref!r}",
+            f"use one of {', '.join(BUILTIN_TRACES)} or an existing CSV path",
+        )
     return _read_trace_file(str(path))
 
 
@@ -104,8 +116,11 @@ def _read_times_file(path: str) -> np.ndarray:
             if t < 0:
                 raise SwarmplanError(field, f"{path}:{k}: arrival time {t:g} s is negative", "give times ≥ 0 s")
             if times and t < times[-1]:
-                raise SwarmplanError(field, f"{path}:{k}: arrival time {t:g} s is earlier than the line before it "
-                                     f"({times[-1]:g} s)", "sort the times")
+                raise SwarmplanError(
+                    field,
+                    f"{path}:{k}: arrival time {t:g} s is earlier than the line before it ({times[-1]:g} s)",
+                    "sort the times",
+                )
             times.append(t)
     if not times:
         raise SwarmplanError(field, f"{path} holds no arrival times", "write one time in seconds per line")
@@ -116,8 +131,11 @@ def load_arrival_times(ref: str, base_dir: Path | None = None) -> np.ndarray:
     """Arrival times (s) from a plain file: one number per line, non-decreasing; # starts a comment."""
     path = _resolve(ref, base_dir)
     if not path.exists():
-        raise SwarmplanError("workload.arrival_times_file", f"no file named {ref!r}",
-                             "give an existing file (relative paths are taken from the scenario's folder)")
+        raise SwarmplanError(
+            "workload.arrival_times_file",
+            f"no file named {ref!r}",
+            "give an existing file (relative paths are taken from the scenario's folder)",
+        )
     return _read_times_file(str(path))
 
 
@@ -128,8 +146,11 @@ def explicit_arrivals_ms(spec: WorkloadSpec, n: int, base_dir: Path | None) -> n
     else:
         times, field = load_arrival_times(spec.arrival_times_file, base_dir), "workload.arrival_times_file"
     if n > len(times):
-        raise SwarmplanError("workload.n_requests", f"{n} requests but {field} gives only {len(times)} arrival times",
-                             f"ask for at most {len(times)} requests")
+        raise SwarmplanError(
+            "workload.n_requests",
+            f"{n} requests but {field} gives only {len(times)} arrival times",
+            f"ask for at most {len(times)} requests",
+        )
     return times[:n] * 1000.0
 
 
@@ -140,19 +161,28 @@ def poisson_arrivals_ms(rate_per_s: float, n: int, rng: np.random.Generator) -> 
     return np.cumsum(gaps)
 
 
-def draw_workload(spec: WorkloadSpec, n_clients: int, rng: np.random.Generator,
-                  n_requests: int | None = None, base_dir: Path | None = None) -> Workload:
+def draw_workload(
+    spec: WorkloadSpec, n_clients: int, rng: np.random.Generator, n_requests: int | None = None, base_dir: Path | None = None
+) -> Workload:
     n = n_requests or spec.n_requests
-    require_fits("workload.n_requests", n, BYTES_PER_REQUEST, "requests",
-                 "simulate fewer requests per run (workload.n_requests or --requests)")
+    require_fits(
+        "workload.n_requests",
+        n,
+        BYTES_PER_REQUEST,
+        "requests",
+        "simulate fewer requests per run (workload.n_requests or --requests)",
+    )
     trace = load_trace(spec.trace, base_dir) if spec.trace else None
     if spec.arrivals == "times":
         arrival = explicit_arrivals_ms(spec, n, base_dir)
         rows = rng.integers(0, len(trace.offset_ms), size=n) if trace is not None else None
     elif spec.arrivals == "trace":
         if n > len(trace.offset_ms):
-            raise SwarmplanError("workload.n_requests", f"the trace has only {len(trace.offset_ms)} requests",
-                                 f"ask for at most {len(trace.offset_ms)}")
+            raise SwarmplanError(
+                "workload.n_requests",
+                f"the trace has only {len(trace.offset_ms)} requests",
+                f"ask for at most {len(trace.offset_ms)}",
+            )
         arrival = trace.offset_ms[:n].copy()
         rows = np.arange(n)
     else:

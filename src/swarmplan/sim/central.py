@@ -122,7 +122,14 @@ class CentralQueue(SwarmHandler):
         return None
 
 
-def simulate_central(pm: PerfModel, placement: Placement, workload: Workload, dispatcher: JffcDispatcher,
-                     allocation_delay_ms: float = 0.0, method: str | None = None,
-                     churn: ChurnSchedule | None = None, rejoin=None) -> SimResult:
+def simulate_central(
+    pm: PerfModel,
+    placement: Placement,
+    workload: Workload,
+    dispatcher: JffcDispatcher,
+    allocation_delay_ms: float = 0.0,
+    method: str | None = None,
+    churn: ChurnSchedule | None = None,
+    rejoin=None,
+) -> SimResult:
     return CentralQueue(pm, placement, workload, dispatcher, allocation_delay_ms, churn).run(method or dispatcher.name)

@@ -30,8 +30,9 @@ class ChurnSchedule:
         return bool(self.events)
 
 
-def churn_schedule(spec: ChurnSpec | None, server_names: tuple[str, ...], horizon_ms: float,
-                   rng: np.random.Generator | None = None) -> ChurnSchedule:
+def churn_schedule(
+    spec: ChurnSpec | None, server_names: tuple[str, ...], horizon_ms: float, rng: np.random.Generator | None = None
+) -> ChurnSchedule:
     """The events of ``spec`` for these servers. The failure process draws, per server in index order,
     alternating Exp(mtbf) up-times and Exp(mean downtime) down-times until the horizon."""
     if spec is None:
@@ -39,8 +40,11 @@ def churn_schedule(spec: ChurnSpec | None, server_names: tuple[str, ...], horizo
     events: list[ChurnEvent] = []
     for i, ev in enumerate(spec.events):
         if ev.server not in server_names:
-            raise SwarmplanError(f"churn.events[{i}].server", f"unknown server {ev.server!r}",
-                                 f"use one of {', '.join(server_names[:10])}{' …' if len(server_names) > 10 else ''}")
+            raise SwarmplanError(
+                f"churn.events[{i}].server",
+                f"unknown server {ev.server!r}",
+                f"use one of {', '.join(server_names[:10])}{' …' if len(server_names) > 10 else ''}",
+            )
         j = server_names.index(ev.server)
         events.append(ChurnEvent(ev.fail_s * 1000.0, j, False))
         if ev.return_s is not None:
@@ -73,6 +77,10 @@ def _check_alternation(events: list[ChurnEvent], names: tuple[str, ...]) -> None
         up = True
         for e in sorted(evs, key=lambda e: (e.time_ms, e.up)):
             if e.up == up:
-                raise SwarmplanError("churn.events", f"server {names[j]} {'returns while up' if up else 'fails while down'} "
-                                     f"at {e.time_ms / 1000:g} s (outages overlap)", "make each server's outages disjoint")
+                raise SwarmplanError(
+                    "churn.events",
+                    f"server {names[j]} {'returns while up' if up else 'fails while down'} "
+                    f"at {e.time_ms / 1000:g} s (outages overlap)",
+                    "make each server's outages disjoint",
+                )
             up = e.up

@@ -90,7 +90,14 @@ class BookAndWait(SwarmHandler):
         self.book.set_up(j, int(placement.cache_slots[j]))
 
 
-def simulate(pm: PerfModel, placement: Placement, workload: Workload, router: Router,
-             allocation_delay_ms: float = 0.0, method: str | None = None, churn: ChurnSchedule | None = None,
-             rejoin: Rejoin | None = None) -> SimResult:
+def simulate(
+    pm: PerfModel,
+    placement: Placement,
+    workload: Workload,
+    router: Router,
+    allocation_delay_ms: float = 0.0,
+    method: str | None = None,
+    churn: ChurnSchedule | None = None,
+    rejoin: Rejoin | None = None,
+) -> SimResult:
     return BookAndWait(pm, placement, workload, router, allocation_delay_ms, churn, rejoin).run(method or router.name)

@@ -28,7 +28,9 @@ class ChainTimer:
         rows = self._input_rows.get((client, input_tokens))
         if rows is None:
             rows = self._input_rows[(client, input_tokens)] = (
-                self.pm.rtt_in_for(input_tokens)[client].tolist(), self.pm.tau_in_for(input_tokens).tolist())
+                self.pm.rtt_in_for(input_tokens)[client].tolist(),
+                self.pm.tau_in_for(input_tokens).tolist(),
+            )
         return rows
 
     def times(self, client: int, input_tokens: int, servers, blocks) -> tuple[float, float]:
@@ -111,8 +113,9 @@ class RunRecorder:
         self.raw_wait[r] = wait_ms if raw_wait_ms is None else raw_wait_ms
         completion = self.arrival[r] + wait_ms + prefill + decode + self.delay
         if self.track:
-            self.current[r] = _Segment(tuple(servers), tuple(blocks), wait_ms, self.arrival[r] + wait_ms, self.delay,
-                                       prefill, tok * f, 0)
+            self.current[r] = _Segment(
+                tuple(servers), tuple(blocks), wait_ms, self.arrival[r] + wait_ms, self.delay, prefill, tok * f, 0
+            )
         return completion
 
     def interrupt(self, r: int, now: float, failed: int) -> None:
@@ -188,8 +191,21 @@ class RunRecorder:
         delay = np.full(n, self.delay)
         if churn is not None:
             churn = self._churn_arrays(churn, delay)
-        return SimResult(method, placement, self.workload, self.chains, self.processed, self.raw_wait, self.wait,
-                         self.prefill, self.decode, delay, max_concurrency, self.allocation_delay_ms, churn)
+        return SimResult(
+            method,
+            placement,
+            self.workload,
+            self.chains,
+            self.processed,
+            self.raw_wait,
+            self.wait,
+            self.prefill,
+            self.decode,
+            delay,
+            max_concurrency,
+            self.allocation_delay_ms,
+            churn,
+        )
 
     def _churn_arrays(self, churn: ChurnRecord, delay: np.ndarray) -> ChurnRecord:
         n = self.workload.n
@@ -206,5 +222,16 @@ class RunRecorder:
             recomputed[r], interruptions[r] = acc.recomputed_tokens, acc.interruptions
             segments[r] = acc.segments
         unfinished = np.isnan(self.completion_ms)
-        return ChurnRecord(churn.events, churn.longest_outage_ms, churn.placement_changes, lost, extra, ttft, recomputed,
-                           interruptions, np.array([r in self.stalled for r in range(n)]), unfinished, segments)
+        return ChurnRecord(
+            churn.events,
+            churn.longest_outage_ms,
+            churn.placement_changes,
+            lost,
+            extra,
+            ttft,
+            recomputed,
+            interruptions,
+            np.array([r in self.stalled for r in range(n)]),
+            unfinished,
+            segments,
+        )

@@ -130,13 +130,28 @@ def _subset(result: SimResult, keep: np.ndarray) -> SimResult:
     wl = result.workload
     from swarmplan.scenario.workload import Workload
 
-    sub_wl = Workload(wl.arrival_ms[idx], wl.input_tokens[idx], wl.output_tokens[idx], wl.client[idx],
-                      None if wl.service_factor is None else wl.service_factor[idx])
+    sub_wl = Workload(
+        wl.arrival_ms[idx],
+        wl.input_tokens[idx],
+        wl.output_tokens[idx],
+        wl.client[idx],
+        None if wl.service_factor is None else wl.service_factor[idx],
+    )
     lost = result.churn.lost_ms[idx]
-    return SimResult(result.method, result.placement, sub_wl, [result.chains[i] for i in idx],
-                     [result.processed[i] for i in idx], result.raw_wait_ms[idx], result.wait_ms[idx],
-                     result.prefill_ms[idx], result.decode_ms[idx] + lost, result.delay_ms[idx],
-                     result.max_concurrency, result.allocation_delay_ms)
+    return SimResult(
+        result.method,
+        result.placement,
+        sub_wl,
+        [result.chains[i] for i in idx],
+        [result.processed[i] for i in idx],
+        result.raw_wait_ms[idx],
+        result.wait_ms[idx],
+        result.prefill_ms[idx],
+        result.decode_ms[idx] + lost,
+        result.delay_ms[idx],
+        result.max_concurrency,
+        result.allocation_delay_ms,
+    )
 
 
 def running_slots_peak(result: SimResult) -> np.ndarray:

@@ -105,7 +105,14 @@ class Retrying(SwarmHandler):
         self.book.set_up(j, int(placement.cache_slots[j]))
 
 
-def simulate_retry(pm: PerfModel, placement: Placement, workload: Workload, client: RetryingClient,
-                   allocation_delay_ms: float = 0.0, method: str | None = None, churn: ChurnSchedule | None = None,
-                   rejoin: Rejoin | None = None) -> SimResult:
+def simulate_retry(
+    pm: PerfModel,
+    placement: Placement,
+    workload: Workload,
+    client: RetryingClient,
+    allocation_delay_ms: float = 0.0,
+    method: str | None = None,
+    churn: ChurnSchedule | None = None,
+    rejoin: Rejoin | None = None,
+) -> SimResult:
     return Retrying(pm, placement, workload, client, allocation_delay_ms, churn, rejoin).run(method or client.name)

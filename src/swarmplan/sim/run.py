@@ -19,7 +19,15 @@ def waiting_model_of(policy) -> str:
     return "book"
 
 
-def run_policy(pm, placement, workload, policy, allocation_delay_ms: float = 0.0, method: str | None = None,
-               churn: ChurnSchedule | None = None, rejoin=None) -> SimResult:
+def run_policy(
+    pm,
+    placement,
+    workload,
+    policy,
+    allocation_delay_ms: float = 0.0,
+    method: str | None = None,
+    churn: ChurnSchedule | None = None,
+    rejoin=None,
+) -> SimResult:
     run = WAITING_MODELS[waiting_model_of(policy)]
     return run(pm, placement, workload, policy, allocation_delay_ms, method, churn, rejoin)

@@ -21,8 +21,15 @@ Rejoin = Callable[[int, list[bool], Placement], "tuple[Placement, object] | None
 class SwarmHandler(Handler):
     """Base of the waiting models: owns the core, the recorder and the live set of servers."""
 
-    def __init__(self, pm: PerfModel, placement: Placement, workload: Workload, allocation_delay_ms: float,
-                 churn: ChurnSchedule | None = None, rejoin: Rejoin | None = None):
+    def __init__(
+        self,
+        pm: PerfModel,
+        placement: Placement,
+        workload: Workload,
+        allocation_delay_ms: float,
+        churn: ChurnSchedule | None = None,
+        rejoin: Rejoin | None = None,
+    ):
         self.pm, self.placement = pm, placement
         self.churn = churn if churn else None
         self.rec = RunRecorder(pm, workload, allocation_delay_ms, track_segments=self.churn is not None)

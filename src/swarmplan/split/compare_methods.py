@@ -30,17 +30,16 @@ from swarmplan.split.run import (
 )
 from swarmplan.split.simulate import kv_units, simulate_split
 
-SPLIT_METRICS = ("server_work_per_request_ms", "client_work_per_request_ms", "within_sla_fraction",
-                 "throughput_at_sla_per_s")
+SPLIT_METRICS = ("server_work_per_request_ms", "client_work_per_request_ms", "within_sla_fraction", "throughput_at_sla_per_s")
 EDGE_METHODS = {"split-dp": "split-dp", "split-greedy": "greedy"}  # compare name → plan method
 SWARM_METHODS = ("split+gbp-cr",)
 DESCRIPTIONS = {
     "split-dp": "clients run a prefix/suffix of the blocks chosen by the knapsack DP under each SLA; one server "
-                "runs the rest (docs/split.md §5)",
+    "runs the rest (docs/split.md §5)",
     "split-greedy": "as split-dp, each request offloading as much as its SLA and device budget allow, in "
-                    "arrival order (docs/split.md §5)",
+    "arrival order (docs/split.md §5)",
     "split+gbp-cr": "clients run the first k blocks; GBP-CR + GCA + JFFC serve blocks k+1..L; k chosen jointly "
-                    "for the swarm's capacity under the SLA (docs/split.md §9)",
+    "for the swarm's capacity under the SLA (docs/split.md §9)",
 }
 
 
@@ -73,9 +72,12 @@ def resolve(scenario: Scenario, names: list[str] | None, get_methods) -> list:
     ok = applicable(scenario)
     for n in names:
         if is_split_method(n) and n not in ok:
-            why = ("the scenario has no split: section" if scenario.split is None else
-                   f"{n} is for {'one server' if n in EDGE_METHODS else 'a swarm'}, this scenario is "
-                   f"{'a swarm' if ok == list(SWARM_METHODS) else 'one server'}")
+            why = (
+                "the scenario has no split: section"
+                if scenario.split is None
+                else f"{n} is for {'one server' if n in EDGE_METHODS else 'a swarm'}, this scenario is "
+                f"{'a swarm' if ok == list(SWARM_METHODS) else 'one server'}"
+            )
             raise SwarmplanError("--methods", f"{n} cannot run here: {why}", f"use {', '.join(ok) or 'a scenario with split:'}")
     others = [n for n in names if not is_split_method(n)]
     regular = iter(get_methods(others) if others else [])
@@ -115,8 +117,11 @@ class SplitRun:
     def _edge(self, name: str) -> dict:
         wl, mix = self.workload, self.mix
         rate = self.scenario.workload.rate_per_s
-        window = wl.n * 1000.0 / rate if self.scenario.workload.arrivals == "poisson" else \
-            float(wl.arrival_ms.max() - wl.arrival_ms.min()) * wl.n / max(wl.n - 1, 1) or wl.n * 1000.0 / rate
+        window = (
+            wl.n * 1000.0 / rate
+            if self.scenario.workload.arrivals == "poisson"
+            else float(wl.arrival_ms.max() - wl.arrival_ms.min()) * wl.n / max(wl.n - 1, 1) or wl.n * 1000.0 / rate
+        )
         req = Requests(wl.arrival_ms, mix.type_index, mix.device_class, mix.device_instance, window)
         plan = plan_window(self.sm, req)
         sim = simulate_split(self.sm, req, plan.results[EDGE_METHODS[name]].choices, name)
@@ -135,8 +140,17 @@ def edge_summary(sm: SplitModel, req: Requests, mix: RequestMix, sim) -> dict:
     util = float(np.sum(need * (done - arrival - wait)) / (kv_units(sm) * horizon)) if horizon > 0 else 0.0
     s = sim.summary()
     pct = (lambda q: float(np.percentile(resp, q) / 1000)) if ok.any() else (lambda q: float("nan"))
-    return {"per_token_s": float(np.mean(resp / l_out) / 1000), "ttft_s": float(ttft.mean() / 1000),
-            "wait_s": float(wait.mean() / 1000), "service_s": float((resp - wait).mean() / 1000),
-            "response_mean_s": float(resp.mean() / 1000), "response_p50_s": pct(50), "response_p95_s": pct(95),
-            "response_p99_s": pct(99), "max_concurrency": conc, "mean_slot_utilisation": util,
-            **{k: s[k] for k in SPLIT_METRICS}, "requests": len(ok)}
+    return {
+        "per_token_s": float(np.mean(resp / l_out) / 1000),
+        "ttft_s": float(ttft.mean() / 1000),
+        "wait_s": float(wait.mean() / 1000),
+        "service_s": float((resp - wait).mean() / 1000),
+        "response_mean_s": float(resp.mean() / 1000),
+        "response_p50_s": pct(50),
+        "response_p95_s": pct(95),
+        "response_p99_s": pct(99),
+        "max_concurrency": conc,
+        "mean_slot_utilisation": util,
+        **{k: s[k] for k in SPLIT_METRICS},
+        "requests": len(ok),
+    }

@@ -38,11 +38,18 @@ def swarm_for_blocks(pm: PerfModel, k: int) -> PerfModel:
 
 def chain_times_ms(pm: PerfModel, chain: Chain, t: RequestType) -> tuple[float, float]:
     """docs/model.md §3.3 — (t_1, t_tok) of a chain at the type's lengths, for the slowest client."""
-    first = max(chain_first_token_ms(pm.rtt_in_for(t.input_tokens)[c, list(chain.servers)],
-                                     pm.tau_in_for(t.input_tokens)[list(chain.servers)], chain.blocks)
-                for c in range(pm.rtt_ms.shape[0]))
-    tok = max(chain_token_ms(pm.rtt_ms[c, list(chain.servers)], pm.tau_ms[list(chain.servers)], chain.blocks)
-              for c in range(pm.rtt_ms.shape[0]))
+    first = max(
+        chain_first_token_ms(
+            pm.rtt_in_for(t.input_tokens)[c, list(chain.servers)],
+            pm.tau_in_for(t.input_tokens)[list(chain.servers)],
+            chain.blocks,
+        )
+        for c in range(pm.rtt_ms.shape[0])
+    )
+    tok = max(
+        chain_token_ms(pm.rtt_ms[c, list(chain.servers)], pm.tau_ms[list(chain.servers)], chain.blocks)
+        for c in range(pm.rtt_ms.shape[0])
+    )
     return first, tok
 
 
@@ -60,8 +67,11 @@ class PairTimes:
     response_ms: float
 
     def meets(self, t: RequestType) -> bool:
-        return (self.ttft_ms <= t.sla_ttft_ms + 1e-9 and self.token_ms <= t.sla_per_token_ms + 1e-9
-                and self.response_ms <= t.sla_response_ms + 1e-9)
+        return (
+            self.ttft_ms <= t.sla_ttft_ms + 1e-9
+            and self.token_ms <= t.sla_per_token_ms + 1e-9
+            and self.response_ms <= t.sla_response_ms + 1e-9
+        )
 
 
 def pair_times(pm: PerfModel, chain: Chain, t: RequestType, d: Device, k: int) -> PairTimes:
@@ -104,12 +114,21 @@ def _chain_numbers(sub: PerfModel, ch: Chain, k: int, mix, decode_batch) -> tupl
     worst = max(pt.response_ms for pt, _ in times)  # over the pairs
     # A session holds its chain place for the client's steps too: the chain's rate is one over the mean of
     # (chain service + client time) over the mix.
-    mean_ms = sum(w * (request_service_ms(*chain_times_ms(sub, ch, t), t.output_tokens)
-                       + client_time_ms(t, d, k)) for t, d, w in mix)
+    mean_ms = sum(
+        w * (request_service_ms(*chain_times_ms(sub, ch, t), t.output_tokens) + client_time_ms(t, d, k)) for t, d, w in mix
+    )
     js = list(ch.servers)
-    work = sum(w * float(np.sum(split_costs.server_work_ms(np.array(ch.blocks), sub.tau_in_for(t.input_tokens)[js],
-                                                           sub.tau_ms[js], t.output_tokens, decode_batch[js])))
-               for t, _, w in mix)
+    work = sum(
+        w
+        * float(
+            np.sum(
+                split_costs.server_work_ms(
+                    np.array(ch.blocks), sub.tau_in_for(t.input_tokens)[js], sub.tau_ms[js], t.output_tokens, decode_batch[js]
+                )
+            )
+        )
+        for t, _, w in mix
+    )
     return ok, ch.capacity * 1000.0 / mean_ms, work, worst
 
 
@@ -148,8 +167,7 @@ def evaluate_k(pm: PerfModel, k: int, types, devices, decode_batch: np.ndarray) 
         weights = rates * usable if usable.any() else rates
         work = float(np.dot(weights, [x[2] for x in nums]) / weights.sum())
         worst = max(x[3] for x, u in zip(nums, usable) if u) if usable.any() else max(x[3] for x in nums)
-        opt = SwarmOption(k, c, pl, tuple(chains), tuple(bool(u) for u in usable), float(rates.sum()), at_sla, work,
-                          worst / 1000)
+        opt = SwarmOption(k, c, pl, tuple(chains), tuple(bool(u) for u in usable), float(rates.sum()), at_sla, work, worst / 1000)
         if best is None or (opt.capacity_at_sla_per_s, opt.capacity_per_s) > (best.capacity_at_sla_per_s, best.capacity_per_s):
             best = opt
     if best is None:
@@ -183,8 +201,11 @@ def plan_joint(pm: PerfModel, types, devices, decode_batch: np.ndarray) -> Joint
     options = [evaluate_k(pm, k, types, in_use, decode_batch) for k in range(k_max + 1)]
     best = max(options, key=lambda o: (o.capacity_at_sla_per_s, -o.k))
     if best.capacity_at_sla_per_s <= 0:
-        raise SwarmplanError("split.request_types", "no split k in 0.." f"{k_max} gives the swarm a chain on which every "
-                             "request type meets its SLA", "relax the SLAs or add faster servers")
+        raise SwarmplanError(
+            "split.request_types",
+            f"no split k in 0..{k_max} gives the swarm a chain on which every request type meets its SLA",
+            "relax the SLAs or add faster servers",
+        )
     feasible = [o for o in options if o.capacity_at_sla_per_s > 0]
     greedy = max(feasible, key=lambda o: o.k)
     return JointPlan(options, best, greedy, options[0], k_max)

@@ -144,14 +144,25 @@ def layer_stack(sm: SplitModel, t: RequestType, d: Device) -> LayerStack:
     down_all = split_costs.one_way_transfer_ms(act_in, d.downlink_mbit_per_s, d.rtt_ms)
     down_1 = split_costs.one_way_transfer_ms(act_1, d.downlink_mbit_per_s, d.rtt_ms)
     return LayerStack(
-        client_in=d.prefill_ms(t.input_tokens) * ones, client_tok=d.decode_ms * ones,
-        server_in=s.prefill_ms(t.input_tokens) * ones, server_tok=s.decode_ms * ones,
+        client_in=d.prefill_ms(t.input_tokens) * ones,
+        client_tok=d.decode_ms * ones,
+        server_in=s.prefill_ms(t.input_tokens) * ones,
+        server_tok=s.decode_ms * ones,
         client_work=d.work_ms(t.input_tokens, t.output_tokens) * ones,
-        server_work=float(split_costs.server_work_ms(1, s.prefill_ms(t.input_tokens), s.decode_ms, t.output_tokens,
-                                                     s.decode_batch)) * ones,
-        up_in=up_in * bounds, up_tok=up_tok * bounds, down_in_all=down_all * bounds, down_in_last=down_1 * bounds,
-        down_tok=down_1 * bounds, output_tokens=t.output_tokens, max_client_blocks=min(d.max_blocks, L),
-        sla_response_ms=t.sla_response_ms, sla_ttft_ms=t.sla_ttft_ms, sla_per_token_ms=t.sla_per_token_ms,
+        server_work=float(
+            split_costs.server_work_ms(1, s.prefill_ms(t.input_tokens), s.decode_ms, t.output_tokens, s.decode_batch)
+        )
+        * ones,
+        up_in=up_in * bounds,
+        up_tok=up_tok * bounds,
+        down_in_all=down_all * bounds,
+        down_in_last=down_1 * bounds,
+        down_tok=down_1 * bounds,
+        output_tokens=t.output_tokens,
+        max_client_blocks=min(d.max_blocks, L),
+        sla_response_ms=t.sla_response_ms,
+        sla_ttft_ms=t.sla_ttft_ms,
+        sla_per_token_ms=t.sla_per_token_ms,
         client_suffix=sm.client_suffix,
     )
 
@@ -164,8 +175,9 @@ def _decode_batch(spec: dict, model) -> int:
     """docs/split.md §1.3 — roofline balance B* when the server type has TFLOPS and bandwidth, else 1."""
     if spec.get("tflops") is None or spec.get("bandwidth_gb_per_ms") is None:
         return 1
-    return split_costs.decode_batch_roofline(memory.bytes_per_value(model.quant, model.dtype), spec["tflops"],
-                                             spec["bandwidth_gb_per_ms"])
+    return split_costs.decode_batch_roofline(
+        memory.bytes_per_value(model.quant, model.dtype), spec["tflops"], spec["bandwidth_gb_per_ms"]
+    )
 
 
 def server_decode_batches(scenario: Scenario, pm: PerfModel) -> np.ndarray:
@@ -184,14 +196,24 @@ def _device(scenario: Scenario, pm: PerfModel, i: int) -> Device:
     for key in ("uplink_mbit_per_s", "downlink_mbit_per_s"):
         value = getattr(spec, key)
         if not value > 0:
-            raise SwarmplanError(f"{where}.{key}", f"device class {spec.name!r} has bandwidth {value:g} Mbit/s",
-                                 "give a positive bandwidth in Mbit/s")
+            raise SwarmplanError(
+                f"{where}.{key}",
+                f"device class {spec.name!r} has bandwidth {value:g} Mbit/s",
+                "give a positive bandwidth in Mbit/s",
+            )
     gpu, from_preset = _gpu_numbers(scenario, spec.gpu, f"{where}.gpu")
     model = pm.swarm.model
     tau, slope, base = device_block_times(
-        model, [gpu.get("decode_ms_per_block") or np.nan], [gpu["prefill_ms_per_token_per_block"]], [gpu["prefill_ms_per_block"]],
-        [from_preset], [gpu.get("timing") == "roofline"], [gpu.get("tflops") or np.nan],
-        [gpu.get("bandwidth_gb_per_ms") or np.nan], [gpu.get("per_block_overhead_ms") or 1.0])
+        model,
+        [gpu.get("decode_ms_per_block") or np.nan],
+        [gpu["prefill_ms_per_token_per_block"]],
+        [gpu["prefill_ms_per_block"]],
+        [from_preset],
+        [gpu.get("timing") == "roofline"],
+        [gpu.get("tflops") or np.nan],
+        [gpu.get("bandwidth_gb_per_ms") or np.nan],
+        [gpu.get("per_block_overhead_ms") or 1.0],
+    )
     mem = spec.memory_gb if spec.memory_gb is not None else gpu["memory_gb"]
     tokens = max(t.input_tokens + t.output_tokens for t in scenario.split.request_types)
     kv = memory.kv_gb_per_request_per_block(model, tokens)
@@ -199,12 +221,26 @@ def _device(scenario: Scenario, pm: PerfModel, i: int) -> Device:
     if gpu.get("max_blocks") is not None:
         fit = min(fit, int(gpu["max_blocks"]))
     if fit < 1:
-        raise SwarmplanError(f"{where}.memory_gb",
-                             f"device class {spec.name!r} has {mem:g} GB, less than one block of {model.name} with its "
-                             f"KV cache ({pm.block_gb + kv:.4g} GB)",
-                             "give the device more memory, quantise the model, or drop the device class")
-    return Device(spec.name, float(tau[0]), float(slope[0]), float(base[0]), float(mem), fit, spec.uplink_mbit_per_s,
-                  spec.downlink_mbit_per_s, spec.rtt_ms, spec.share, spec.count, spec.budget_fraction)
+        raise SwarmplanError(
+            f"{where}.memory_gb",
+            f"device class {spec.name!r} has {mem:g} GB, less than one block of {model.name} with its "
+            f"KV cache ({pm.block_gb + kv:.4g} GB)",
+            "give the device more memory, quantise the model, or drop the device class",
+        )
+    return Device(
+        spec.name,
+        float(tau[0]),
+        float(slope[0]),
+        float(base[0]),
+        float(mem),
+        fit,
+        spec.uplink_mbit_per_s,
+        spec.downlink_mbit_per_s,
+        spec.rtt_ms,
+        spec.share,
+        spec.count,
+        spec.budget_fraction,
+    )
 
 
 def _inf_if_none(x, scale):
@@ -215,23 +251,53 @@ def build_split_model(scenario: Scenario, pm: PerfModel) -> SplitModel:
     """Resolve the scenario's ``split:`` section against its swarm (``pm``)."""
     spec = scenario.split
     if spec is None:
-        raise SwarmplanError("split", "the scenario has no split: section",
-                             "add split: with devices and request_types (see docs/split.md), or use split-edge")
+        raise SwarmplanError(
+            "split",
+            "the scenario has no split: section",
+            "add split: with devices and request_types (see docs/split.md), or use split-edge",
+        )
     names = pm.swarm.server_names
     if spec.server is not None and spec.server not in names:
         raise SwarmplanError("split.server", f"no server named {spec.server!r}", f"use one of {', '.join(names)}")
     j = names.index(spec.server) if spec.server is not None else 0
     model = pm.swarm.model
     if model.d_model is None and model.activation_bytes_override is None:
-        raise SwarmplanError("model.d_model", "the hidden size is unknown, so activations cannot be sized",
-                             "give model.d_model, model.activation_bytes_per_token or a preset")
+        raise SwarmplanError(
+            "model.d_model",
+            "the hidden size is unknown, so activations cannot be sized",
+            "give model.d_model, model.activation_bytes_per_token or a preset",
+        )
     server_gpu, _ = _gpu_numbers(scenario, pm.swarm.server_gpus[j], "servers")
     kv_free = float(pm.memory_gb[j] - pm.L * pm.block_gb)
-    server = ServerSide(names[j], j, float(pm.tau_ms[j]), float(pm.prefill_slope[j]), float(pm.prefill_base[j]),
-                        int(spec.server_decode_batch or _decode_batch(server_gpu, model)), kv_free)
-    types = tuple(RequestType(t.name, t.input_tokens, t.output_tokens, t.share, _inf_if_none(t.sla_response_s, 1000.0),
-                              _inf_if_none(t.sla_ttft_s, 1000.0), _inf_if_none(t.sla_per_token_ms, 1.0))
-                  for t in spec.request_types)
+    server = ServerSide(
+        names[j],
+        j,
+        float(pm.tau_ms[j]),
+        float(pm.prefill_slope[j]),
+        float(pm.prefill_base[j]),
+        int(spec.server_decode_batch or _decode_batch(server_gpu, model)),
+        kv_free,
+    )
+    types = tuple(
+        RequestType(
+            t.name,
+            t.input_tokens,
+            t.output_tokens,
+            t.share,
+            _inf_if_none(t.sla_response_s, 1000.0),
+            _inf_if_none(t.sla_ttft_s, 1000.0),
+            _inf_if_none(t.sla_per_token_ms, 1.0),
+        )
+        for t in spec.request_types
+    )
     devices = tuple(_device(scenario, pm, i) for i in range(len(spec.devices)))
-    return SplitModel(pm.L, devices, types, server, spec.client_suffix, spec.budget_resolution,
-                      float(split_costs.activation_bytes(model, 1)), model)
+    return SplitModel(
+        pm.L,
+        devices,
+        types,
+        server,
+        spec.client_suffix,
+        spec.budget_resolution,
+        float(split_costs.activation_bytes(model, 1)),
+        model,
+    )

@@ -44,8 +44,11 @@ def _response(st: LayerStack, ttft: float, tok: float) -> float:
 
 
 def meets_sla(st: LayerStack, ttft: float, tok: float) -> bool:
-    return (ttft <= st.sla_ttft_ms + _EPS and tok <= st.sla_per_token_ms + _EPS
-            and _response(st, ttft, tok) <= st.sla_response_ms + _EPS)
+    return (
+        ttft <= st.sla_ttft_ms + _EPS
+        and tok <= st.sla_per_token_ms + _EPS
+        and _response(st, ttft, tok) <= st.sla_response_ms + _EPS
+    )
 
 
 def evaluate_split(st: LayerStack, prefix: int, suffix: int) -> SplitOption:
@@ -62,8 +65,15 @@ def evaluate_split(st: LayerStack, prefix: int, suffix: int) -> SplitOption:
         end = L - suffix  # boundary after the server's last block
         ttft += st.up_in[prefix] + (st.down_in_all[end] if suffix > 0 else st.down_in_last[end])
         tok += st.up_tok[prefix] + st.down_tok[end]
-    return SplitOption(prefix, suffix, float(ttft), float(tok), float(_response(st, ttft, tok)),
-                       float(sum(st.client_work[b] for b in client)), float(sum(st.server_work[b] for b in server)))
+    return SplitOption(
+        prefix,
+        suffix,
+        float(ttft),
+        float(tok),
+        float(_response(st, ttft, tok)),
+        float(sum(st.client_work[b] for b in client)),
+        float(sum(st.server_work[b] for b in server)),
+    )
 
 
 def brute_force_options(st: LayerStack) -> list[SplitOption]:
@@ -115,7 +125,7 @@ def split_options(st: LayerStack) -> list[SplitOption]:
     for b in range(L):
         nxt = []
         # Server labels: extend by block b on the server, or end the server part before b (client suffix b..L−1).
-        for (ttft, tok, cw, sw, nc, k1) in server:
+        for ttft, tok, cw, sw, nc, k1 in server:
             if st.client_suffix and nc + (L - b) <= cap:
                 tt, tk, w = tail[b]
                 finish(ttft + down_all[b] + tt, tok + down_tok[b] + tk, cw + w, sw, k1, L - b)
@@ -129,7 +139,7 @@ def split_options(st: LayerStack) -> list[SplitOption]:
             nxt.append(cand)
         server = nxt
         prefix = (pt + c_in[b], pk + c_tok[b], pw + c_w[b])
-    for (ttft, tok, cw, sw, nc, k1) in server:  # the last hidden state comes back for the client's LM head
+    for ttft, tok, cw, sw, nc, k1 in server:  # the last hidden state comes back for the client's LM head
         finish(ttft + down_last[L], tok + down_tok[L], cw, sw, k1, 0)
     if L <= cap:  # every block on the client: no transfer at all
         finish(prefix[0], prefix[1], prefix[2], 0.0, L, 0)
@@ -155,6 +165,7 @@ def best_split(options: list[SplitOption]) -> SplitOption | None:
 
 def fastest_split(st: LayerStack) -> SplitOption:
     """The split of least response time ignoring the SLA (for the message when no split meets it)."""
-    free = LayerStack(**{**st.__dict__, "sla_response_ms": float("inf"), "sla_ttft_ms": float("inf"),
-                         "sla_per_token_ms": float("inf")})
+    free = LayerStack(
+        **{**st.__dict__, "sla_response_ms": float("inf"), "sla_ttft_ms": float("inf"), "sla_per_token_ms": float("inf")}
+    )
     return min(brute_force_options(free), key=lambda o: o.response_ms)

@@ -89,24 +89,32 @@ class OptionBook:
         for t, d in pairs:
             if self.options(t, d):
                 continue
-            raise SwarmplanError("split.request_types", _sla_gap(self.sm, t, d),
-                                 "relax that SLA, give the device class a faster link or device, or a faster server")
+            raise SwarmplanError(
+                "split.request_types",
+                _sla_gap(self.sm, t, d),
+                "relax that SLA, give the device class a faster link or device, or a faster server",
+            )
 
 
 def _sla_gap(sm: SplitModel, t: int, d: int) -> str:
     rt, dev = sm.types[t], sm.devices[d]
     st = sm.stack(rt, dev)
-    free = type(st)(**{**st.__dict__, "sla_response_ms": float("inf"), "sla_ttft_ms": float("inf"),
-                       "sla_per_token_ms": float("inf")})
+    free = type(st)(
+        **{**st.__dict__, "sla_response_ms": float("inf"), "sla_ttft_ms": float("inf"), "sla_per_token_ms": float("inf")}
+    )
     every = brute_force_options(free)
     head = f"request type {rt.name!r} from device class {dev.name!r} cannot meet its SLA ({rt.sla_text()}) with any split"
-    for label, bound, get, unit, scale in (("response", rt.sla_response_ms, lambda o: o.response_ms, "s", 1000.0),
-                                           ("TTFT", rt.sla_ttft_ms, lambda o: o.ttft_ms, "s", 1000.0),
-                                           ("per-token time", rt.sla_per_token_ms, lambda o: o.token_ms, "ms", 1.0)):
+    for label, bound, get, unit, scale in (
+        ("response", rt.sla_response_ms, lambda o: o.response_ms, "s", 1000.0),
+        ("TTFT", rt.sla_ttft_ms, lambda o: o.ttft_ms, "s", 1000.0),
+        ("per-token time", rt.sla_per_token_ms, lambda o: o.token_ms, "ms", 1.0),
+    ):
         o = min(every, key=get)
         if get(o) > bound:
-            return (f"{head}: its fastest {label} is {get(o) / scale:.4g} {unit} (client blocks {o.prefix}+{o.suffix}), "
-                    f"{(get(o) - bound) / scale:.4g} {unit} over the bound of {bound / scale:g} {unit}")
+            return (
+                f"{head}: its fastest {label} is {get(o) / scale:.4g} {unit} (client blocks {o.prefix}+{o.suffix}), "
+                f"{(get(o) - bound) / scale:.4g} {unit} over the bound of {bound / scale:g} {unit}"
+            )
     return f"{head}: each bound can be met, but no single split meets all at once"
 
 
@@ -153,12 +161,17 @@ class PlanResult:
 
     def summary(self) -> dict:
         compute, kv = self.bounds_per_s
-        return {"method": self.method, "requests": self.n, "within_sla": self.served,
-                "server_work_per_request_ms": float(self.server_work_ms.mean()),
-                "client_work_per_request_ms": float(self.client_work_ms.mean()),
-                "server_work_fraction": self.server_work_fraction,
-                "compute_bound_per_s": compute, "kv_bound_per_s": kv,
-                "throughput_at_sla_per_s": self.throughput_at_sla_per_s}
+        return {
+            "method": self.method,
+            "requests": self.n,
+            "within_sla": self.served,
+            "server_work_per_request_ms": float(self.server_work_ms.mean()),
+            "client_work_per_request_ms": float(self.client_work_ms.mean()),
+            "server_work_fraction": self.server_work_fraction,
+            "compute_bound_per_s": compute,
+            "kv_bound_per_s": kv,
+            "throughput_at_sla_per_s": self.throughput_at_sla_per_s,
+        }
 
 
 @dataclass
@@ -190,26 +203,37 @@ class SplitPlan:
             mine = [r for r in range(self.requests.n) if self.requests.type_index[r] == t and self.requests.device_class[r] == d]
             got = [self.dp.choices[r] for r in mine]
             served = [c for c in got if c is not None]
-            rows.append({
-                "type": rt.name, "device": dev.name, "requests": len(mine),
-                "share": rt.share * dev.share,
-                "sla": rt.sla_text(),
-                "split": {"client_prefix": best.prefix, "client_suffix": best.suffix, "server_blocks": best.server_blocks(L)},
-                "response_s": best.response_ms / 1000, "ttft_s": best.ttft_ms / 1000, "token_ms": best.token_ms,
-                "sla_response_s": _finite(rt.sla_response_ms, 1000), "sla_ttft_s": _finite(rt.sla_ttft_ms, 1000),
-                "sla_per_token_ms": _finite(rt.sla_per_token_ms, 1),
-                "server_work_ms": best.server_work_ms, "all_on_server_work_ms": aos.server_work_ms,
-                "all_on_server_response_s": aos.response_ms / 1000,
-                "dp_mean_server_blocks": float(np.mean([c.server_blocks(L) for c in served])) if served else None,
-                "dp_within_sla": len(served),
-            })
+            rows.append(
+                {
+                    "type": rt.name,
+                    "device": dev.name,
+                    "requests": len(mine),
+                    "share": rt.share * dev.share,
+                    "sla": rt.sla_text(),
+                    "split": {"client_prefix": best.prefix, "client_suffix": best.suffix, "server_blocks": best.server_blocks(L)},
+                    "response_s": best.response_ms / 1000,
+                    "ttft_s": best.ttft_ms / 1000,
+                    "token_ms": best.token_ms,
+                    "sla_response_s": _finite(rt.sla_response_ms, 1000),
+                    "sla_ttft_s": _finite(rt.sla_ttft_ms, 1000),
+                    "sla_per_token_ms": _finite(rt.sla_per_token_ms, 1),
+                    "server_work_ms": best.server_work_ms,
+                    "all_on_server_work_ms": aos.server_work_ms,
+                    "all_on_server_response_s": aos.response_ms / 1000,
+                    "dp_mean_server_blocks": float(np.mean([c.server_blocks(L) for c in served])) if served else None,
+                    "dp_within_sla": len(served),
+                }
+            )
         return rows
 
     def to_json(self) -> dict:
         g, a = self.results["greedy"], self.results["all-on-server"]
         return {
-            "server": self.sm.server.name, "blocks": self.sm.L, "requests": self.requests.n,
-            "window_s": self.requests.window_ms / 1000, "server_decode_batch": self.sm.server.decode_batch,
+            "server": self.sm.server.name,
+            "blocks": self.sm.L,
+            "requests": self.requests.n,
+            "window_s": self.requests.window_ms / 1000,
+            "server_decode_batch": self.sm.server.decode_batch,
             "server_work_fraction": self.dp.server_work_fraction,
             "throughput_gain_over_greedy": self.throughput_gain_over_greedy,
             "throughput_at_sla_per_s": {k: v.throughput_at_sla_per_s for k, v in self.results.items()},
@@ -228,8 +252,9 @@ def _result(sm: SplitModel, req: Requests, book: OptionBook, method: str, choice
     L = sm.L
     sw = np.array([c.server_work_ms if c else 0.0 for c in choices])
     cw = np.array([c.client_work_ms if c else 0.0 for c in choices])
-    kv = np.array([c.server_blocks(L) * sm.kv_gb(sm.types[req.type_index[r]]) * c.response_ms if c else 0.0
-                   for r, c in enumerate(choices)])
+    kv = np.array(
+        [c.server_blocks(L) * sm.kv_gb(sm.types[req.type_index[r]]) * c.response_ms if c else 0.0 for r, c in enumerate(choices)]
+    )
     everything = sum(book.all_on_server(int(t), int(d)).server_work_ms for t, d in zip(req.type_index, req.device_class))
     return PlanResult(method, list(choices), sw, cw, kv, float(everything), sm.server.kv_free_gb)
 
@@ -238,8 +263,11 @@ def plan_window(sm: SplitModel, req: Requests) -> SplitPlan:
     """docs/split.md §5 — per device: the knapsack DP and greedy over its requests in arrival order;
     all-on-server takes k = 0 for every request (unserved where that breaks the SLA)."""
     if sm.server.kv_free_gb <= 0:
-        raise SwarmplanError("split.server", f"server {sm.server.name} cannot hold all {sm.L} blocks with room for a cache",
-                             "give the split a server with more memory or quantise the model")
+        raise SwarmplanError(
+            "split.server",
+            f"server {sm.server.name} cannot hold all {sm.L} blocks with room for a cache",
+            "give the split a server with more memory or quantise the model",
+        )
     book = OptionBook(sm)
     pairs = sorted({(int(t), int(d)) for t, d in zip(req.type_index, req.device_class)})
     book.check_feasible(pairs)
@@ -263,8 +291,11 @@ def plan_window(sm: SplitModel, req: Requests) -> SplitPlan:
         t, d = int(req.type_index[r]), int(req.device_class[r])
         o = book.all_on_server(t, d)
         rt: RequestType = sm.types[t]
-        ok = (o.ttft_ms <= rt.sla_ttft_ms + 1e-9 and o.token_ms <= rt.sla_per_token_ms + 1e-9
-              and o.response_ms <= rt.sla_response_ms + 1e-9)
+        ok = (
+            o.ttft_ms <= rt.sla_ttft_ms + 1e-9
+            and o.token_ms <= rt.sla_per_token_ms + 1e-9
+            and o.response_ms <= rt.sla_response_ms + 1e-9
+        )
         aos.append(o if ok else None)
     results = {m: _result(sm, req, book, m, ch) for m, ch in zip(METHODS, (dp, gr, aos))}
     return SplitPlan(sm, req, results, book, pairs)

@@ -37,13 +37,19 @@ class SplitSimResult:
         done = self.arrival_ms + self.response_ms
         ok = self.within_sla & np.isfinite(self.response_ms)
         span_s = (np.nanmax(np.where(np.isfinite(done), done, np.nan)) - self.arrival_ms.min()) / 1000.0
-        return {"method": self.method, "requests": len(ok), "within_sla": int(ok.sum()),
-                "within_sla_fraction": float(ok.mean()),
-                "server_work_per_request_ms": float(self.server_work_ms.mean()),
-                "client_work_per_request_ms": float(self.client_work_ms.mean()),
-                "wait_mean_s": float(np.mean(self.wait_ms[np.isfinite(self.wait_ms)]) / 1000) if np.isfinite(self.wait_ms).any() else None,
-                "response_mean_s": float(np.mean(self.response_ms[np.isfinite(self.response_ms)]) / 1000),
-                "throughput_at_sla_per_s": float(ok.sum() / span_s) if span_s > 0 else 0.0}
+        return {
+            "method": self.method,
+            "requests": len(ok),
+            "within_sla": int(ok.sum()),
+            "within_sla_fraction": float(ok.mean()),
+            "server_work_per_request_ms": float(self.server_work_ms.mean()),
+            "client_work_per_request_ms": float(self.client_work_ms.mean()),
+            "wait_mean_s": float(np.mean(self.wait_ms[np.isfinite(self.wait_ms)]) / 1000)
+            if np.isfinite(self.wait_ms).any()
+            else None,
+            "response_mean_s": float(np.mean(self.response_ms[np.isfinite(self.response_ms)]) / 1000),
+            "throughput_at_sla_per_s": float(ok.sum() / span_s) if span_s > 0 else 0.0,
+        }
 
 
 def kv_units(sm: SplitModel) -> int:
