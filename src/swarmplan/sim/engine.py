@@ -16,10 +16,10 @@ from swarmplan.routing.slots import SlotBook
 from swarmplan.scenario.workload import Workload
 from swarmplan.sim.churn import ChurnSchedule
 from swarmplan.sim.result import SimResult, running_slots_peak  # noqa: F401  (re-exported)
-from swarmplan.sim.swarm_handler import Rejoin, SwarmHandler
+from swarmplan.sim.swarm_handler import Rejoin, SlotBookHandler
 
 
-class BookAndWait(SwarmHandler):
+class BookAndWait(SlotBookHandler):
     def __init__(self, pm, placement, workload, router: Router, allocation_delay_ms=0.0, churn=None, rejoin=None):
         super().__init__(pm, placement, workload, allocation_delay_ms, churn, rejoin)
         self.router = router
@@ -47,12 +47,6 @@ class BookAndWait(SwarmHandler):
         self.book.book(r, completion, route.servers, route.need)
         self.schedule_completion(r, completion)
 
-    def on_complete(self, r: int, now: float, generation: int) -> None:
-        if generation != self.gen[r]:
-            return
-        self.book.release(r)
-        self.finished(r, now)
-
     # --- churn ---------------------------------------------------------------------------------------
     def retry_after_change(self, r: int, now: float) -> None:
         rec = self.rec
@@ -69,25 +63,6 @@ class BookAndWait(SwarmHandler):
             completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r] + b, w_raw)
         self.book.book(r, completion, route.servers, route.need)
         self.schedule_completion(r, completion)
-
-    def server_failed(self, j: int, now: float) -> None:
-        holders = self.book.holders(j)
-        for r in holders:
-            self.book.release(r)
-            self.cut(r, now, j)
-        self.book.set_down(j)
-        for r in sorted(holders):
-            self.retry_after_change(r, now)
-
-    def server_returned(self, j: int, now: float) -> None:
-        self.book.set_up(j)
-
-    def placement_now(self) -> Placement:
-        return self.router.placement
-
-    def replace_plan(self, j: int, placement: Placement, router) -> None:
-        self.router = router
-        self.book.set_up(j, int(placement.cache_slots[j]))
 
 
 def simulate(

@@ -17,7 +17,7 @@ from swarmplan.scenario.workload import Workload
 from swarmplan.sim.churn import ChurnSchedule
 from swarmplan.sim.core import REQUEST
 from swarmplan.sim.result import SimResult
-from swarmplan.sim.swarm_handler import Rejoin, SwarmHandler
+from swarmplan.sim.swarm_handler import Rejoin, SlotBookHandler
 
 
 class RetryingClient:
@@ -33,7 +33,7 @@ def retry_delay_ms(attempt: int, first_ms: float, max_ms: float) -> float:
     return min(first_ms * 2 ** (attempt - 1), max_ms)
 
 
-class Retrying(SwarmHandler):
+class Retrying(SlotBookHandler):
     def __init__(self, pm, placement, workload, client: RetryingClient, allocation_delay_ms=0.0, churn=None, rejoin=None):
         super().__init__(pm, placement, workload, allocation_delay_ms, churn, rejoin)
         self.router = client.router
@@ -74,35 +74,12 @@ class Retrying(SwarmHandler):
             self.attempts[r] += 1
             self.core.push(now + retry_delay_ms(self.attempts[r], self.first_ms, self.max_ms), REQUEST, r)
 
-    def on_complete(self, r: int, now: float, generation: int) -> None:
-        if generation != self.gen[r]:
-            return
-        self.book.release(r)
-        self.finished(r, now)
-
     # --- churn ---------------------------------------------------------------------------------------
     def retry_after_change(self, r: int, now: float) -> None:
         self.attempt(r, now)
 
-    def server_failed(self, j: int, now: float) -> None:
-        holders = self.book.holders(j)
-        for r in holders:
-            self.book.release(r)
-            self.cut(r, now, j)
-            self.attempts[r] = 0
-        self.book.set_down(j)
-        for r in sorted(holders):
-            self.attempt(r, now)
-
-    def server_returned(self, j: int, now: float) -> None:
-        self.book.set_up(j)
-
-    def placement_now(self) -> Placement:
-        return self.router.placement
-
-    def replace_plan(self, j: int, placement: Placement, client) -> None:
-        self.router = client.router if isinstance(client, RetryingClient) else client
-        self.book.set_up(j, int(placement.cache_slots[j]))
+    def forget_attempts(self, r: int) -> None:
+        self.attempts[r] = 0
 
 
 def simulate_retry(

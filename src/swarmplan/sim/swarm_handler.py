@@ -129,3 +129,40 @@ class SwarmHandler(Handler):
         elif covered and self._outage_since is not None:
             self.longest_outage_ms = max(self.longest_outage_ms, now - self._outage_since)
             self._outage_since = None
+
+
+class SlotBookHandler(SwarmHandler):
+    """A waiting model whose requests hold KV slots in a ``SlotBook`` and are routed by a router (book-and-wait
+    and the retrying client): what a failure, a return and a re-join do to the book is the same for both."""
+
+    book: "object"
+    router: "object"
+
+    def on_complete(self, r: int, now: float, generation: int) -> None:
+        if generation != self.gen[r]:
+            return
+        self.book.release(r)
+        self.finished(r, now)
+
+    def forget_attempts(self, r: int) -> None:
+        """A cut request starts its waiting afresh (the retrying client resets its back-off)."""
+
+    def server_failed(self, j: int, now: float) -> None:
+        holders = self.book.holders(j)
+        for r in holders:
+            self.book.release(r)
+            self.cut(r, now, j)
+            self.forget_attempts(r)
+        self.book.set_down(j)
+        for r in sorted(holders):
+            self.retry_after_change(r, now)
+
+    def server_returned(self, j: int, now: float) -> None:
+        self.book.set_up(j)
+
+    def placement_now(self) -> Placement:
+        return self.router.placement
+
+    def replace_plan(self, j: int, placement: Placement, policy) -> None:
+        self.router = getattr(policy, "router", policy)  # a RetryingClient wraps its router
+        self.book.set_up(j, int(placement.cache_slots[j]))
