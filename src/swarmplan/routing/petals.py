@@ -51,6 +51,8 @@ class PetalsRouter(Router):
         self._fails = [0] * n
         self._ban_until = [0.0] * n
         self._excluded = np.zeros(n, dtype=bool)
+        self._any_excluded = False  # kept with _excluded: the hot path reads a bool, not an array
+        self._units_per_token = pm.slot_units(placement.memory_model, 1, 1) != 1  # §17.3 reservation by length
         self._holders = [
             np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b)) for b in range(1, pm.L + 1)
         ]
@@ -92,6 +94,7 @@ class PetalsRouter(Router):
                 if len(holders) and banned[holders].all():
                     banned[holders] = False
             self._excluded = banned
+            self._any_excluded = bool(banned.any())
 
     def attempt_result(self, now: float, servers, failed: int | None) -> None:
         """docs/model.md §17.5 — the retrying client reports an attempt: a failed allocation bans that server
@@ -109,8 +112,8 @@ class PetalsRouter(Router):
         if self.view_period_ms is not None:
             self._refresh_view(book, now)
         servers, processed, base = self.static_route(client, l_in, l_out)
-        u = self.units(l_in, l_out)
-        excluded = self._excluded.any()
+        u = l_in + l_out if self._units_per_token else 1  # = self.units(l_in, l_out), inlined: once per arrival
+        excluded = self._any_excluded
         all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
         if excluded or not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j, u) for j in servers)):
             # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
