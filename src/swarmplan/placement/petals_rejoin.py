@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from swarmplan.perf.model import PerfModel
-from swarmplan.placement.petals import choose_best_blocks, server_throughputs
+from swarmplan.placement.petals import _totals, choose_best_blocks, server_throughputs
 from swarmplan.placement.types import Placement
 
 
@@ -20,12 +20,9 @@ def rejoin_placement(pm: PerfModel, placement: Placement, j: int, live: list[boo
     m = placement.n_blocks
     if m[j] <= 0:
         return None
-    thr = server_throughputs(pm, m)
-    totals = np.zeros(pm.L)
-    for i in range(pm.n_servers):
-        if i != j and live[i] and m[i] > 0:
-            s0 = int(placement.start[i]) - 1
-            totals[s0 : s0 + int(m[i])] += thr[i]
+    others = np.array(live, dtype=bool)
+    others[j] = False
+    totals = _totals(placement.start - 1, np.where(others, m, 0), server_throughputs(pm, m), pm.L)
     new = choose_best_blocks(totals, int(m[j])) + 1
     if new == int(placement.start[j]):
         return None

@@ -37,11 +37,12 @@ class Placement:
     def end(self) -> np.ndarray:
         return np.where(self.n_blocks > 0, self.start + self.n_blocks - 1, -1)
 
-    def coverage(self, L: int) -> np.ndarray:
-        """Number of servers holding each block 1..L."""
+    def coverage(self, L: int, live=None) -> np.ndarray:
+        """Number of servers holding each block 1..L (only those where ``live`` is true, when given)."""
         cover = np.zeros(L + 2, dtype=np.int64)
-        for s, m in zip(self.start.tolist(), self.n_blocks.tolist()):
-            if m > 0:
+        up = [True] * len(self.start) if live is None else live
+        for s, m, u in zip(self.start.tolist(), self.n_blocks.tolist(), up):
+            if m > 0 and u:
                 cover[s] += 1
                 cover[s + m] -= 1
         return np.cumsum(cover)[1 : L + 1]

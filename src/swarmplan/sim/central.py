@@ -46,8 +46,7 @@ class CentralQueue(SwarmHandler):
 
     def start(self, r: int, k: int, now: float) -> None:
         ch, rec = self.chains[k], self.rec
-        if self.cut_at and r in self.cut_at:
-            rec.cut[r].wait += now - self.cut_at.pop(r)
+        if rec.cut_since and r in rec.cut_since:
             completion = rec.resume(r, now, ch.servers, ch.blocks, 0.0)
         else:
             completion = rec.serve(r, ch.servers, ch.blocks, now - rec.arrival[r])

@@ -31,35 +31,23 @@ class BookAndWait(SlotBookHandler):
         self.in_system += 1
         if self.in_system > self.max_conc:
             self.max_conc = self.in_system
-        rec = self.rec
-        route = self.router.route(self.book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
-        if not route.servers:
-            self.stall(r)
-            return
-        w_raw = max(route.waits_ms)
-        if w_raw == float("inf"):
-            if self.churn is None:
-                raise RuntimeError(f"request {r}: the chosen chain can never fit (router {self.router.name})")
-            self.stall(r)
-            return
-        b = backoff_ms(w_raw, self.first_ms, self.max_ms) if w_raw > 0 else 0.0
-        completion = rec.serve(r, route.servers, route.processed, b, w_raw)
-        self.book.book(r, completion, route.servers, route.need)
-        self.schedule_completion(r, completion)
+        self.retry_after_change(r, now)
 
-    # --- churn ---------------------------------------------------------------------------------------
     def retry_after_change(self, r: int, now: float) -> None:
+        """Route r now and book its chain, waiting with back-off for that chain's slots; a request with no
+        live chain (churn) waits for a server to return. Serves arrivals, cut and stalled requests alike."""
         rec = self.rec
         route = self.router.route(self.book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
         w_raw = max(route.waits_ms) if route.servers else float("inf")
         if w_raw == float("inf"):
+            if self.churn is None and route.servers:
+                raise RuntimeError(f"request {r}: the chosen chain can never fit (router {self.router.name})")
             self.stall(r)
             return
         b = backoff_ms(w_raw, self.first_ms, self.max_ms) if w_raw > 0 else 0.0
-        if r in self.cut_at:
-            rec.cut[r].wait += now - self.cut_at.pop(r)
+        if r in rec.cut_since:
             completion = rec.resume(r, now, route.servers, route.processed, b)
-        else:  # stalled since its arrival: served for the first time
+        else:  # first served (at its arrival, or after waiting for coverage since then)
             completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r] + b, w_raw)
         self.book.book(r, completion, route.servers, route.need)
         self.schedule_completion(r, completion)

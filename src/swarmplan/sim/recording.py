@@ -100,6 +100,7 @@ class RunRecorder:
         self.track = track_segments
         self.current: dict[int, _Segment] = {}
         self.cut: dict[int, _Interrupted] = {}
+        self.cut_since: dict[int, float] = {}  # cut requests not yet resumed → when they were cut
         self.completion_ms = np.full(n, np.nan) if track_segments else None
         self.stalled: set[int] = set()  # requests that ever waited for coverage
 
@@ -128,6 +129,7 @@ class RunRecorder:
         acc.interruptions += 1
         acc.segments.append((seg.servers, seg.blocks, seg.start_ms, now))
         acc.kept = {(j, k) for j, k in zip(seg.servers, seg.blocks) if j != failed}
+        self.cut_since[r] = now
         if now < seg.start_ms:  # still waiting: only the wait so far counts
             acc.wait += now - (seg.start_ms - seg.wait_ms)
             return
@@ -152,6 +154,7 @@ class RunRecorder:
         """Serve a cut request again on a new chain from ``now``: a fresh prefill if it had no token yet,
         else a replay of its prefix on the hops it did not keep (docs/model.md §16.2); returns the completion."""
         acc = self.cut[r]
+        acc.wait += now - self.cut_since.pop(r)  # waited since the cut (re-routing, back-off, coverage)
         c, l_in, l_out, f = self.client[r], self.input_tokens[r], self.output_tokens[r], self._factor[r]
         t1, tok = self._timer.times(c, l_in, servers, blocks)
         if acc.tokens == 0:

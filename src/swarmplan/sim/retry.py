@@ -63,9 +63,8 @@ class Retrying(SlotBookHandler):
         if report is not None:
             report(now, route.servers, failed)
         if failed is None:
-            if r in self.cut_at:
+            if r in rec.cut_since:
                 completion = rec.resume(r, now, route.servers, route.processed, 0.0)
-                rec.cut[r].wait += now - self.cut_at.pop(r)
             else:
                 completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
             book.book(r, completion, route.servers, route.need)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.scenario.workload import Workload
@@ -40,7 +38,6 @@ class SwarmHandler(Handler):
         self.live = [True] * pm.n_servers
         self.rejoin = rejoin
         self.stalled: list[int] = []  # requests waiting for some chain to come back, in order of stalling
-        self.cut_at: dict[int, float] = {}
         self._outage_since: float | None = None
         self.longest_outage_ms = 0.0
         self.placement_changes = 0
@@ -72,7 +69,6 @@ class SwarmHandler(Handler):
         time is accounted."""
         self.gen[r] += 1
         self.rec.interrupt(r, now, failed)
-        self.cut_at[r] = now
 
     def stall(self, r: int) -> None:
         """No live chain serves r now: it waits until a server returns (counted, never dropped)."""
@@ -117,13 +113,7 @@ class SwarmHandler(Handler):
 
     def _track_coverage(self, now: float) -> None:
         """docs/model.md §16.4 — the longest interval during which some block has no live server."""
-        pl = self.placement_now()
-        live = np.array(self.live)
-        cover = np.zeros(self.pm.L + 2, dtype=np.int64)
-        held = live & (pl.n_blocks > 0)
-        np.add.at(cover, pl.start[held], 1)
-        np.add.at(cover, pl.start[held] + pl.n_blocks[held], -1)
-        covered = bool((np.cumsum(cover)[1 : self.pm.L + 1] > 0).all())
+        covered = bool((self.placement_now().coverage(self.pm.L, self.live) > 0).all())
         if not covered and self._outage_since is None:
             self._outage_since = now
         elif covered and self._outage_since is not None:
