@@ -515,3 +515,92 @@ def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
         processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
         j = i
     return float(best), servers[::-1], processed[::-1]
+
+
+# ------------------------------------------------------------- pair weights through nodes (PETALS' router)
+
+
+@njit
+def _pair_kernel(
+    order, start, end, m, offset, gstart, node, hop_ss, hop_src, own, fits, pen, sink, L, n
+):  # pragma: no cover - compiled
+    """``shortest_chain_reference`` on the full graph without its edges (docs/model.md §8.3). Edge i → j with k
+    blocks weighs ((hop_ss[node_i, node_j] + own[slot(j, k)]) + pen[j]), the source edge hop_src[j] in place of
+    hop_ss, ∞ where not fits[slot]; j's predecessors are the servers ending at a_j − 1 .. e_j − 1, which are
+    the positions gstart[max(a_j − 1, 1)] .. gstart[e_j] − 1 of ``order``. They are met by (end, index), not
+    by index, so the reference's tie rule (source edge, then the lowest predecessor index) is applied
+    explicitly. Returns (cost, sink server or −1, predecessor per server: −1 source, −2 none)."""
+    dist = np.full(n, np.inf)
+    via = np.full(n, -2, dtype=np.int64)
+    for b in range(1, L + 1):
+        for p in range(gstart[b], gstart[b + 1]):
+            j = order[p]
+            a, e, base, nj, pj = start[j], end[j], offset[j], node[j], pen[j]
+            best = np.inf
+            arg = -2
+            if a == 1:
+                s = base + m[j] - 1
+                w = ((hop_src[j] + own[s]) + pj) if fits[s] else np.inf
+                d = 0.0 + w
+                if d < best:
+                    best = d
+                    arg = -1
+            lo = a - 1 if a > 1 else 1
+            for q in range(gstart[lo], gstart[e]):
+                i = order[q]
+                s = base + e - end[i] - 1
+                if not fits[s]:  # weight ∞: never below best, and ties at ∞ keep no edge
+                    continue
+                d = dist[i] + ((hop_ss[node[i], nj] + own[s]) + pj)
+                if d < best:
+                    best = d
+                    arg = i
+                elif d == best and arg >= 0 and i < arg:  # arg ≥ 0 only once best is finite
+                    arg = i
+            dist[j] = best
+            via[j] = arg
+    best = np.inf
+    end_at = -1
+    for p in range(gstart[L], gstart[L + 1]):
+        j = order[p]
+        v = dist[j] + sink[j]
+        if v < best:
+            best = v
+            end_at = j
+    return best, end_at, via
+
+
+def shortest_chain_pairs(bc: BlockChains, node, hop_ss, hop_src, own, fits, pen=None, sink_weight=None):
+    """``shortest_chain_reference`` on the full graph whose edge i → j with k blocks weighs
+    ((hop_ss[node[i], node[j]] + own[slot(j, k)]) + pen[j]) (source → j: hop_src[j] for the pair term), ∞ where
+    ``fits`` is false — PETALS' weights, whose server-to-server part depends on the servers' nodes
+    (docs/model.md §8.3) — in Σ_j (servers ending in j's window) steps and no memory per edge."""
+    n = len(bc.start)
+    zeros = np.zeros(n)
+    best, end_at, via = _pair_kernel(
+        bc.order,
+        bc.start,
+        bc.end,
+        bc.n_blocks,
+        bc.offset,
+        bc.group_start,
+        np.ascontiguousarray(node, dtype=np.int64),
+        np.ascontiguousarray(hop_ss, dtype=np.float64),
+        np.ascontiguousarray(hop_src, dtype=np.float64),
+        np.ascontiguousarray(own, dtype=np.float64),
+        np.ascontiguousarray(fits, dtype=np.bool_),
+        zeros if pen is None else np.ascontiguousarray(pen, dtype=np.float64),
+        zeros if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64),
+        bc.L,
+        n,
+    )
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j, end = int(end_at), bc.end
+    while j != SOURCE:
+        i = int(via[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return float(best), servers[::-1], processed[::-1]
