@@ -65,6 +65,13 @@ def bench_swarm(n_servers: int, seed: int = 0):
     def col(arr):
         return np.asarray(arr)[pick]
 
+    try:  # server RTTs kept per node where this version can (docs/model.md §11.2); the same values either way
+        from swarmplan.scenario.server_rtt import ServerRtt
+
+        rtt_servers = ServerRtt(nodes, net.rtt_raw_ms)
+    except ImportError:
+        rtt_servers = net.rtt_raw_ms[np.ix_(nodes, nodes)]
+
     swarm = dataclasses.replace(
         small,
         scenario=f"bench-{n_servers}",
@@ -86,7 +93,7 @@ def bench_swarm(n_servers: int, seed: int = 0):
         network_rps=col(small.network_rps),
         client_locations=(net.names[client],),
         rtt_raw_client_ms=net.rtt_raw_ms[client][nodes][None, :].copy(),
-        rtt_raw_server_ms=net.rtt_raw_ms[np.ix_(nodes, nodes)],
+        rtt_raw_server_ms=rtt_servers,
     )
     return sc, base, PerfModel.from_swarm(swarm)
 

@@ -522,20 +522,33 @@ def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
 
 @njit
 def _pair_kernel(
-    order, start, end, m, offset, gstart, node, hop_ss, hop_src, own, fits, pen, sink, L, n
+    order, start, end, m, offset, gstart, node, hop_to, hop_src, own, fits, pen, sink, L, n
 ):  # pragma: no cover - compiled
     """``shortest_chain_reference`` on the full graph without its edges (docs/model.md §8.3). Edge i → j with k
-    blocks weighs ((hop_ss[node_i, node_j] + own[slot(j, k)]) + pen[j]), the source edge hop_src[j] in place of
-    hop_ss, ∞ where not fits[slot]; j's predecessors are the servers ending at a_j − 1 .. e_j − 1, which are
-    the positions gstart[max(a_j − 1, 1)] .. gstart[e_j] − 1 of ``order``. They are met by (end, index), not
-    by index, so the reference's tie rule (source edge, then the lowest predecessor index) is applied
-    explicitly. Returns (cost, sink server or −1, predecessor per server: −1 source, −2 none)."""
+    blocks weighs ((hop_to[node_j, node_i] + own[slot(j, k)]) + pen[j]) (the source edge: hop_src[j] in place of
+    the pair term), ∞ where not fits[slot]; j's predecessors are the servers ending at a_j − 1 .. e_j − 1.
+
+    Each finished end-group is kept sorted by distance (``sd``, with its servers ``si`` and nodes ``sn``).
+    With h_j = min_v hop_to[node_j, v], no member at distance x can beat ``best`` once
+    fl(x + fl(fl(h_j + own) + pen_j)) > best (floating-point addition is monotone), and neither can any
+    later member, so each group is read only up to that point. Members are met by distance, not by index,
+    so the reference's tie rule (source edge, then the lowest predecessor index) is applied explicitly.
+    Returns (cost, sink server or −1, predecessor per server: −1 source, −2 none)."""
     dist = np.full(n, np.inf)
     via = np.full(n, -2, dtype=np.int64)
+    npos = len(order)
+    sd = np.empty(npos)
+    si = np.empty(npos, dtype=np.int64)
+    sn = np.empty(npos, dtype=np.int64)
+    nearest = np.empty(hop_to.shape[0])
+    for v in range(hop_to.shape[0]):
+        nearest[v] = hop_to[v].min() if hop_to.shape[1] > 0 else np.inf
     for b in range(1, L + 1):
-        for p in range(gstart[b], gstart[b + 1]):
+        g0, g1 = gstart[b], gstart[b + 1]
+        for p in range(g0, g1):
             j = order[p]
             a, e, base, nj, pj = start[j], end[j], offset[j], node[j], pen[j]
+            row = hop_to[nj]
             best = np.inf
             arg = -2
             if a == 1:
@@ -546,19 +559,34 @@ def _pair_kernel(
                     best = d
                     arg = -1
             lo = a - 1 if a > 1 else 1
-            for q in range(gstart[lo], gstart[e]):
-                i = order[q]
-                s = base + e - end[i] - 1
-                if not fits[s]:  # weight ∞: never below best, and ties at ∞ keep no edge
+            for bb in range(lo, e):
+                q0, q1 = gstart[bb], gstart[bb + 1]
+                s = base + e - bb - 1
+                if q0 == q1 or not fits[s]:  # no server ends at bb, or weight ∞ (never below best; no ∞ ties)
                     continue
-                d = dist[i] + ((hop_ss[node[i], nj] + own[s]) + pj)
-                if d < best:
-                    best = d
-                    arg = i
-                elif d == best and arg >= 0 and i < arg:  # arg ≥ 0 only once best is finite
-                    arg = i
+                own_s = own[s]
+                low = (nearest[nj] + own_s) + pj  # the least weight of an edge from this group
+                for q in range(q0, q1):
+                    x = sd[q]
+                    if x + low > best:
+                        break
+                    d = x + ((row[sn[q]] + own_s) + pj)
+                    i = si[q]
+                    if d < best:
+                        best = d
+                        arg = i
+                    elif d == best and arg >= 0 and i < arg:  # arg ≥ 0 only once best is finite
+                        arg = i
             dist[j] = best
             via[j] = arg
+        if g1 > g0:
+            grp = order[g0:g1]
+            srt = np.argsort(dist[grp], kind="mergesort")
+            for t in range(g1 - g0):
+                j = grp[srt[t]]
+                sd[g0 + t] = dist[j]
+                si[g0 + t] = j
+                sn[g0 + t] = node[j]
     best = np.inf
     end_at = -1
     for p in range(gstart[L], gstart[L + 1]):
@@ -585,7 +613,7 @@ def shortest_chain_pairs(bc: BlockChains, node, hop_ss, hop_src, own, fits, pen=
         bc.offset,
         bc.group_start,
         np.ascontiguousarray(node, dtype=np.int64),
-        np.ascontiguousarray(hop_ss, dtype=np.float64),
+        np.ascontiguousarray(np.asarray(hop_ss, dtype=np.float64).T),  # row v: the hop into node v from each node
         np.ascontiguousarray(hop_src, dtype=np.float64),
         np.ascontiguousarray(own, dtype=np.float64),
         np.ascontiguousarray(fits, dtype=np.bool_),
