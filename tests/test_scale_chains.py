@@ -150,4 +150,9 @@ def test_window_rules_equal_their_definitions(vals, data):
     width = data.draw(st.integers(1, len(v)))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(v), max_size=len(v))))
     assert lexicographic_min_window(v, width) == lexicographic_min_window_reference(v, width)
+    from swarmplan.placement import windows
+
+    kernel = windows._lex_min_window_kernel
+    assert getattr(kernel, "py_func", kernel)(v, width) == lexicographic_min_window_reference(v, width)
+    assert windows._lex_min_window_numpy(v, width) == lexicographic_min_window_reference(v, width)
     assert max_sum_window_touching(v, width, mask) == max_sum_window_touching_reference(v, width, mask)

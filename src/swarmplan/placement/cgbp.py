@@ -34,8 +34,17 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
     order = [int(j) for j in np.argsort(t_tilde, kind="stable") if usable[j]]
     start = np.zeros(N, dtype=np.int64)
     K = None
+    Cf = C.astype(float)  # C as floats for the window rule, set again once every block reaches R
     for i, j in enumerate(order):
         mj = int(m[j])
+        if K is not None:
+            # Every block has C ≥ R and C only grows, so from here on step a never applies and T (used only
+            # by step a) would only lose (t0 − t̃_j)·0: the rest is step b on C alone, C kept as floats.
+            s = lexicographic_min_window(Cf, mj)
+            C[s : s + mj] += cap[j]
+            Cf[s : s + mj] += cap[j]
+            start[j] = s + 1
+            continue
         under = C < R
         if under.any():
             s = max_sum_window_touching(T, mj, under)
@@ -45,8 +54,9 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
         T[w] -= (t0 - t_tilde[j]) * np.minimum(np.maximum(R - C[w], 0), cap[j])
         C[w] += cap[j]
         start[j] = s + 1
-        if K is None and (C >= R).all():
+        if (C >= R).all():
             K = i + 1
+            Cf = C.astype(float)
     if K is None:
         short = np.flatnonzero(C < R) + 1
         raise NoSolutionError(
