@@ -342,63 +342,56 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
 
 @njit
 def _jk_incremental(
-    order, start, end, m, offset, gstart, cost, res, own, dist, pred, sd, pmin, first, L, n
+    order, start, end, m, offset, gstart, cost, res, own, dist, sd, pmin, path, first, L, n
 ):  # pragma: no cover - compiled
     """``_jk_kernel`` with weights cost[j, k] where k ≤ res[j] (else ∞), recomputing only what can change.
 
-    State (dist, pred, sd, pmin) is kept between calls. A server is recomputed when its own weights changed
-    (``own``; reset here) or a boundary in its window changed (some server ending there changed distance);
-    everything else has the same inputs as before and so the same result. ``first`` computes everything.
-    Returns (cost, sink server or −1).
+    State (dist, sd, pmin) is kept between calls. Residual slots only fall, so weights only rise (to ∞) and
+    distances never fall. dist_j reads boundary bb only through the least distance there (sd at the group's
+    first position): j is recomputed when its own weights changed (``own``; reset here) or when some
+    boundary in its window raised its least distance from a value whose sum with j's weight reached dist_j
+    (fl(old + w) ≤ dist_j; a term that was already above dist_j only rose, so the minimum stands). A group
+    whose members changed is re-sorted, so ``sd``/``pmin`` always describe the current distances, and the
+    predecessors — which also depend on ties — are derived afresh for the chain's servers only
+    (``_jk_pred``). ``first`` computes everything. Writes the chain's servers, sink first, into ``path``;
+    returns (cost, its length).
     """
-    chg = np.zeros(L + 2, dtype=np.int64)  # chg[x]: boundaries 1..x−1 that changed in this pass
+    chg = np.zeros(L + 2, dtype=np.int64)  # chg[x]: boundaries 1..x−1 whose least distance rose in this pass
+    old = np.empty(L + 1)  # a boundary's least distance before this pass (where it rose)
     for b in range(1, L + 1):
         g0, g1 = gstart[b], gstart[b + 1]
-        moved = first
+        changed = first
         for p in range(g0, g1):
             j = order[p]
             a, e, base, rj = start[j], end[j], offset[j], res[j]
             lo = a - 1 if a > 1 else 1
-            if not (first or own[j] or chg[e] - chg[lo] > 0):
-                continue
+            if not (first or own[j]):
+                if chg[e] - chg[lo] == 0:
+                    continue
+                stale = False
+                dj = dist[j]
+                for bb in range(lo, e):
+                    if chg[bb + 1] != chg[bb] and e - bb <= rj and old[bb] + cost[base + e - bb - 1] <= dj:
+                        stale = True
+                        break
+                if not stale:
+                    continue
             best = np.inf
-            src_d = np.inf
             if a == 1 and m[j] <= rj:
-                src_d = 0.0 + cost[base + m[j] - 1]
-                best = src_d
+                best = 0.0 + cost[base + m[j] - 1]
             for bb in range(lo, e):
                 q0 = gstart[bb]
                 if q0 < gstart[bb + 1] and e - bb <= rj:
                     d = sd[q0] + cost[base + e - bb - 1]
                     if d < best:
                         best = d
-            arg = -2
-            if best == np.inf or best != best:
-                arg = -2
-            elif src_d == best:
-                arg = -1
-            else:
-                arg = n
-                for bb in range(lo, e):
-                    q0, q1 = gstart[bb], gstart[bb + 1]
-                    if q0 < q1 and e - bb <= rj:
-                        wk = cost[base + e - bb - 1]
-                        if sd[q0] + wk == best:
-                            h0, h1 = q0 + 1, q1
-                            while h0 < h1:
-                                mid = (h0 + h1) // 2
-                                if sd[mid] + wk <= best:
-                                    h0 = mid + 1
-                                else:
-                                    h1 = mid
-                            if pmin[h0 - 1] < arg:
-                                arg = pmin[h0 - 1]
             if best != dist[j]:
-                moved = True
+                changed = True
             dist[j] = best
-            pred[j] = arg
             own[j] = False
-        if moved and g1 > g0:
+        rose = first
+        if changed and g1 > g0:
+            before = sd[g0]
             grp = order[g0:g1]
             srt = np.argsort(dist[grp], kind="mergesort")
             low = n
@@ -408,7 +401,10 @@ def _jk_incremental(
                 if j < low:
                     low = j
                 pmin[g0 + t] = low
-        chg[b + 1] = chg[b] + (1 if moved else 0)
+            if not first and sd[g0] != before:
+                rose = True
+                old[b] = before
+        chg[b + 1] = chg[b] + (1 if rose else 0)
     best = np.inf
     end_at = -1
     for p in range(gstart[L], gstart[L + 1]):
@@ -417,13 +413,48 @@ def _jk_incremental(
         if v < best:
             best = v
             end_at = j
-    return best, end_at
+    count = 0
+    j = end_at
+    while j >= 0:
+        path[count] = j
+        count += 1
+        j = _jk_pred(j, start, end, m, offset, gstart, cost, res, dist, sd, pmin, n)
+    return best, count
+
+
+@njit
+def _jk_pred(j, start, end, m, offset, gstart, cost, res, dist, sd, pmin, n):  # pragma: no cover - compiled
+    """The predecessor ``_jk_kernel``'s tie rule gives j at its current distance: −1 the source, −2 none,
+    else the lowest index among the servers whose sum equals dist_j (a prefix of each group by distance)."""
+    best = dist[j]
+    if best == np.inf or best != best:
+        return -2
+    a, e, base, rj = start[j], end[j], offset[j], res[j]
+    if a == 1 and m[j] <= rj and 0.0 + cost[base + m[j] - 1] == best:
+        return -1
+    lo = a - 1 if a > 1 else 1
+    arg = n
+    for bb in range(lo, e):
+        q0, q1 = gstart[bb], gstart[bb + 1]
+        if q0 < q1 and e - bb <= rj:
+            wk = cost[base + e - bb - 1]
+            if sd[q0] + wk == best:
+                h0, h1 = q0 + 1, q1  # first position whose sum exceeds best
+                while h0 < h1:
+                    mid = (h0 + h1) // 2
+                    if sd[mid] + wk <= best:
+                        h0 = mid + 1
+                    else:
+                        h1 = mid
+                if pmin[h0 - 1] < arg:
+                    arg = pmin[h0 - 1]
+    return arg
 
 
 class CapacitatedChains:
     """Repeated cheapest chains while servers' residual slots fall (GCA, docs/model.md §14.2): entering j
     with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only the
-    servers whose inputs changed since the last (``reserve`` marks the servers it touches)."""
+    servers whose distance can have changed since the last (``reserve`` marks the servers it touches)."""
 
     def __init__(self, bc: BlockChains, slot_cost, residual):
         self.bc = bc
@@ -431,14 +462,15 @@ class CapacitatedChains:
         self.cost = np.ascontiguousarray(slot_cost, dtype=np.float64)
         self.res = np.array(residual, dtype=np.int64)
         self.own = np.ones(n, dtype=np.bool_)
-        self.dist, self.pred = np.full(n, np.inf), np.full(n, -2, dtype=np.int64)
+        self.dist = np.full(n, np.inf)
         self.sd, self.pmin = np.empty(npos), np.empty(npos, dtype=np.int64)
+        self.path = np.empty(bc.L + 1, dtype=np.int64)
         self._first = True
 
     def next(self):
         """(cost, servers, blocks) of the cheapest chain on the usable edges, or (inf, [], [])."""
         bc = self.bc
-        best, end_at = _jk_incremental(
+        best, count = _jk_incremental(
             bc.order,
             bc.start,
             bc.end,
@@ -449,24 +481,20 @@ class CapacitatedChains:
             self.res,
             self.own,
             self.dist,
-            self.pred,
             self.sd,
             self.pmin,
+            self.path,
             self._first,
             bc.L,
             len(bc.start),
         )
         self._first = False
-        if end_at < 0:
+        if count == 0:
             return float("inf"), [], []
-        servers, processed = [], []
-        j, pred, end = int(end_at), self.pred, bc.end
-        while j != SOURCE:
-            i = int(pred[j])
-            servers.append(j)
-            processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
-            j = i
-        return float(best), servers[::-1], processed[::-1]
+        servers = self.path[:count][::-1].tolist()
+        ends = bc.end[servers].tolist()
+        processed = [e - p for e, p in zip(ends, [0] + ends[:-1])]
+        return float(best), servers, processed
 
     def reserve(self, servers, blocks, times: int) -> None:
         for j, k in zip(servers, blocks):
