@@ -9,7 +9,7 @@ from swarmplan.perf import memory
 from swarmplan.perf.concurrency import cgbp_bound_ms, cgbp_num_blocks
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
-from swarmplan.placement.windows import lexicographic_min_window, max_sum_window_touching
+from swarmplan.placement.windows import lexicographic_min_window, max_sum_window_touching, take_windows
 
 
 def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> Placement:
@@ -34,17 +34,8 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
     order = [int(j) for j in np.argsort(t_tilde, kind="stable") if usable[j]]
     start = np.zeros(N, dtype=np.int64)
     K = None
-    Cf = C.astype(float)  # C as floats for the window rule, set again once every block reaches R
     for i, j in enumerate(order):
         mj = int(m[j])
-        if K is not None:
-            # Every block has C ≥ R and C only grows, so from here on step a never applies and T (used only
-            # by step a) would only lose (t0 − t̃_j)·0: the rest is step b on C alone, C kept as floats.
-            s = lexicographic_min_window(Cf, mj)
-            C[s : s + mj] += cap[j]
-            Cf[s : s + mj] += cap[j]
-            start[j] = s + 1
-            continue
         under = C < R
         if under.any():
             s = max_sum_window_touching(T, mj, under)
@@ -56,7 +47,15 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
         start[j] = s + 1
         if (C >= R).all():
             K = i + 1
-            Cf = C.astype(float)
+            break
+    if K is not None:
+        # Every block has C ≥ R and C only grows, so step (a) never applies again and T (read only by step a)
+        # would only lose (t0 − t̃_j)·0: the other servers run step (b) on C alone (C's integers as floats).
+        Cf, rest = C.astype(float), np.array(order[K:], dtype=np.int64)
+        starts0 = np.zeros(N, dtype=np.int64)
+        take_windows(Cf, rest, m, cap.astype(float), starts0)
+        start[rest] = starts0[rest] + 1
+        C = Cf.astype(np.int64)
     if K is None:
         short = np.flatnonzero(C < R) + 1
         raise NoSolutionError(

@@ -55,10 +55,17 @@ def _lex_min_window_kernel(values, width):  # pragma: no cover - compiled
     least = lows.min()
     best = -1
     kept = np.empty(width)
+    cur = np.empty(width)
     for s in range(nwin):
         if lows[s] != least:
             continue
-        cur = np.sort(values[s : s + width])
+        for t in range(width):  # insertion sort of the window into ``cur`` (widths are at most L)
+            x = values[s + t]
+            u = t
+            while u > 0 and cur[u - 1] > x:
+                cur[u] = cur[u - 1]
+                u -= 1
+            cur[u] = x
         if best < 0:
             best = s
             kept[:] = cur
@@ -71,6 +78,35 @@ def _lex_min_window_kernel(values, width):  # pragma: no cover - compiled
             if cur[t] > kept[t]:
                 break
     return best
+
+
+def take_windows(values: np.ndarray, servers, widths, amounts, starts: np.ndarray) -> None:
+    """In turn, each of ``servers`` with a width > 0 takes ``lexicographic_min_window(values, width_j)`` and
+    adds ``amounts[j]`` over it (PETALS' joins, §4.3; CG-BP's servers after K, §5.2). Writes the 0-based
+    starts into ``starts`` and updates ``values`` in place; one compiled loop when numba is enabled (the same
+    comparisons and the same elementwise additions, so the same floats)."""
+    servers = np.asarray(servers, dtype=np.int64)
+    widths = np.asarray(widths, dtype=np.int64)
+    amounts = np.asarray(amounts, dtype=np.float64)
+    if JIT_ENABLED and values.dtype == np.float64 and np.isfinite(values).all() and np.isfinite(amounts[servers]).all():
+        _take_windows_kernel(values, servers, widths, amounts, starts)
+        return
+    for j in servers.tolist():
+        w = int(widths[j])
+        if w > 0:
+            s = lexicographic_min_window(values, w)
+            starts[j] = s
+            values[s : s + w] += amounts[j]
+
+
+@njit
+def _take_windows_kernel(values, servers, widths, amounts, starts):  # pragma: no cover - compiled
+    for j in servers:
+        w = widths[j]
+        if w > 0:
+            s = _lex_min_window_kernel(values, w)
+            starts[j] = s
+            values[s : s + w] += amounts[j]
 
 
 def _lex_min_window_numpy(values: np.ndarray, width: int) -> int:
