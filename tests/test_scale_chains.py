@@ -182,3 +182,20 @@ def test_greedy_window_loop_equals_one_window_rule_per_server(vals, servers):
         got_vals, got = np.array(vals), np.zeros(n, dtype=np.int64)
         run(got_vals, order, widths, amounts, got)
         assert np.array_equal(got, expected) and np.array_equal(got_vals, expected_vals)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_gca_lazy_search_equals_reference_on_larger_tied_swarms(seed):
+    """Dozens of servers with a handful of equal costs: many chains, ties in every group, bounds that go
+    stale in the heaps (the lazy search of docs/model.md §14.2 against the edge-list definition)."""
+    from swarmplan.placement.types import Placement
+    from swarmplan.routing.gca import gca, gca_reference
+
+    rng = np.random.default_rng(seed)
+    L, n = int(rng.integers(2, 9)), int(rng.integers(10, 60))
+    m = rng.integers(1, L + 1, size=n)
+    start = np.array([rng.integers(1, L - k + 2) for k in m])
+    pl = Placement("x", start, m, rng.integers(0, 9, size=n), "proposed")
+    tau_c, tau_p = rng.choice([0.1, 0.2, 0.3], size=n), rng.choice([0.1, 0.2, 0.3], size=n)
+    assert gca(pl, L, tau_c, tau_p) == gca_reference(pl, L, tau_c, tau_p)

@@ -341,135 +341,167 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
 
 
 @njit
-def _jk_incremental(
-    order, start, end, m, offset, gstart, cost, res, own, dist, sd, pmin, path, first, L, n
-):  # pragma: no cover - compiled
-    """``_jk_kernel`` with weights cost[j, k] where k ≤ res[j] (else ∞), recomputing only what can change.
-
-    State (dist, sd, pmin) is kept between calls. Residual slots only fall, so weights only rise (to ∞) and
-    distances never fall. dist_j reads boundary bb only through the least distance there (sd at the group's
-    first position): j is recomputed when its own weights changed (``own``; reset here) or when some
-    boundary in its window raised its least distance from a value whose sum with j's weight reached dist_j
-    (fl(old + w) ≤ dist_j; a term that was already above dist_j only rose, so the minimum stands). A group
-    whose members changed is re-sorted, so ``sd``/``pmin`` always describe the current distances, and the
-    predecessors — which also depend on ties — are derived afresh for the chain's servers only
-    (``_jk_pred``). ``first`` computes everything. Writes the chain's servers, sink first, into ``path``;
-    returns (cost, its length).
-    """
-    chg = np.zeros(L + 2, dtype=np.int64)  # chg[x]: boundaries 1..x−1 whose least distance rose in this pass
-    old = np.empty(L + 1)  # a boundary's least distance before this pass (where it rose)
-    for b in range(1, L + 1):
-        g0, g1 = gstart[b], gstart[b + 1]
-        changed = first
-        for p in range(g0, g1):
-            j = order[p]
-            a, e, base, rj = start[j], end[j], offset[j], res[j]
-            lo = a - 1 if a > 1 else 1
-            if not (first or own[j]):
-                if chg[e] - chg[lo] == 0:
-                    continue
-                stale = False
-                dj = dist[j]
-                for bb in range(lo, e):
-                    if chg[bb + 1] != chg[bb] and e - bb <= rj and old[bb] + cost[base + e - bb - 1] <= dj:
-                        stale = True
-                        break
-                if not stale:
-                    continue
-            best = np.inf
-            if a == 1 and m[j] <= rj:
-                best = 0.0 + cost[base + m[j] - 1]
-            for bb in range(lo, e):
-                q0 = gstart[bb]
-                if q0 < gstart[bb + 1] and e - bb <= rj:
-                    d = sd[q0] + cost[base + e - bb - 1]
-                    if d < best:
-                        best = d
-            if best != dist[j]:
-                changed = True
-            dist[j] = best
-            own[j] = False
-        rose = first
-        if changed and g1 > g0:
-            before = sd[g0]
-            grp = order[g0:g1]
-            srt = np.argsort(dist[grp], kind="mergesort")
-            low = n
-            for t in range(g1 - g0):
-                j = grp[srt[t]]
-                sd[g0 + t] = dist[j]
-                if j < low:
-                    low = j
-                pmin[g0 + t] = low
-            if not first and sd[g0] != before:
-                rose = True
-                old[b] = before
-        chg[b + 1] = chg[b] + (1 if rose else 0)
+def _gca_exact(j, start, end, m, offset, gstart, cost, res, gmin):  # pragma: no cover - compiled
+    """dist_j as ``_jk_kernel`` computes it, with weights cost[j, k] where k ≤ res[j] (else ∞) and gmin[bb]
+    the least distance of the servers ending at bb."""
+    a, e, base, rj = start[j], end[j], offset[j], res[j]
     best = np.inf
-    end_at = -1
-    for p in range(gstart[L], gstart[L + 1]):
-        j = order[p]
-        v = dist[j] + 0.0
-        if v < best:
-            best = v
-            end_at = j
-    count = 0
-    j = end_at
-    while j >= 0:
-        path[count] = j
-        count += 1
-        j = _jk_pred(j, start, end, m, offset, gstart, cost, res, dist, sd, pmin, n)
-    return best, count
+    if a == 1 and m[j] <= rj:
+        best = 0.0 + cost[base + m[j] - 1]
+    lo = a - 1 if a > 1 else 1
+    for bb in range(lo, e):
+        if gstart[bb] < gstart[bb + 1] and e - bb <= rj:
+            d = gmin[bb] + cost[base + e - bb - 1]
+            if d < best:
+                best = d
+    return best
 
 
 @njit
-def _jk_pred(j, start, end, m, offset, gstart, cost, res, dist, sd, pmin, n):  # pragma: no cover - compiled
-    """The predecessor ``_jk_kernel``'s tie rule gives j at its current distance: −1 the source, −2 none,
-    else the lowest index among the servers whose sum equals dist_j (a prefix of each group by distance)."""
-    best = dist[j]
-    if best == np.inf or best != best:
-        return -2
-    a, e, base, rj = start[j], end[j], offset[j], res[j]
-    if a == 1 and m[j] <= rj and 0.0 + cost[base + m[j] - 1] == best:
-        return -1
-    lo = a - 1 if a > 1 else 1
+def _sift_down(heap, g0, g1, i, dist):  # pragma: no cover - compiled
+    """Restore the min-heap on dist below position i of the heap stored in heap[g0:g1]."""
+    size = g1 - g0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            return
+        if c + 1 < size and dist[heap[g0 + c + 1]] < dist[heap[g0 + c]]:
+            c += 1
+        if dist[heap[g0 + c]] < dist[heap[g0 + i]]:
+            heap[g0 + i], heap[g0 + c] = heap[g0 + c], heap[g0 + i]
+            i = c
+        else:
+            return
+
+
+@njit
+def _heapify(heap, g0, g1, dist):  # pragma: no cover - compiled
+    for i in range((g1 - g0) // 2 - 1, -1, -1):
+        _sift_down(heap, g0, g1, i, dist)
+
+
+@njit
+def _lowest_tie(
+    bb, wk, best, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, epoch, n
+):  # pragma: no cover - compiled
+    """The lowest index among the servers ending at bb with fl(dist + wk) == best (n if none). Cached
+    distances are lower bounds and the heap's subtrees hold no smaller keys, so only members whose bound can
+    still tie are visited, and those are made exact first."""
+    g0, g1 = gstart[bb], gstart[bb + 1]
+    size = g1 - g0
     arg = n
-    for bb in range(lo, e):
-        q0, q1 = gstart[bb], gstart[bb + 1]
-        if q0 < q1 and e - bb <= rj:
-            wk = cost[base + e - bb - 1]
-            if sd[q0] + wk == best:
-                h0, h1 = q0 + 1, q1  # first position whose sum exceeds best
-                while h0 < h1:
-                    mid = (h0 + h1) // 2
-                    if sd[mid] + wk <= best:
-                        h0 = mid + 1
-                    else:
-                        h1 = mid
-                if pmin[h0 - 1] < arg:
-                    arg = pmin[h0 - 1]
+    modified = False
+    stack[0] = 0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        i = stack[sp]
+        s = heap[g0 + i]
+        if dist[s] + wk > best:  # this key (a lower bound) and every key below it is too large
+            continue
+        if fresh[s] != epoch:
+            d = _gca_exact(s, start, end, m, offset, gstart, cost, res, gmin)
+            fresh[s] = epoch
+            if d != dist[s]:
+                dist[s] = d
+                modified = True
+        if dist[s] + wk == best and s < arg:
+            arg = s
+        for c in (2 * i + 1, 2 * i + 2):
+            if c < size:
+                stack[sp] = c
+                sp += 1
+    if modified:
+        _heapify(heap, g0, g1, dist)
     return arg
+
+
+@njit
+def _jk_incremental(
+    order, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, path, epoch, L, n
+):  # pragma: no cover - compiled
+    """``_jk_kernel``'s chain with weights cost[j, k] where k ≤ res[j] (else ∞), evaluated lazily between calls.
+
+    Residual slots only fall, so weights only rise and every distance only rises: a distance computed in an
+    earlier call is a lower bound of the current one. Each end-group keeps its servers in a min-heap on those
+    bounds. A call (``epoch``; the first computes everything) settles boundaries 1..L in order: the group's
+    top is recomputed from the settled boundaries below it until a freshly computed top stays on top — its
+    distance is the group's least (every other member's bound is at least as large). dist_j reads a
+    boundary only through that least value, so the chain's cost is exact; the sink and each predecessor then
+    follow the reference tie rule over the members whose bound can still tie (``_lowest_tie``), made exact
+    first. Writes the chain's servers, sink first, into ``path``; returns (cost, its length)."""
+    for b in range(1, L + 1):
+        g0, g1 = gstart[b], gstart[b + 1]
+        if g0 == g1:
+            gmin[b] = np.inf
+            continue
+        if epoch == 1:
+            for p in range(g0, g1):
+                j = order[p]
+                dist[j] = _gca_exact(j, start, end, m, offset, gstart, cost, res, gmin)
+                fresh[j] = epoch
+                heap[p] = j
+            _heapify(heap, g0, g1, dist)
+        else:
+            while True:
+                top = heap[g0]
+                if fresh[top] == epoch:
+                    break
+                d = _gca_exact(top, start, end, m, offset, gstart, cost, res, gmin)
+                fresh[top] = epoch
+                if d != dist[top]:
+                    dist[top] = d
+                    _sift_down(heap, g0, g1, 0, dist)
+        gmin[b] = dist[heap[g0]]
+    if gstart[L] == gstart[L + 1] or not gmin[L] + 0.0 < np.inf:
+        return np.inf, 0
+    best = gmin[L] + 0.0
+    j = _lowest_tie(L, 0.0, best, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, epoch, n)
+    count = 0
+    while j >= 0:
+        path[count] = j
+        count += 1
+        dj = dist[j]  # exact: the sink and every predecessor were made exact by _lowest_tie
+        a, e, base, rj = start[j], end[j], offset[j], res[j]
+        if a == 1 and m[j] <= rj and 0.0 + cost[base + m[j] - 1] == dj:
+            break  # entered from the source (the reference tries the source edge first)
+        lo = a - 1 if a > 1 else 1
+        arg = n
+        for bb in range(lo, e):
+            if gstart[bb] < gstart[bb + 1] and e - bb <= rj:
+                wk = cost[base + e - bb - 1]
+                if gmin[bb] + wk == dj:  # some member of bb reaches dj (none can go below it)
+                    t = _lowest_tie(
+                        bb, wk, dj, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, epoch, n
+                    )
+                    if t < arg:
+                        arg = t
+        j = arg if arg < n else -1
+    return best, count
 
 
 class CapacitatedChains:
     """Repeated cheapest chains while servers' residual slots fall (GCA, docs/model.md §14.2): entering j
-    with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only the
-    servers whose distance can have changed since the last (``reserve`` marks the servers it touches)."""
+    with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only servers
+    that reach the top of their boundary's heap of lower bounds, or can tie on the chain (``_jk_incremental``)."""
 
     def __init__(self, bc: BlockChains, slot_cost, residual):
         self.bc = bc
         n, npos = len(bc.start), len(bc.order)
         self.cost = np.ascontiguousarray(slot_cost, dtype=np.float64)
         self.res = np.array(residual, dtype=np.int64)
-        self.own = np.ones(n, dtype=np.bool_)
         self.dist = np.full(n, np.inf)
-        self.sd, self.pmin = np.empty(npos), np.empty(npos, dtype=np.int64)
+        self.fresh = np.zeros(n, dtype=np.int64)
+        self.heap = np.array(bc.order, dtype=np.int64)
+        self.gmin = np.full(bc.L + 2, np.inf)
+        self.stack = np.empty(max(npos, 1), dtype=np.int64)
         self.path = np.empty(bc.L + 1, dtype=np.int64)
-        self._first = True
+        self._epoch = 0
 
     def next(self):
         """(cost, servers, blocks) of the cheapest chain on the usable edges, or (inf, [], [])."""
         bc = self.bc
+        self._epoch += 1
         best, count = _jk_incremental(
             bc.order,
             bc.start,
@@ -479,16 +511,16 @@ class CapacitatedChains:
             bc.group_start,
             self.cost,
             self.res,
-            self.own,
             self.dist,
-            self.sd,
-            self.pmin,
+            self.fresh,
+            self.heap,
+            self.gmin,
+            self.stack,
             self.path,
-            self._first,
+            self._epoch,
             bc.L,
             len(bc.start),
         )
-        self._first = False
         if count == 0:
             return float("inf"), [], []
         servers = self.path[:count][::-1].tolist()
@@ -499,7 +531,6 @@ class CapacitatedChains:
     def reserve(self, servers, blocks, times: int) -> None:
         for j, k in zip(servers, blocks):
             self.res[j] -= k * times
-            self.own[j] = True
 
 
 @njit
