@@ -9,15 +9,27 @@ RTT(c,j)/2; plus a 10 s penalty into a server without cache room. Two cache test
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
-from swarmplan.perf.chains import SOURCE, shortest_chain
+from swarmplan.errors import SwarmplanError
+from swarmplan.perf.chains import SOURCE, shortest_chain_pairs
 from swarmplan.routing.base import Route, Router
 from swarmplan.routing.state import SlotState
 
 CacheTest = Literal["petals", "authors"]
+
+
+@dataclass(frozen=True)
+class PairWeights:
+    """A (client, units)'s static weights in the form ``shortest_chain_pairs`` reads (docs/model.md §8.3): the
+    source hop RTT(c,j)/2 + 18 ms per server and whether each (server, k) slot fits its cache."""
+
+    hop_src: np.ndarray
+    fits: np.ndarray
 
 
 class PetalsRouter(Router):
@@ -28,12 +40,14 @@ class PetalsRouter(Router):
         self.cache_test = cache_test
         t = pm.swarm.timing
         unknown = t.petals_unknown_rtt_ms
-        # One-way delay estimate: rtt/2, capped at 5 s as PETALS does; unknown RTTs cost PETALS' default.
-        self._half_ss = np.minimum(
-            np.where(np.isnan(pm.swarm.rtt_raw_server_ms), unknown, pm.swarm.rtt_raw_server_ms) / 2, 5000.0
-        )
+        # One-way delay estimate: rtt/2, capped at 5 s as PETALS does; unknown RTTs cost PETALS' default. Kept
+        # per node (servers at one node share it, docs/model.md §11.2): entry (i, j) is _half_node[node_i, node_j].
+        rtt = pm.swarm.rtt_raw_server_ms
+        self._node = rtt.node
+        self._half_node = np.minimum(np.where(np.isnan(rtt.node_ms), unknown, rtt.node_ms) / 2, 5000.0)
         self._half_cs = np.minimum(pm.rtt_raw_ms / 2, 5000.0)
         self._overhead = t.petals_overhead_ms
+        self._hop_node = self._half_node + self._overhead  # the hop part of an edge's weight, per node pair
         self.penalty_ms = t.petals_cache_penalty_ms
         self.span = placement.n_blocks.tolist()
         # Sessions a server admits under the authors' test (PETALS: ⌊B_cache/s_c⌋; Opt Num: ⌊(M − s_m m)/(s_c m)⌋).
@@ -58,10 +72,42 @@ class PetalsRouter(Router):
         ]
 
     def static_weights(self, client, l_in, l_out):
+        """Per edge of ``graph`` (the definition; routing itself never builds the edges, see ``static_route``)."""
         g = self.graph
-        src = g.src
-        hop = np.where(src == SOURCE, self._half_cs[client, g.dst], self._half_ss[np.maximum(src, 0), g.dst])
+        src, node = g.src, self._node
+        hop = np.where(src == SOURCE, self._half_cs[client, g.dst], self._half_node[node[np.maximum(src, 0)], node[g.dst]])
         return hop + self._overhead + self.pm.tau_ms[g.dst] * g.k
+
+    @cached_property
+    def _own(self) -> np.ndarray:
+        """τ_j k per (server, k) slot: the compute part of an edge's weight."""
+        return self.pm.tau_ms[self.blocks.slot_server] * self.blocks.slot_k
+
+    def static_route(self, client, l_in, l_out):
+        """The unpenalised optimum per (client, lengths) and its ``PairWeights``: ``Router.static_route`` on the
+        edge list gives the same chain (tested); here the edges are never built (docs/model.md §8.3)."""
+        key = (client, l_in, l_out)
+        hit = self._static.get(key)
+        if hit is None:
+            u = self.units(l_in, l_out)
+            base = PairWeights(self._half_cs[client] + self._overhead, self.blocks.slot_k * u <= self._cap_slot)
+            _, servers, processed = self.penalised_chain(client, base, None)
+            if not servers and u > 1:
+                raise SwarmplanError(
+                    "workload.petals_reserve",
+                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
+                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
+                )
+            if not servers:
+                raise RuntimeError("the placement has no feasible chain")
+            hit = self._static[key] = (servers, processed, base)
+        return hit
+
+    def penalised_chain(self, client, base: PairWeights, penalty):
+        """(cost, servers, blocks) of the cheapest chain with ``penalty[j]`` added to every edge into j (None: 0)."""
+        return shortest_chain_pairs(
+            self.blocks, self._node, self._hop_node, base.hop_src, self._own, base.fits, penalty, self.sink_weights(client)
+        )
 
     def sink_weights(self, client):
         return self._half_cs[client]
@@ -124,5 +170,5 @@ class PetalsRouter(Router):
                 ]
             )
             penal[self._excluded] = np.inf
-            _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
+            _, servers, processed = self.penalised_chain(client, base, penal)
         return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
