@@ -67,7 +67,7 @@ class Router:
         """``edge_waits`` per (server, k) slot that is an edge. On a ``SlotBook`` the instants at which slots
         free are kept per units and redone only for servers whose slots changed (docs/model.md §9.5); any
         other state is asked afresh (``slot_waits_reference``)."""
-        if getattr(book, "version", None) is None or not self.use_fast_path:
+        if getattr(book, "changed_since", None) is None or not self.use_fast_path:
             return self.slot_waits_reference(book, now, units)
         cache = self._ready.get(units)
         if cache is None:

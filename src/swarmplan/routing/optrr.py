@@ -12,10 +12,11 @@ takes their maximum, which is what the request really waits.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 
-from swarmplan.perf.chains import SOURCE, BlockChains, _jk_incremental, _jk_kernel, opt_rr_chain
+from swarmplan.perf.chains import SOURCE, BlockChains, _jk_kernel, opt_rr_chain
 from swarmplan.perf.jit import njit
 from swarmplan.routing.base import Route
 from swarmplan.routing.state import SlotState
@@ -23,70 +24,139 @@ from swarmplan.routing.wsrr import WsRrRouter
 
 
 @njit
-def _opt_rr_kernel(order, start, end, m, offset, gstart, slot_server, slot_edge, base, waits, L, n):  # pragma: no cover
+def _min_dp(order, start, end, offset, gstart, w, L):  # pragma: no cover - compiled
+    """The cost of the cheapest chain under slot weights ``w`` (``_jk_kernel``'s cost, without the chain):
+    D[b] = the least distance of a server ending at b, D[0] = 0 for the source."""
+    dist_b = np.full(L + 1, np.inf)
+    dist_b[0] = 0.0
+    for b in range(1, L + 1):
+        for p in range(gstart[b], gstart[b + 1]):
+            j = order[p]
+            best = np.inf
+            for bb in range(start[j] - 1, b):
+                v = dist_b[bb] + w[offset[j] + b - bb - 1]
+                if v < best:
+                    best = v
+            if best < dist_b[b]:
+                dist_b[b] = best
+    return dist_b[L] + 0.0
+
+
+@njit
+def _opt_rr_kernel(
+    order, start, end, m, offset, gstart, hold_start, holders, slot_server, slot_k, slot_edge, base, waits, L, n
+):  # pragma: no cover - compiled
     """min over the distinct waits w of candidate slots (edges with finite base and wait), ascending, of
     SP(slots with wait ≤ w) + w; the first strict minimum. Returns (total, sink server or −1, predecessors).
 
-    Slots join in order of their wait, and each SP_w is ``_jk_incremental``'s update of the last one (only the
-    servers whose inputs changed are redone). SP with every candidate allowed (the largest w) is a lower
-    bound of every SP_w and fl(x + w) is non-decreasing in x and w: once bound + w ≥ the best total, no
-    later w is strictly better and the loop stops."""
+    Slots join in order of their wait and only lower distances, so SP_w follows from the last one by
+    lowering what they reach: a server's distance, then its end boundary's least distance D_b, then the
+    servers holding block b + 1 (docs/model.md §13.4.1). The costs equal ``_jk_kernel``'s (the same minima of
+    the same sums), so the same w wins; its chain is then found once with the full tie rule. SP with every
+    candidate (the largest w) bounds every SP_w from below and fl(x + w) is non-decreasing in x and w: once
+    bound + w ≥ the best total, no later w is strictly better and the loop stops."""
     ns = len(base)
-    best = np.inf
-    best_end = -1
-    best_pred = np.full(n, -2, dtype=np.int64)
-    # Only candidate slots (edges with finite base and wait) ever change a weight the DP reads: a slot that is
-    # not an edge is never read, an infinite base stays infinite, an infinite wait never joins.
     cand = np.empty(ns, dtype=np.int64)
     nc = 0
-    top = -np.inf
     for s in range(ns):
         if slot_edge[s] and math.isfinite(base[s]) and math.isfinite(waits[s]):
             cand[nc] = s
             nc += 1
-            if waits[s] > top:
-                top = waits[s]
     if nc == 0:
-        return best, best_end, best_pred
+        return np.inf, -1, np.full(n, -2, dtype=np.int64)
     cand = cand[:nc]
     w = np.full(ns, np.inf)
     for s in cand:
         w[s] = base[s]
-    bound, _, _ = _jk_kernel(order, start, end, m, offset, gstart, w, np.zeros(n), L, n)
+    bound = _min_dp(order, start, end, offset, gstart, w, L)
     w[:] = np.inf
-    cw_of = waits[cand]
-    by_wait = cand[np.argsort(cw_of)]  # the order inside a group of equal waits does not matter
-    own = np.zeros(n, dtype=np.bool_)
-    dist, pred = np.full(n, np.inf), np.full(n, -2, dtype=np.int64)
-    sd, pmin = np.empty(len(order)), np.empty(len(order), dtype=np.int64)
-    first = True
+    by_wait = cand[np.argsort(waits[cand])]  # the order inside a group of equal waits does not matter
+    dist = np.full(n, np.inf)
+    dist_b = np.full(L + 1, np.inf)
+    dist_b[0] = 0.0
+    dirty = np.zeros(L + 1, dtype=np.bool_)
+    best = np.inf
+    best_w = np.inf
     p = 0
     while p < nc:
         cw = waits[by_wait[p]]
         if bound + cw >= best:
             break
+        lo = L
         while p < nc and waits[by_wait[p]] == cw:  # the slots that join at this w
             s = by_wait[p]
-            w[s] = base[s]
-            own[slot_server[s]] = True
             p += 1
-        cost, end_at = _jk_incremental(order, start, end, m, offset, gstart, w, m, own, dist, pred, sd, pmin, first, L, n)
-        first = False
-        if end_at >= 0 and cost + cw < best:
+            w[s] = base[s]
+            j = slot_server[s]
+            v = dist_b[end[j] - slot_k[s]] + w[s]
+            if v < dist[j]:
+                dist[j] = v
+                e = end[j]
+                if v < dist_b[e]:
+                    dist_b[e] = v
+                    dirty[e] = True
+                    if e < lo:
+                        lo = e
+        for b in range(lo, L):  # lowered boundaries lower the servers holding the next block, in DAG order
+            if dirty[b]:
+                dirty[b] = False
+                db = dist_b[b]
+                for q in range(hold_start[b + 1], hold_start[b + 2]):
+                    i = holders[q]
+                    v = db + w[offset[i] + end[i] - b - 1]
+                    if v < dist[i]:
+                        dist[i] = v
+                        e = end[i]
+                        if v < dist_b[e]:
+                            dist_b[e] = v
+                            dirty[e] = True
+        dirty[L] = False
+        cost = dist_b[L] + 0.0
+        if cost < np.inf and cost + cw < best:
             best = cost + cw
-            best_end = end_at
-            best_pred[:] = pred
-    return best, best_end, best_pred
+            best_w = cw
+    if best == np.inf:
+        return np.inf, -1, np.full(n, -2, dtype=np.int64)
+    for s in cand:
+        w[s] = base[s] if waits[s] <= best_w else np.inf
+    _, end_at, pred = _jk_kernel(order, start, end, m, offset, gstart, w, np.zeros(n), L, n)
+    return best, end_at, pred
 
 
-def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits):
-    """``perf.chains.opt_rr_chain``'s answer (total, servers, blocks), or (inf, [], []): incremental passes
-    with an early stop (docs/model.md §13.4.1). Weights and waits must not be NaN."""
+def block_holders(bc: BlockChains) -> tuple[np.ndarray, np.ndarray]:
+    """Servers holding each block b (1..L) as CSR: ``holders[hold_start[b]:hold_start[b + 1]]``."""
+    held = np.flatnonzero(bc.n_blocks > 0)
+    blk = np.concatenate([np.arange(bc.start[j], bc.end[j] + 1) for j in held.tolist()]) if len(held) else np.zeros(0)
+    who = np.repeat(held, bc.n_blocks[held])
+    by = np.argsort(blk, kind="stable")
+    hold_start = np.searchsorted(blk[by], np.arange(bc.L + 2), side="left").astype(np.int64)
+    return hold_start, who[by].astype(np.int64)
+
+
+def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits, holders=None):
+    """``perf.chains.opt_rr_chain``'s answer (total, servers, blocks), or (inf, [], []), lowering distances
+    as slots join instead of a pass per wait (docs/model.md §13.4.1). ``holders``: ``block_holders(bc)``,
+    kept by the caller. Weights and waits must not be NaN."""
+    hold_start, who = block_holders(bc) if holders is None else holders
     base = np.ascontiguousarray(slot_base, dtype=np.float64)
     waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
     n = len(bc.start)
     best, end_at, pred = _opt_rr_kernel(
-        bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, bc.slot_server, bc.slot_edge, base, waits, bc.L, n
+        bc.order,
+        bc.start,
+        bc.end,
+        bc.n_blocks,
+        bc.offset,
+        bc.group_start,
+        hold_start,
+        who,
+        bc.slot_server,
+        bc.slot_k,
+        bc.slot_edge,
+        base,
+        waits,
+        bc.L,
+        n,
     )
     if end_at < 0:
         return float("inf"), [], []
@@ -106,11 +176,18 @@ class OptRrRouter(WsRrRouter):
 
     name = "opt-rr"
 
+    @cached_property
+    def _holders(self):
+        return block_holders(self.blocks)
+
     def route(self, book: SlotState, now, client, l_in, l_out) -> Route:
         servers, processed, base = self.static_route(client, l_in, l_out)
         u = self.units(l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers), u)
-        chain = opt_rr_chain_fast if self.use_fast_path else opt_rr_chain
-        _, servers, processed = chain(self.blocks, base, self.slot_waits(book, now, u))
+        waits = self.slot_waits(book, now, u)
+        if self.use_fast_path:
+            _, servers, processed = opt_rr_chain_fast(self.blocks, base, waits, self._holders)
+        else:
+            _, servers, processed = opt_rr_chain(self.blocks, base, waits)
         return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)

@@ -53,7 +53,7 @@ class PetalsRouter(Router):
         self._excluded = np.zeros(n, dtype=bool)
         self._any_excluded = False  # kept with _excluded: the hot path reads a bool, not an array
         self._units_per_token = pm.slot_units(placement.memory_model, 1, 1) != 1  # §17.3 reservation by length
-        self._kept: list | None = None  # _route_kept's state: book token, units, versions seen, penalties, chains
+        self._kept: list | None = None  # _route_kept's state: book token, units, changes seen, penalties, chains
         self._holders = [
             np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b)) for b in range(1, pm.L + 1)
         ]
@@ -114,7 +114,7 @@ class PetalsRouter(Router):
             self._refresh_view(book, now)
         servers, processed, base = self.static_route(client, l_in, l_out)
         u = l_in + l_out if self._units_per_token else 1  # = self.units(l_in, l_out), inlined: once per arrival
-        if self.use_fast_path and self.view_period_ms is None and getattr(book, "version", None) is not None:
+        if self.use_fast_path and self.view_period_ms is None and getattr(book, "changed_since", None) is not None:
             servers, processed = self._route_kept(book, client, l_in, l_out, u, servers, processed, base)
             return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
         excluded = self._any_excluded
@@ -140,16 +140,16 @@ class PetalsRouter(Router):
         kept = self._kept
         if kept is None or kept[0] != book.token or kept[1] != u:
             pen = self._penalties(book, u)
-            kept = self._kept = [book.token, u, list(book.version), pen, pen.tolist(), 0, {}]
-        elif kept[2] != book.version:
-            _, _, seen, pen, pen_list, _, _ = kept
-            for j, v in enumerate(book.version):
-                if v != seen[j]:
-                    seen[j] = v
-                    p = self._penalty(book, j, u)
-                    if p != pen_list[j]:
-                        pen_list[j] = pen[j] = p
-                        kept[5] += 1  # the penalties' version
+            kept = self._kept = [book.token, u, book.changes, pen, pen.tolist(), 0, {}]
+        elif kept[2] != book.changes:
+            changed = book.changed_since(kept[2])
+            _, _, _, pen, pen_list, _, _ = kept
+            for j in range(len(pen_list)) if changed is None else set(changed):
+                p = self._penalty(book, j, u)
+                if p != pen_list[j]:
+                    pen_list[j] = pen[j] = p
+                    kept[5] += 1  # the penalties' version
+            kept[2] = book.changes
         pen_list = kept[4]
         if all(pen_list[j] == 0.0 for j in servers):  # every chain server up with room: the static optimum
             return servers, processed

@@ -11,9 +11,9 @@ completion order, and its wait curve (their running total of slots, built by ``i
 first query after a change); a query is a binary search on it (``wait_ms_reference`` is the booking scan,
 the definition).
 
-Every change to a server's slots (booking, release, failure, return) bumps its ``version`` and the book's
-``changes``, so a router can keep what it derived from the state and redo only the servers that changed
-(docs/model.md §9.5); ``token`` tells two books apart.
+Every change to a server's slots (booking, release, failure, return) is counted in ``changes`` and logged, so
+a router can keep what it derived from the state and redo only the servers that changed since it last looked
+(``changed_since``; docs/model.md §9.5); ``token`` tells two books apart.
 """
 
 from __future__ import annotations
@@ -38,10 +38,14 @@ class SlotBook:
         self.by_server: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]  # sorted (completion, req, k)
         self._done: list[list[float]] = [[] for _ in range(n)]  # per server: completions, as in by_server
         self._held: list[list[int]] = [[] for _ in range(n)]  # per server: slots of each booking, as in by_server
-        self._curve: list[list[int] | None] = [None] * n  # per server: running total of _held (None: stale)
+        # per server: running total of _held plus _shift[j] (None: stale); releasing the earliest booking adds
+        # its slots to the shift and booking the latest appends, so the curve rarely needs rebuilding
+        self._curve: list[list[int] | None] = [None] * n
+        self._shift = [0] * n
         self._chains: dict[int, tuple[float, list[int], list[int]]] = {}
-        self.version = [0] * n  # per server: bumped on every change of its slots (docs/model.md §9.5)
-        self.changes = 0  # Σ version: unchanged means no server changed
+        self.changes = 0  # how many server changes so far (docs/model.md §9.5)
+        self._log: list[int] = []  # the servers of the latest changes, the last is change number ``changes``
+        self._log_cap = 4 * n + 256
         self.token = next(_TOKENS)  # tells books apart for routers' caches
 
     @property
@@ -58,12 +62,19 @@ class SlotBook:
             entry = (completion, r, k)
             lst = self.by_server[j]
             at = len(lst) if not lst or lst[-1] < entry else bisect_left(lst, entry)
-            lst.insert(at, entry)
-            self._done[j].insert(at, completion)
-            self._held[j].insert(at, k)
-            self._curve[j] = None
-            self.version[j] += 1
-        self.changes += len(servers)
+            curve = self._curve[j]
+            if at == len(lst):
+                lst.append(entry)
+                self._done[j].append(completion)
+                self._held[j].append(k)
+                if curve is not None:
+                    curve.append((curve[-1] if curve else self._shift[j]) + k)
+            else:
+                lst.insert(at, entry)
+                self._done[j].insert(at, completion)
+                self._held[j].insert(at, k)
+                self._curve[j] = None
+        self._noted(servers)
         self._chains[r] = (completion, servers, ks)
 
     def release(self, r: int) -> None:
@@ -72,12 +83,30 @@ class SlotBook:
         for j, k in zip(servers, ks):
             self.used[j] -= k
             self.sessions[j] -= 1
-            self._curve[j] = None
-            self.version[j] += 1
             lst = self.by_server[j]
             at = 0 if lst[0][1] == r else bisect_left(lst, (completion, r, k))  # usually the earliest completes
             del lst[at], self._done[j][at], self._held[j][at]
+            curve = self._curve[j]
+            if at == 0 and curve is not None:
+                del curve[0]
+                self._shift[j] += k
+            else:
+                self._curve[j] = None
+        self._noted(servers)
+
+    def _noted(self, servers) -> None:
+        self._log.extend(servers)
         self.changes += len(servers)
+        if len(self._log) > self._log_cap:
+            del self._log[: len(self._log) // 2]
+
+    def changed_since(self, mark: int) -> list[int] | None:
+        """Servers whose slots changed (booking, release, failure, return) since ``changes`` was ``mark``, with
+        repeats; None when the log no longer reaches back that far (then every server may have changed)."""
+        back = self.changes - mark
+        if back > len(self._log):
+            return None
+        return self._log[len(self._log) - back :] if back else []
 
     def holders(self, j: int) -> list[int]:
         """Requests holding slots on server j, earliest completion first."""
@@ -104,8 +133,7 @@ class SlotBook:
 
     def _changed(self, j: int) -> None:
         self._curve[j] = None
-        self.version[j] += 1
-        self.changes += 1
+        self._noted((j,))
 
     def is_up(self, j: int) -> bool:
         return self.up[j]
@@ -117,6 +145,7 @@ class SlotBook:
         curve = self._curve[j]
         if curve is None:
             curve = self._curve[j] = list(accumulate(self._held[j]))
+            self._shift[j] = 0
         return curve
 
     def wait_ms(self, j: int, k: int, now: float) -> float:
@@ -127,7 +156,7 @@ class SlotBook:
         if k > self.capacity[j]:
             return float("inf")
         done = self._done[j]
-        at = bisect_left(self._curve_of(j), k - free)  # the first booking whose completion frees enough slots
+        at = bisect_left(self._curve_of(j), k - free + self._shift[j])  # the first booking freeing enough slots
         return done[at] - now if at < len(done) else float("inf")
 
     def ready_ms_many(self, j: int, ks: list[int]) -> list[float]:
@@ -136,6 +165,7 @@ class SlotBook:
         free = self.capacity[j] - self.used[j]
         cap = self.capacity[j]
         curve, done = self._curve_of(j), self._done[j]
+        free -= self._shift[j]
         n = len(done)
         inf = float("inf")
         out = []
