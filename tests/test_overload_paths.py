@@ -132,16 +132,30 @@ def test_petals_kept_penalties_route_as_afresh(seed, cache_test):
     assert detours > 20  # penalties moved the chain off the static optimum often
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_opt_rr_incremental_passes_equal_a_pass_per_wait(seed):
     rng = np.random.default_rng(seed)
     pl = petals_placement(PM, rng=rng)
     bc = block_chains(pl.start, pl.n_blocks, PM.L)
     for _ in range(40):
         base = rng.integers(1, 6, size=bc.n_slots).astype(float)  # small integers: many ties
+        if rng.random() < 0.2:  # negative weights too (no early stop then)
+            base -= 2.0
         base[rng.random(bc.n_slots) < 0.1] = np.inf
         waits = rng.integers(0, 5, size=bc.n_slots).astype(float) * float(rng.choice([1.0, 0.1]))
         waits[rng.random(bc.n_slots) < float(rng.choice([0.0, 0.3, 0.9]))] = np.inf
         got = opt_rr_chain_fast(bc, base, waits)
         assert got == opt_rr_chain(bc, base, waits)
     assert opt_rr_chain_fast(bc, np.full(bc.n_slots, np.inf), np.zeros(bc.n_slots)) == (float("inf"), [], [])
+
+
+def test_backoff_jumps_to_the_same_sum_as_adding_steps():
+    from swarmplan.perf.timing import backoff_ms, backoff_ms_reference
+
+    rng = np.random.default_rng(7)
+    knobs = [(1000.0, 60_000.0), (1500.0, 60_000.0), (0.3, 7.0), (70_000.0, 60_000.0), (1000.0, 1000.0), (2.5, 40.0)]
+    for first, cap in knobs:
+        edges = [1.0, 183_000.0, 183_000.5, 243_000.0, 0.0, -1.0, 200 * cap, 200 * cap + 0.5]
+        for w in [*(cap * rng.exponential(60.0, size=200)), *edges]:
+            assert backoff_ms(float(w), first, cap) == backoff_ms_reference(float(w), first, cap)
+    assert backoff_ms(184_000.0) == 243_000.0  # 1, 3, 7, … 123, 183, 243 s

@@ -24,25 +24,6 @@ from swarmplan.routing.wsrr import WsRrRouter
 
 
 @njit
-def _min_dp(order, start, end, offset, gstart, w, L):  # pragma: no cover - compiled
-    """The cost of the cheapest chain under slot weights ``w`` (``_jk_kernel``'s cost, without the chain):
-    D[b] = the least distance of a server ending at b, D[0] = 0 for the source."""
-    dist_b = np.full(L + 1, np.inf)
-    dist_b[0] = 0.0
-    for b in range(1, L + 1):
-        for p in range(gstart[b], gstart[b + 1]):
-            j = order[p]
-            best = np.inf
-            for bb in range(start[j] - 1, b):
-                v = dist_b[bb] + w[offset[j] + b - bb - 1]
-                if v < best:
-                    best = v
-            if best < dist_b[b]:
-                dist_b[b] = best
-    return dist_b[L] + 0.0
-
-
-@njit
 def _opt_rr_kernel(
     order, start, end, m, offset, gstart, hold_start, holders, slot_server, slot_k, slot_edge, base, waits, L, n
 ):  # pragma: no cover - compiled
@@ -52,24 +33,24 @@ def _opt_rr_kernel(
     Slots join in order of their wait and only lower distances, so SP_w follows from the last one by
     lowering what they reach: a server's distance, then its end boundary's least distance D_b, then the
     servers holding block b + 1 (docs/model.md §13.4.1). The costs equal ``_jk_kernel``'s (the same minima of
-    the same sums), so the same w wins; its chain is then found once with the full tie rule. SP with every
-    candidate (the largest w) bounds every SP_w from below and fl(x + w) is non-decreasing in x and w: once
-    bound + w ≥ the best total, no later w is strictly better and the loop stops."""
+    the same sums), so the same w wins; its chain is then found once with the full tie rule. With no negative
+    weight a chain costs at least any of its prefixes (fl(x + y) ≥ x for y ≥ 0), so a distance v with
+    v + w ≥ the best total so far can lead to no strictly better total, now or at a later (larger) w: it is
+    not spread, and the loop stops once w alone reaches the best total."""
     ns = len(base)
     cand = np.empty(ns, dtype=np.int64)
     nc = 0
+    nonneg = True
     for s in range(ns):
         if slot_edge[s] and math.isfinite(base[s]) and math.isfinite(waits[s]):
             cand[nc] = s
             nc += 1
+            if base[s] < 0:
+                nonneg = False
     if nc == 0:
         return np.inf, -1, np.full(n, -2, dtype=np.int64)
     cand = cand[:nc]
     w = np.full(ns, np.inf)
-    for s in cand:
-        w[s] = base[s]
-    bound = _min_dp(order, start, end, offset, gstart, w, L)
-    w[:] = np.inf
     by_wait = cand[np.argsort(waits[cand])]  # the order inside a group of equal waits does not matter
     dist = np.full(n, np.inf)
     dist_b = np.full(L + 1, np.inf)
@@ -80,7 +61,7 @@ def _opt_rr_kernel(
     p = 0
     while p < nc:
         cw = waits[by_wait[p]]
-        if bound + cw >= best:
+        if nonneg and cw >= best:
             break
         lo = L
         while p < nc and waits[by_wait[p]] == cw:  # the slots that join at this w
@@ -89,7 +70,7 @@ def _opt_rr_kernel(
             w[s] = base[s]
             j = slot_server[s]
             v = dist_b[end[j] - slot_k[s]] + w[s]
-            if v < dist[j]:
+            if v < dist[j] and (v + cw < best or not nonneg):
                 dist[j] = v
                 e = end[j]
                 if v < dist_b[e]:
@@ -104,7 +85,7 @@ def _opt_rr_kernel(
                 for q in range(hold_start[b + 1], hold_start[b + 2]):
                     i = holders[q]
                     v = db + w[offset[i] + end[i] - b - 1]
-                    if v < dist[i]:
+                    if v < dist[i] and (v + cw < best or not nonneg):
                         dist[i] = v
                         e = end[i]
                         if v < dist_b[e]:

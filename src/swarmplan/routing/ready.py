@@ -17,7 +17,7 @@ class ReadyTimes:
     ``waits`` gives exactly ``Router.slot_waits_reference``: ready − now where short, else 0."""
 
     def __init__(self, edge_slots, n_slots: int, units: int):
-        # per held server with edge slots: (slots needed by its largest k, needs per slot, slots)
+        # per held server with edge slots: (slots needed by its largest k, needs per slot ascending, slots)
         self.servers = {j: (top * units, [k * units for k in ks], np.asarray(slots)) for j, top, ks, slots in edge_slots}
         self.short = np.zeros(n_slots, dtype=bool)
         self.ready = np.zeros(n_slots)
@@ -46,11 +46,12 @@ class ReadyTimes:
             if was_short:
                 self.short[slots] = False
             return False
+        if needs[0] > free:  # short of every k (needs ascend): the common case under overload
+            self.short[slots] = True
+            self.ready[slots] = book.ready_ms_many(j, needs)
+            return True
         short = [n > free for n in needs]
         self.short[slots] = short
-        if all(short):
-            self.ready[slots] = book.ready_ms_many(j, needs)
-        else:
-            sel = slots[short]
-            self.ready[sel] = book.ready_ms_many(j, [n for n, s in zip(needs, short) if s])
+        sel = slots[short]
+        self.ready[sel] = book.ready_ms_many(j, [n for n, s in zip(needs, short) if s])
         return True
