@@ -16,7 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
-from swarmplan.perf.chains import SOURCE, BlockChains, _jk_kernel, opt_rr_chain
+from swarmplan.perf.chains import SOURCE, BlockChains, opt_rr_chain
 from swarmplan.perf.jit import njit
 from swarmplan.routing.base import Route
 from swarmplan.routing.state import SlotState
@@ -33,7 +33,7 @@ def _opt_rr_kernel(
     Slots join in order of their wait and only lower distances, so SP_w follows from the last one by
     lowering what they reach: a server's distance, then its end boundary's least distance D_b, then the
     servers holding block b + 1 (docs/model.md §13.4.1). The costs equal ``_jk_kernel``'s (the same minima of
-    the same sums), so the same w wins; its chain is then found once with the full tie rule. With no negative
+    the same sums), so the same w wins; its chain is then found once with the tie rule (``_chain_at``). With no negative
     weight a chain costs at least any of its prefixes (fl(x + y) ≥ x for y ≥ 0), so a distance v with
     v + w ≥ the best total so far can lead to no strictly better total, now or at a later (larger) w: it is
     not spread, and the loop stops once w alone reaches the best total."""
@@ -100,8 +100,59 @@ def _opt_rr_kernel(
         return np.inf, -1, np.full(n, -2, dtype=np.int64)
     for s in cand:
         w[s] = base[s] if waits[s] <= best_w else np.inf
-    _, end_at, pred = _jk_kernel(order, start, end, m, offset, gstart, w, np.zeros(n), L, n)
+    end_at, pred = _chain_at(order, start, end, offset, gstart, w, L, n)
     return best, end_at, pred
+
+
+@njit
+def _chain_at(order, start, end, offset, gstart, w, L, n):  # pragma: no cover - compiled
+    """The cheapest chain under slot weights ``w`` with the tie rule of docs/model.md §8.1, as ``_jk_kernel``
+    finds it: exact distances by the block DP (minima of the same sums), then, from the first server in
+    block-L order at the least cost back to the source, each server's predecessor is the source if its source
+    edge attains its distance, else the lowest-index server ending in its window whose sum attains it (the
+    first minimum over edges ordered source, then predecessors by index). Returns (sink server or −1, pred)."""
+    dist = np.full(n, np.inf)
+    dist_b = np.full(L + 1, np.inf)
+    dist_b[0] = 0.0
+    for b in range(1, L + 1):
+        for p in range(gstart[b], gstart[b + 1]):
+            j = order[p]
+            best = np.inf
+            if start[j] == 1:
+                best = 0.0 + w[offset[j] + b - 1]
+            for bb in range(max(start[j] - 1, 1), b):
+                if gstart[bb] < gstart[bb + 1]:
+                    v = dist_b[bb] + w[offset[j] + b - bb - 1]
+                    if v < best:
+                        best = v
+            dist[j] = best
+            if best < dist_b[b]:
+                dist_b[b] = best
+    pred = np.full(n, -2, dtype=np.int64)
+    end_at = -1
+    least = np.inf
+    for p in range(gstart[L], gstart[L + 1]):
+        v = dist[order[p]] + 0.0
+        if v < least:
+            least = v
+            end_at = order[p]
+    j = end_at
+    while j >= 0:
+        dj = dist[j]
+        e = end[j]
+        if start[j] == 1 and 0.0 + w[offset[j] + e - 1] == dj:
+            pred[j] = -1
+            break
+        arg = n
+        for bb in range(max(start[j] - 1, 1), e):
+            wk = w[offset[j] + e - bb - 1]
+            for p in range(gstart[bb], gstart[bb + 1]):
+                i = order[p]
+                if i < arg and dist[i] + wk == dj:
+                    arg = i
+        pred[j] = arg
+        j = arg
+    return end_at, pred
 
 
 def block_holders(bc: BlockChains) -> tuple[np.ndarray, np.ndarray]:
