@@ -218,8 +218,10 @@ class OptRrRouter(WsRrRouter):
         if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers), u)
         waits = self.slot_waits(book, now, u)
-        if self.use_fast_path:
-            _, servers, processed = opt_rr_chain_fast(self.blocks, base, waits, self._holders)
-        else:
+        if not self.use_fast_path:
             _, servers, processed = opt_rr_chain(self.blocks, base, waits)
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
+            return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
+        _, servers, processed = opt_rr_chain_fast(self.blocks, base, waits, self._holders)
+        # A chain's (server, k) are edge slots, whose waits are those just computed (docs/model.md §9.5).
+        offset = self._offset
+        return Route(servers, processed, [float(waits[offset[j] + k - 1]) for j, k in zip(servers, processed)], u)

@@ -168,14 +168,7 @@ class SlotBook:
         free -= self._shift[j]
         n = len(done)
         inf = float("inf")
-        out = []
-        for k in ks:
-            if k > cap:
-                out.append(inf)
-            else:
-                at = bisect_left(curve, k - free)
-                out.append(done[at] if at < n else inf)
-        return out
+        return [inf if k > cap or (at := bisect_left(curve, k - free)) >= n else done[at] for k in ks]
 
     def wait_ms_reference(self, j: int, k: int, now: float) -> float:
         """The definition of ``wait_ms``: scan the bookings, earliest completion first."""
