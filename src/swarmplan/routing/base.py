@@ -71,6 +71,8 @@ class Router:
             return self.slot_waits_reference(book, now, units)
         cache = self._ready.get(units)
         if cache is None:
+            if len(self._ready) >= 8:  # units vary per request only under max-length reservation (§17.3)
+                del self._ready[next(iter(self._ready))]
             cache = self._ready[units] = ReadyTimes(self._edge_slots, self.blocks.n_slots, units)
         return cache.waits(book, now)
 
