@@ -24,7 +24,7 @@ def reference_route(router, book, now, client, l_in, l_out, opt_rr: bool):
     _, servers, processed = shortest_chain_reference(g, base)
     if all(book.free(j) >= k for j, k in zip(servers, processed)):
         return servers, processed, [0.0] * len(servers)
-    waits = router.edge_waits(book, now)
+    waits = router.edge_waits_reference(book, now)
     if opt_rr:
         best = (np.inf, [], [])
         for w in np.unique(waits[np.isfinite(base) & np.isfinite(waits)]):

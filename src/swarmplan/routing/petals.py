@@ -67,6 +67,7 @@ class PetalsRouter(Router):
         self._excluded = np.zeros(n, dtype=bool)
         self._any_excluded = False  # kept with _excluded: the hot path reads a bool, not an array
         self._units_per_token = pm.slot_units(placement.memory_model, 1, 1) != 1  # §17.3 reservation by length
+        self._kept: list | None = None  # _route_kept's state: book token, units, changes seen, penalties, chains
         self._holders = [
             np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b)) for b in range(1, pm.L + 1)
         ]
@@ -159,16 +160,48 @@ class PetalsRouter(Router):
             self._refresh_view(book, now)
         servers, processed, base = self.static_route(client, l_in, l_out)
         u = l_in + l_out if self._units_per_token else 1  # = self.units(l_in, l_out), inlined: once per arrival
+        if self.use_fast_path and self.view_period_ms is None and getattr(book, "changed_since", None) is not None:
+            servers, processed = self._route_kept(book, client, l_in, l_out, u, servers, processed, base)
+            return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
         excluded = self._any_excluded
         all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
         if excluded or not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j, u) for j in servers)):
             # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
-            penal = np.array(
-                [
-                    (self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
-                    for j in range(len(self.span))
-                ]
-            )
+            penal = self._penalties(book, u)
             penal[self._excluded] = np.inf
             _, servers, processed = self.penalised_chain(client, base, penal)
         return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
+
+    def _penalties(self, book: SlotState, u: int) -> np.ndarray:
+        """Per server: ∞ if down, the cache penalty if it lacks room (§4.5), else 0."""
+        return np.array([self._penalty(book, j, u) for j in range(len(self.span))])
+
+    def _penalty(self, book: SlotState, j: int, u: int) -> float:
+        return (self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
+
+    def _route_kept(self, book, client, l_in, l_out, u, servers, processed, base):
+        """``route`` on a live view with kept penalties (docs/model.md §9.5): the per-server penalties are
+        redone only for servers whose slots changed, and the last chain of each (client, lengths) is reused
+        while no penalty changed — the same weights give the same chain."""
+        kept = self._kept
+        if kept is None or kept[0] != book.token or kept[1] != u:
+            pen = self._penalties(book, u)
+            kept = self._kept = [book.token, u, book.changes, pen, pen.tolist(), 0, {}]
+        elif kept[2] != book.changes:
+            changed = book.changed_since(kept[2])
+            _, _, _, pen, pen_list, _, _ = kept
+            for j in range(len(pen_list)) if changed is None else set(changed):
+                p = self._penalty(book, j, u)
+                if p != pen_list[j]:
+                    pen_list[j] = pen[j] = p
+                    kept[5] += 1  # the penalties' version
+            kept[2] = book.changes
+        pen_list = kept[4]
+        if all(pen_list[j] == 0.0 for j in servers):  # every chain server up with room: the static optimum
+            return servers, processed
+        key = (client, l_in, l_out)
+        hit = kept[6].get(key)
+        if hit is None or hit[0] != kept[5]:
+            _, chain, blocks = self.penalised_chain(client, base, kept[3])
+            hit = kept[6][key] = (kept[5], chain, blocks)
+        return hit[1], hit[2]
