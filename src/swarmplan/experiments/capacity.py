@@ -303,9 +303,19 @@ def _interval(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
     return (float(max(0.0, lo.mean() - t * lo.std(ddof=1) / math.sqrt(n))), float(hi.mean() + t * hi.std(ddof=1) / math.sqrt(n)))
 
 
+def length_samples(pairs: tuple | None, count: int = 100) -> tuple:
+    """``count`` evenly spaced (l_in, l_out) entries of a length distribution (() for fixed lengths): what
+    SLO-Pack's disjoint-chain design averages its chain times over (docs/capacity.md §5.2)."""
+    if pairs is None:
+        return ()
+    li, lo = np.asarray(pairs[0]), np.asarray(pairs[1])
+    idx = np.unique(np.linspace(0, len(li) - 1, min(count, len(li))).astype(int))
+    return tuple(zip(li[idx].tolist(), lo[idx].tolist()))
+
+
 def slo_pack_options(slo: Slo) -> dict:
     """SLO-Pack plans for the SLO being searched (its typed options, as ``--option slo-pack.…`` would set)."""
-    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile}
+    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile, "samples": slo.samples}
 
 
 def run_capacity(
@@ -322,7 +332,7 @@ def run_capacity(
     delay = pm.swarm.timing.initial_delay_ms + (pm.swarm.timing.fair_allocation_delay_ms if opts.profile == "fair" else 0.0)
     pairs = (lengths.input_tokens, lengths.output_tokens) if lengths else None
     limit = slo.resolve(pm, delay, pairs)
-    limit = Slo(limit.kind, limit.limit_ms, limit.quantile, tuple(classes) if lengths else ())
+    limit = Slo(limit.kind, limit.limit_ms, limit.quantile, tuple(classes) if lengths else (), length_samples(pairs))
     horizon = opts.horizon_for(single_request_metric_ms(pm, Slo("response", 0.0, 0.5), None, 0.0, pairs))
     bound = capacity_upper_bound(pm, limit, classes, delay)
     bound_doc = {

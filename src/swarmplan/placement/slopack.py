@@ -102,13 +102,14 @@ class SloPackOptions:
     limit_s: Annotated[float, Field(gt=0)] | None = None
     factor: Annotated[float, Field(ge=1)] = DEFAULT_FACTOR
     quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    samples: tuple = ()  # (l_in, l_out) pairs of the length mix; `swarmplan capacity` sets a trace's
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:
-            return Slo(self.kind, self.limit_s * 1000.0, self.quantile)
+            return Slo(self.kind, self.limit_s * 1000.0, self.quantile, samples=tuple(self.samples))
         d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
         base = single_request_metric_ms(pm, Slo(self.kind, 0.0, self.quantile), None, d)
-        return Slo(self.kind, self.factor * base, self.quantile)
+        return Slo(self.kind, self.factor * base, self.quantile, samples=tuple(self.samples))
 
 
 def _slo_pack(ctx, o: SloPackOptions) -> Placement:

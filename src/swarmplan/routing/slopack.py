@@ -1,8 +1,9 @@
 """SLO-Pack's plan (docs/capacity.md §5): candidate placements, their GCA chains and dispatch set, and the
 choice of the candidate predicted to carry the highest rate within the SLO.
 
-Candidates: the capacity-bound LP rounded three ways (placement.slopack) and GBP-CR for every cache
-reservation c with every server placed. Each candidate's chains come from GCA (docs/model.md §14.2); under
+Candidates: the capacity-bound LP rounded three ways (placement.slopack), the disjoint-chain design
+(placement.disjoint_chains: an MILP over disjoint chains, each server its own block count) and GBP-CR for
+every cache reservation c with every server placed. Each candidate's chains come from GCA (docs/model.md §14.2); under
 a response-time quantile SLO, chains whose service alone breaks the limit are dropped from dispatch (a
 request there is a miss whatever happens, so it is better queued for a chain that can meet it). The
 prediction: the largest λ at which the Theorem-4 lower bound on JFFC's mean response time (docs/model.md
@@ -20,6 +21,7 @@ from swarmplan.errors import SwarmplanError
 from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_classes
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.queueing import jffc_response_bounds_ms
+from swarmplan.placement.disjoint_chains import best_disjoint, chain_pool, design_placement, hop_tables
 from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
 from swarmplan.placement.slopack import ROUNDINGS, default_slo, rounded_placement
 from swarmplan.placement.types import Placement
@@ -93,6 +95,9 @@ def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placemen
     raw: list[tuple[str, Placement]] = []
     if bound.chains:
         raw += [(f"lp-{rule}", rounded_placement(pm, bound, rule)) for rule in ROUNDINGS]
+        design = best_disjoint(chain_pool(pm, slo, hop_tables(pm, slo, d, slo.samples), bound), slo, pm.n_servers)
+        if design is not None:
+            raw.append(("disjoint chains", design_placement(pm, design)))
     c_max = int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
     for c in range(1, c_max + 1):
         try:
