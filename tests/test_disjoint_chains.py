@@ -101,3 +101,38 @@ def test_pool_design_never_beats_brute_force(seed):
     design = best_disjoint(chain_pool(pm, slo, tables, capacity_upper_bound(pm, slo)), slo, pm.n_servers)
     got = design.fluid_rate_per_s if design else 0.0
     assert got <= brute * (1 + 1e-9)
+
+
+def test_per_token_dispatch_keeps_the_chains_the_fluid_optimum_uses():
+    """Fractional knapsack by hand: 100 sessions each, so rate ∝ 1/T ∝ 1/per-token. Against 550 ms the chains
+    at 400 and 500 ms leave 150/400 + 50/500 = 0.475 of slack; 600, 650 and 700 use 50/600 + 100/650 +
+    150/700 = 0.451; 900 takes the last 0.024 (partly used, kept); 1000 finds none and is dropped."""
+    from swarmplan.routing.gca import Chain
+    from swarmplan.routing.slopack import admissible_chains
+
+    pm = tiny(np.random.default_rng(0), 3, 4)
+    d = pm.swarm.timing.initial_delay_ms
+    per_token = [900, 400, 650, 500, 1000, 600, 700]
+    chains = [Chain((k,), (pm.L,), v * pm.output_tokens - d, 100) for k, v in enumerate(per_token)]
+    kept = admissible_chains(pm, chains, Slo("per_token", 550.0))
+    assert [c.servers[0] for c in kept] == [0, 1, 2, 3, 5, 6]  # GCA's order kept, the 1000 ms chain dropped
+    assert admissible_chains(pm, chains, Slo("per_token", 300.0)) == chains  # none within: nothing to choose
+    assert admissible_chains(pm, chains, Slo("ttft", 300.0)) == chains
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_placement_fluid_equals_the_brute_force_lp(seed):
+    from swarmplan.experiments.capacity_fluid import placement_fluid_per_s
+    from swarmplan.placement.types import Placement, slots_for
+
+    rng = np.random.default_rng(20 + seed)
+    pm = tiny(rng, 3, 4)
+    d = pm.swarm.timing.initial_delay_ms
+    slo = Slo("per_token", 1.3 * fastest_per_token_ms(pm, d))
+    for _ in range(5):
+        m = np.array([int(rng.integers(0, 1 + min(pm.L, pm.max_blocks[j]))) for j in range(pm.n_servers)])
+        m = np.where(slots_for(pm, m, "proposed") >= m, m, 0)
+        start = np.array([int(rng.integers(1, pm.L - k + 2)) if k else 0 for k in m])
+        pl = Placement("x", start, m, slots_for(pm, m, "proposed"), "proposed")
+        want = best_rate_for_placement(pm, list(start), list(m), slo, d)
+        assert placement_fluid_per_s(pm, pl, slo, d) == pytest.approx(want, rel=1e-6, abs=1e-9)

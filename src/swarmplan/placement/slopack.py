@@ -102,7 +102,8 @@ class SloPackOptions:
     limit_s: Annotated[float, Field(gt=0)] | None = None
     factor: Annotated[float, Field(ge=1)] = DEFAULT_FACTOR
     quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
-    samples: tuple = ()  # (l_in, l_out) pairs of the length mix; `swarmplan capacity` sets a trace's
+    # (l_in, l_out) pairs of the request mix, e.g. [[2048, 28], [512, 300]]; `swarmplan capacity` sets a trace's
+    samples: tuple[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], ...] = ()
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:
