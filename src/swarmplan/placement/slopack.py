@@ -10,8 +10,8 @@ fractional answer to one placement:
 2. servers the LP leaves idle hold nothing (chains through them would break the SLO or add nothing);
 3. servers are laid out chain by chain, in decreasing LP rate, filling blocks 1..L consecutively (GBP-CR's
    rule for the last server of a chain: shift back so that it ends at L).
-These roundings are candidates next to GBP-CR's designs; routing.slopack picks one per rate and builds the
-dispatch set (docs/capacity.md §5.1–5.2).
+These roundings are candidates next to the disjoint-chain design (placement.disjoint_chains) and GBP-CR's
+designs; routing.slopack picks one per rate and builds the dispatch set (docs/capacity.md §5.1–5.3).
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ register_placement(
     PlacementMethod(
         "slo-pack",
         "proposed",
-        "SLO-Pack (ours): the capacity bound's LP rounded, or a "
-        "GBP-CR design, chosen per rate by the Theorem-4 bound (docs/capacity.md §5)",
+        "SLO-Pack (ours): the capacity bound's LP rounded, a disjoint-chain MILP design or a "
+        "GBP-CR design, chosen per rate by the Theorem-4 bound within the SLO (docs/capacity.md §5)",
         SloPackOptions,
         _slo_pack,
     )
