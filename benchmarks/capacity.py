@@ -7,8 +7,10 @@ with its 95 % interval, the fraction of the bound and of gbp-cr, and what the me
 and just above its capacity — mean wait, mean service, slot utilisation — which says where it loses
 capacity (waiting for memory, slow chains, or the SLO broken even alone). "fluid" is the fluid rate of the
 method's placement built at its capacity (docs/capacity.md §6): bound − fluid is what the placement gives up,
-fluid − capacity what waiting and dispatch give up. Runs are modest by default: a capacity search simulates
-each method ~7–11 times with requests growing with the rate.
+fluid − capacity what waiting and dispatch give up. A capacity search simulates each method ~7–11 times with
+requests growing with the rate. Measured: the five default scenarios × two SLOs × six methods took 23.5 min
+wall on 2 shared cores (paper-gtsce at p95 7.5 min, mostly PETALS); `--bins 12` on the traces adds ~1 min per
+bound (docs/capacity.md §2.3, §7).
 """
 
 from __future__ import annotations
