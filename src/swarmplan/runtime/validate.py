@@ -147,6 +147,9 @@ def run_validation(
         raise SwarmplanError("--prediction", f"unknown prediction {prediction!r}", "use auto, step or paper")
     if prediction == "auto":
         prediction = "paper" if device.startswith("cuda") else "step"
+        if calibration is not None and prediction == "step" and not np.isfinite(calibration.decode_cpu_block_ms):
+            log("the calibration has no CPU-time fit (written by an older version): predicting with the paper model")
+            prediction = "paper"
     chosen = parse_method(method)
     swarm_ss, wl_ss, method_ss, prompt_ss, churn_ss = np.random.SeedSequence(seed).spawn(5)
     swarm_rng, wl_rng, prompt_rng, churn_rng = (np.random.default_rng(s) for s in (swarm_ss, wl_ss, prompt_ss, churn_ss))
