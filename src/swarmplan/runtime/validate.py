@@ -245,6 +245,7 @@ def run_validation(
                 step_per_token_ms=s.response_ms / l_out,
                 step_response_ms=s.response_ms,
                 step_server_cpu_ms=s.server_cpu_ms,
+                step_server_wall_ms=s.server_wall_ms,
             )
         for k in ("wait", "ttft", "per_token", "response"):
             rows[-1][f"predicted_{k}_ms"] = rows[-1][f"{prediction}_{k}_ms"]

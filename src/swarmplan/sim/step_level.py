@@ -170,7 +170,10 @@ class SimChainRunner:
                 rec.server_cpu_ms += work - c.server_message_ms
             else:  # close
                 srv.used -= srv.sessions.pop(sid, 0)
+            t0 = self.clock()
             await self.cpu.compute(srv.proc, work)
+            if rec is not None and ok:
+                rec.server_wall_ms += self.clock() - t0
             if ok and last and op != "close":
                 srv.used -= srv.sessions.pop(sid, 0)
         return ok, error
