@@ -22,7 +22,7 @@ from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_clas
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.queueing import jffc_response_bounds_ms
 from swarmplan.placement.disjoint_chains import best_disjoint, chain_pool, design_placement, hop_tables
-from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
+from swarmplan.placement.gbpcr import gbp_cr_all_c, whole_request_times
 from swarmplan.placement.slopack import ROUNDINGS, default_slo, rounded_placement
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain, gca
@@ -120,11 +120,11 @@ def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placemen
         if design is not None:
             raw.append(("disjoint chains", design_placement(pm, design)))
     c_max = int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
-    for c in range(1, c_max + 1):
-        try:
-            raw.append((f"gbp-cr c={c}", gbp_cr(pm, c, float("inf"), method="slo-pack")))
-        except SwarmplanError:
-            continue
+    keys: set = set()  # equal keys ⇔ equal placements: build one per distinct GBP-CR design, named by its least c
+    for opt in gbp_cr_all_c(pm, range(1, c_max + 1), float("inf")):
+        if opt.key not in keys:
+            keys.add(opt.key)
+            raw.append((f"gbp-cr c={opt.c}", opt.build()))
     seen, out = set(), []
     for name, pl in raw:
         k = (pl.start.tobytes(), pl.n_blocks.tobytes())
