@@ -216,10 +216,13 @@ def capacity_upper_bound(
     cells: int = 800,
     enumerate_limit: int = 2000,
     prune: bool = True,
+    pricing_budget: int | None = None,
 ) -> BoundResult:
     """The largest Poisson rate (req/s) any placement and routing could serve within ``slo`` (docs/capacity.md §2).
     ``prune``: price chains only over servers not dominated by enough others (§2.2); the bound stays valid
-    and is the same up to rounding, only which of equally good columns is generated can differ."""
+    and is the same up to rounding, only which of equally good columns is generated can differ.
+    ``pricing_budget``: stop column generation once the pricing DPs have run over this many servers in all
+    (None: no limit); the bound stays valid (the best Lagrangian bound so far) but may be looser (§2.2)."""
     classes = classes or length_classes(pm)
     d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms if delay_ms is None else delay_ms
     L, J = pm.L, pm.n_servers
@@ -282,7 +285,7 @@ def capacity_upper_bound(
         keep = grids[qi].kept(np.zeros(J))
         add(qi, [(int(keep[j]), n) for j, n in _knapsack(np.where(np.isfinite(g), t.hold, np.inf)[keep], L)[1]])
 
-    best_bound, lp_value, certified, it = np.inf, 0.0, False, 0
+    best_bound, lp_value, certified, it, priced = np.inf, 0.0, False, 0, 0
     for it in range(1, max_iterations + 1):
         h.run()
         lp_value = h.getInfo().objective_function_value
@@ -303,6 +306,7 @@ def capacity_upper_bound(
             extra = y_slo * _knapsack(np.where(np.isfinite(g), t.slo, np.inf), L)[0] if slo.kind == "ttft" else 0.0
             grid = grids[qi]
             cells, amin = grid.solve(a, pi)
+            priced += len(grid.servers)
             with np.errstate(invalid="ignore"):
                 obj = np.where(np.isfinite(amin), cells * (amin + kappa), np.inf)
             tail = grid.tail_bound(a, kappa)
@@ -330,7 +334,7 @@ def capacity_upper_bound(
             certified = True
             best_bound = min(best_bound, max(lp_value, dual))
             break
-        if not added:
+        if not added or (pricing_budget is not None and priced >= pricing_budget):
             break
     chains = _used_chains(h, columns, classes, times, pm)
     bound = max(best_bound, lp_value)
