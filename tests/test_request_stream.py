@@ -6,6 +6,7 @@ import io
 import json
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from swarmplan.experiments.compare import compare
@@ -43,6 +44,19 @@ def reference_csv(result_rows_of) -> bytes:
     return buf.getvalue().encode()
 
 
+def utilisation_loop(res) -> np.ndarray:
+    """Slot utilisation by its definition, one request and hop at a time."""
+    n = len(res.placement.cache_slots)
+    held = np.zeros(n)
+    start, end = res.start_ms, res.completion_ms
+    for r, (chain, ks) in enumerate(zip(res.chains, res.processed)):
+        for j, k in zip(chain, ks):
+            held[j] += k * (end[r] - start[r])
+    cap = np.asarray(res.placement.cache_slots, dtype=float)
+    horizon = end.max() - res.workload.arrival_ms.min()
+    return np.divide(held, cap * horizon, out=np.zeros(n), where=cap > 0)
+
+
 @pytest.fixture(scope="module")
 def churned():
     """paper-abvt with a server that fails and returns: cut, resumed and re-routed requests in the rows."""
@@ -76,6 +90,9 @@ def test_streamed_csv_is_byte_identical_to_the_row_by_row_definition(churned, tm
     assert len(seen) == 2 * 5 and res.requests_written == 2 * 5 * 150 and res.requests_file == path
     assert path.read_bytes() == reference_csv(seen)
     assert all(s["affected_requests"] > 0 for runs in res.per_run.values() for s in runs)  # cut and resumed requests
+    for _, result, _ in seen:  # the compact record: equal chains are one shared tuple; utilisation unchanged
+        assert len({id(c) for c in result.chains}) == len(set(result.chains))
+        assert np.array_equal(result.slot_utilisation(), utilisation_loop(result))
     # The kept rows are the same values, and the kept-rows writer makes the same file.
     kept = tmp_path / "kept.csv"
     res.write_requests_csv(kept)
