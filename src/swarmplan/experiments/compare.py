@@ -126,7 +126,8 @@ def _nan_to_none(stats: dict) -> dict:
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
-    """Mean and std over runs; NaN when no run has the metric (churn left every request of it unfinished)."""
+    """Mean and std over the runs that have the metric (a run whose requests churn left all unfinished has
+    none); NaN when no run has it."""
     if not values:
         return {"mean": float("nan"), "std": float("nan")}
     return {"mean": float(np.mean(values)), "std": float(np.std(values))}
@@ -140,16 +141,16 @@ def run_seeds(seed: int, run: int) -> list[np.random.Generator]:
 
 @dataclass
 class RunSink:
-    """Where one run's per-request results go as each method finishes: rows streamed to ``csv`` and, with
+    """Where one run's per-request results go as each method finishes: rows streamed to ``writer`` and, with
     ``keep_responses``, the response times (s, as in the rows) kept as one NumPy array per method."""
 
-    csv: RequestCsv | None = None
+    writer: RequestCsv | None = None
     keep_responses: bool = False
     responses: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __call__(self, run: int, result: SimResult, names: tuple[str, ...]) -> None:
-        if self.csv is not None:
-            self.csv.write(run, result, names)
+        if self.writer is not None:
+            self.writer.write(run, result, names)
         if self.keep_responses:
             self.responses[result.method] = np.round(result.response_ms / 1000, 6)
 
@@ -313,7 +314,7 @@ def compare(
                     if progress:
                         progress(len(names))
             if parts_dir is not None:
-                done = [sinks[run].csv for run in range(runs)]
+                done = [sinks[run].writer for run in range(runs)]
                 res.requests_file = concatenate([c.path for c in done], requests_csv)
                 res.requests_written = sum(c.rows_written for c in done)
                 res.most_rows_held = max(c.most_rows_held for c in done)
@@ -335,9 +336,9 @@ def _run_into(args: tuple, sink: RunSink | None) -> tuple[tuple[dict, list], Run
     try:
         outcome = run_once(*args, sink=sink)
     except BaseException:
-        if sink.csv is not None:
-            sink.csv.discard()
+        if sink.writer is not None:
+            sink.writer.discard()
         raise
-    if sink.csv is not None:
-        sink.csv.close()
+    if sink.writer is not None:
+        sink.writer.close()
     return outcome, sink
