@@ -22,9 +22,12 @@ Tables:
   alone and (--memory-all) every default method in one run; rows written and a fingerprint of the summaries.
   Measured before and after streaming the rows (issue 15; docs/research.md §8):
 
-  | requests | method(s) | peak RSS, rows kept (before) | peak RSS, rows streamed (after) |
+  | requests | method(s) | peak RSS MB, rows kept (before) | peak RSS MB, rows streamed (after) |
   |---|---|---|---|
-  | (filled in below) | | | |
+  | 10⁵ | gbp-cr / cg-bprr / petals | 279 / 290 / 289 | 235 / 235 / 222 |
+  | 10⁵ | every default method | 939 | 264 |
+  | 10⁶ | gbp-cr / cg-bprr / petals | 1113 / 1229 / 1226 | 385 / 378 / 380 |
+  | 10⁶ | every default method (9·10⁶ rows) | not run (≈ 9 GB of rows) | 430 |
 """
 
 from __future__ import annotations
