@@ -76,6 +76,13 @@ def bench_swarm(n_servers: int, seed: int = 0):
     def col(arr):
         return np.asarray(arr)[pick]
 
+    try:  # server RTTs kept per node where this version can (docs/model.md §11.2); the same values either way
+        from swarmplan.scenario.server_rtt import ServerRtt
+
+        rtt_servers = ServerRtt(nodes, net.rtt_raw_ms)
+    except ImportError:
+        rtt_servers = net.rtt_raw_ms[np.ix_(nodes, nodes)]
+
     swarm = dataclasses.replace(
         small,
         scenario=f"bench-{n_servers}",
@@ -97,7 +104,7 @@ def bench_swarm(n_servers: int, seed: int = 0):
         network_rps=col(small.network_rps),
         client_locations=(net.names[client],),
         rtt_raw_client_ms=net.rtt_raw_ms[client][nodes][None, :].copy(),
-        rtt_raw_server_ms=net.rtt_raw_ms[np.ix_(nodes, nodes)],
+        rtt_raw_server_ms=rtt_servers,
     )
     return sc, base, PerfModel.from_swarm(swarm)
 
@@ -112,7 +119,7 @@ def default_methods():
     return get_methods(None)
 
 
-def run_methods(pm, sc, base, n_req: int, rate: float, only=None, seed: int = 0):
+def run_methods(pm, sc, base, n_req: int, rate: float, only=None, seed: int = 0, exclude=()):
     """What compare's run_once does for one run, with per-method (build, simulate) times."""
     from swarmplan.methods.registry import MethodContext, allocation_delay_ms
     from swarmplan.scenario.workload import draw_workload
@@ -123,7 +130,7 @@ def run_methods(pm, sc, base, n_req: int, rate: float, only=None, seed: int = 0)
     ctx = MethodContext(pm, np.random.default_rng([seed, 2]), rate, sc.placement.R, "petals")
     out = {}
     for m in default_methods():
-        if only and m.name not in only:
+        if (only and m.name not in only) or m.name in exclude:
             continue
         t0 = time.process_time()
         placement, policy = m.build(ctx)
@@ -138,11 +145,11 @@ def run_methods(pm, sc, base, n_req: int, rate: float, only=None, seed: int = 0)
 # ------------------------------------------------------------------------------------- child tasks
 
 
-def task_servers(n: int) -> dict:
+def task_servers(n: int, exclude: str = "-") -> dict:
     t0 = time.process_time()
     sc, base, pm = bench_swarm(n)
     t1 = time.process_time()
-    per = run_methods(pm, sc, base, 100, sc.workload.rate_per_s)
+    per = run_methods(pm, sc, base, 100, sc.workload.rate_per_s, exclude=set(exclude.split(",")) - {"-"})
     t2 = time.process_time()
     return {"swarm_s": t1 - t0, "methods_s": t2 - t1, "per_method": per, "fp": fingerprint({k: v["fp"] for k, v in per.items()})}
 
@@ -302,6 +309,7 @@ def main() -> None:
     ap.add_argument("--milp", action="store_true", help="also find the MILP's largest size solved in 60 s")
     ap.add_argument("--timeout", type=float, default=900.0, help="per measurement (s)")
     ap.add_argument("--skip", default="", help="comma-separated tables to skip")
+    ap.add_argument("--exclude", default="", help="comma-separated default methods the servers table leaves out")
     args = ap.parse_args()
     skip = set(args.skip.split(",")) - {""}
     import swarmplan
@@ -312,11 +320,12 @@ def main() -> None:
     )
 
     if "servers" not in skip:
-        print("\n## Servers: every default method, 1 run, 100 requests (as compare --runs 1)")
+        left_out = f" except {args.exclude}" if args.exclude else ""
+        print(f"\n## Servers: every default method{left_out}, 1 run, 100 requests (as compare --runs 1)")
         print(f"{'servers':>8} {'swarm s':>8} {'methods s':>10} {'peak MB':>8} {'fingerprint':>12}  slowest methods")
         pts = []
         for n in args.servers:
-            r = spawn(["servers", n], args.timeout)
+            r = spawn(["servers", n, args.exclude or "-"], args.timeout)
             if "methods_s" not in r:
                 print(f"{n:>8} {'—':>8} {'>' + str(int(args.timeout)) if 'timeout' in r else 'error':>10}  {r}")
                 continue

@@ -150,4 +150,52 @@ def test_window_rules_equal_their_definitions(vals, data):
     width = data.draw(st.integers(1, len(v)))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(v), max_size=len(v))))
     assert lexicographic_min_window(v, width) == lexicographic_min_window_reference(v, width)
+    from swarmplan.placement import windows
+
+    kernel = windows._lex_min_window_kernel
+    assert getattr(kernel, "py_func", kernel)(v, width) == lexicographic_min_window_reference(v, width)
+    assert windows._lex_min_window_numpy(v, width) == lexicographic_min_window_reference(v, width)
     assert max_sum_window_touching(v, width, mask) == max_sum_window_touching_reference(v, width, mask)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.3, 1.0, 2.5]), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 30), st.sampled_from([0.0, 0.1, 0.2, 0.3, 1.0, 3.0])), min_size=1, max_size=25),
+)
+def test_greedy_window_loop_equals_one_window_rule_per_server(vals, servers):
+    """PETALS' joins and CG-BP after K: each server in turn takes the reference window and adds its amount."""
+    from swarmplan.placement import windows
+
+    n = len(servers)
+    widths = np.array([min(w, len(vals)) for w, _ in servers], dtype=np.int64)
+    amounts = np.array([a for _, a in servers])
+    order = np.random.default_rng(len(vals)).permutation(n)
+    expected_vals, expected = np.array(vals), np.zeros(n, dtype=np.int64)
+    for j in order.tolist():
+        if widths[j] > 0:
+            s = windows.lexicographic_min_window_reference(expected_vals, int(widths[j]))
+            expected[j] = s
+            expected_vals[s : s + widths[j]] += amounts[j]
+    kernel = windows._take_windows_kernel
+    for run in (windows.take_windows, getattr(kernel, "py_func", kernel)):
+        got_vals, got = np.array(vals), np.zeros(n, dtype=np.int64)
+        run(got_vals, order, widths, amounts, got)
+        assert np.array_equal(got, expected) and np.array_equal(got_vals, expected_vals)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_gca_lazy_search_equals_reference_on_larger_tied_swarms(seed):
+    """Dozens of servers with a handful of equal costs: many chains, ties in every group, bounds that go
+    stale in the heaps (the lazy search of docs/model.md §14.2 against the edge-list definition)."""
+    from swarmplan.placement.types import Placement
+    from swarmplan.routing.gca import gca, gca_reference
+
+    rng = np.random.default_rng(seed)
+    L, n = int(rng.integers(2, 9)), int(rng.integers(10, 60))
+    m = rng.integers(1, L + 1, size=n)
+    start = np.array([rng.integers(1, L - k + 2) for k in m])
+    pl = Placement("x", start, m, rng.integers(0, 9, size=n), "proposed")
+    tau_c, tau_p = rng.choice([0.1, 0.2, 0.3], size=n), rng.choice([0.1, 0.2, 0.3], size=n)
+    assert gca(pl, L, tau_c, tau_p) == gca_reference(pl, L, tau_c, tau_p)

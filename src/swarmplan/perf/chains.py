@@ -341,104 +341,168 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
 
 
 @njit
-def _jk_incremental(
-    order, start, end, m, offset, gstart, cost, res, own, dist, pred, sd, pmin, first, L, n
-):  # pragma: no cover - compiled
-    """``_jk_kernel`` with weights cost[j, k] where k ≤ res[j] (else ∞), recomputing only what can change.
+def _gca_exact(j, start, end, m, offset, gstart, cost, res, gmin):  # pragma: no cover - compiled
+    """dist_j as ``_jk_kernel`` computes it, with weights cost[j, k] where k ≤ res[j] (else ∞) and gmin[bb]
+    the least distance of the servers ending at bb."""
+    a, e, base, rj = start[j], end[j], offset[j], res[j]
+    best = np.inf
+    if a == 1 and m[j] <= rj:
+        best = 0.0 + cost[base + m[j] - 1]
+    lo = a - 1 if a > 1 else 1
+    for bb in range(lo, e):
+        if gstart[bb] < gstart[bb + 1] and e - bb <= rj:
+            d = gmin[bb] + cost[base + e - bb - 1]
+            if d < best:
+                best = d
+    return best
 
-    State (dist, pred, sd, pmin) is kept between calls. A server is recomputed when its own weights changed
-    (``own``; reset here) or a boundary in its window changed (some server ending there changed distance);
-    everything else has the same inputs as before and so the same result. ``first`` computes everything.
-    Returns (cost, sink server or −1).
-    """
-    chg = np.zeros(L + 2, dtype=np.int64)  # chg[x]: boundaries 1..x−1 that changed in this pass
+
+@njit
+def _sift_down(heap, g0, g1, i, dist):  # pragma: no cover - compiled
+    """Restore the min-heap on dist below position i of the heap stored in heap[g0:g1]."""
+    size = g1 - g0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            return
+        if c + 1 < size and dist[heap[g0 + c + 1]] < dist[heap[g0 + c]]:
+            c += 1
+        if dist[heap[g0 + c]] < dist[heap[g0 + i]]:
+            heap[g0 + i], heap[g0 + c] = heap[g0 + c], heap[g0 + i]
+            i = c
+        else:
+            return
+
+
+@njit
+def _heapify(heap, g0, g1, dist):  # pragma: no cover - compiled
+    for i in range((g1 - g0) // 2 - 1, -1, -1):
+        _sift_down(heap, g0, g1, i, dist)
+
+
+@njit
+def _lowest_tie(
+    bb, wk, best, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, epoch, n
+):  # pragma: no cover - compiled
+    """The lowest index among the servers ending at bb with fl(dist + wk) == best (n if none). Cached
+    distances are lower bounds and the heap's subtrees hold no smaller keys, so only members whose bound can
+    still tie are visited, and those are made exact first."""
+    g0, g1 = gstart[bb], gstart[bb + 1]
+    size = g1 - g0
+    arg = n
+    modified = False
+    stack[0] = 0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        i = stack[sp]
+        s = heap[g0 + i]
+        if dist[s] + wk > best:  # this key (a lower bound) and every key below it is too large
+            continue
+        if fresh[s] != epoch:
+            d = _gca_exact(s, start, end, m, offset, gstart, cost, res, gmin)
+            fresh[s] = epoch
+            if d != dist[s]:
+                dist[s] = d
+                modified = True
+        if dist[s] + wk == best and s < arg:
+            arg = s
+        for c in (2 * i + 1, 2 * i + 2):
+            if c < size:
+                stack[sp] = c
+                sp += 1
+    if modified:
+        _heapify(heap, g0, g1, dist)
+    return arg
+
+
+@njit
+def _jk_incremental(
+    order, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, path, epoch, L, n
+):  # pragma: no cover - compiled
+    """``_jk_kernel``'s chain with weights cost[j, k] where k ≤ res[j] (else ∞), evaluated lazily between calls.
+
+    Residual slots only fall, so weights only rise and every distance only rises: a distance computed in an
+    earlier call is a lower bound of the current one. Each end-group keeps its servers in a min-heap on those
+    bounds. A call (``epoch``; the first computes everything) settles boundaries 1..L in order: the group's
+    top is recomputed from the settled boundaries below it until a freshly computed top stays on top — its
+    distance is the group's least (every other member's bound is at least as large). dist_j reads a
+    boundary only through that least value, so the chain's cost is exact; the sink and each predecessor then
+    follow the reference tie rule over the members whose bound can still tie (``_lowest_tie``), made exact
+    first. Writes the chain's servers, sink first, into ``path``; returns (cost, its length)."""
     for b in range(1, L + 1):
         g0, g1 = gstart[b], gstart[b + 1]
-        moved = first
-        for p in range(g0, g1):
-            j = order[p]
-            a, e, base, rj = start[j], end[j], offset[j], res[j]
-            lo = a - 1 if a > 1 else 1
-            if not (first or own[j] or chg[e] - chg[lo] > 0):
-                continue
-            best = np.inf
-            src_d = np.inf
-            if a == 1 and m[j] <= rj:
-                src_d = 0.0 + cost[base + m[j] - 1]
-                best = src_d
-            for bb in range(lo, e):
-                q0 = gstart[bb]
-                if q0 < gstart[bb + 1] and e - bb <= rj:
-                    d = sd[q0] + cost[base + e - bb - 1]
-                    if d < best:
-                        best = d
-            arg = -2
-            if best == np.inf or best != best:
-                arg = -2
-            elif src_d == best:
-                arg = -1
-            else:
-                arg = n
-                for bb in range(lo, e):
-                    q0, q1 = gstart[bb], gstart[bb + 1]
-                    if q0 < q1 and e - bb <= rj:
-                        wk = cost[base + e - bb - 1]
-                        if sd[q0] + wk == best:
-                            h0, h1 = q0 + 1, q1
-                            while h0 < h1:
-                                mid = (h0 + h1) // 2
-                                if sd[mid] + wk <= best:
-                                    h0 = mid + 1
-                                else:
-                                    h1 = mid
-                            if pmin[h0 - 1] < arg:
-                                arg = pmin[h0 - 1]
-            if best != dist[j]:
-                moved = True
-            dist[j] = best
-            pred[j] = arg
-            own[j] = False
-        if moved and g1 > g0:
-            grp = order[g0:g1]
-            srt = np.argsort(dist[grp], kind="mergesort")
-            low = n
-            for t in range(g1 - g0):
-                j = grp[srt[t]]
-                sd[g0 + t] = dist[j]
-                if j < low:
-                    low = j
-                pmin[g0 + t] = low
-        chg[b + 1] = chg[b] + (1 if moved else 0)
-    best = np.inf
-    end_at = -1
-    for p in range(gstart[L], gstart[L + 1]):
-        j = order[p]
-        v = dist[j] + 0.0
-        if v < best:
-            best = v
-            end_at = j
-    return best, end_at
+        if g0 == g1:
+            gmin[b] = np.inf
+            continue
+        if epoch == 1:
+            for p in range(g0, g1):
+                j = order[p]
+                dist[j] = _gca_exact(j, start, end, m, offset, gstart, cost, res, gmin)
+                fresh[j] = epoch
+                heap[p] = j
+            _heapify(heap, g0, g1, dist)
+        else:
+            while True:
+                top = heap[g0]
+                if fresh[top] == epoch:
+                    break
+                d = _gca_exact(top, start, end, m, offset, gstart, cost, res, gmin)
+                fresh[top] = epoch
+                if d != dist[top]:
+                    dist[top] = d
+                    _sift_down(heap, g0, g1, 0, dist)
+        gmin[b] = dist[heap[g0]]
+    if gstart[L] == gstart[L + 1] or not gmin[L] + 0.0 < np.inf:
+        return np.inf, 0
+    best = gmin[L] + 0.0
+    j = _lowest_tie(L, 0.0, best, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, epoch, n)
+    count = 0
+    while j >= 0:
+        path[count] = j
+        count += 1
+        dj = dist[j]  # exact: the sink and every predecessor were made exact by _lowest_tie
+        a, e, base, rj = start[j], end[j], offset[j], res[j]
+        if a == 1 and m[j] <= rj and 0.0 + cost[base + m[j] - 1] == dj:
+            break  # entered from the source (the reference tries the source edge first)
+        lo = a - 1 if a > 1 else 1
+        arg = n
+        for bb in range(lo, e):
+            if gstart[bb] < gstart[bb + 1] and e - bb <= rj:
+                wk = cost[base + e - bb - 1]
+                if gmin[bb] + wk == dj:  # some member of bb reaches dj (none can go below it)
+                    t = _lowest_tie(
+                        bb, wk, dj, start, end, m, offset, gstart, cost, res, dist, fresh, heap, gmin, stack, epoch, n
+                    )
+                    if t < arg:
+                        arg = t
+        j = arg if arg < n else -1
+    return best, count
 
 
 class CapacitatedChains:
     """Repeated cheapest chains while servers' residual slots fall (GCA, docs/model.md §14.2): entering j
-    with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only the
-    servers whose inputs changed since the last (``reserve`` marks the servers it touches)."""
+    with k blocks costs ``cost[slot(j, k)]`` while k ≤ residual[j]. Each ``next()`` recomputes only servers
+    that reach the top of their boundary's heap of lower bounds, or can tie on the chain (``_jk_incremental``)."""
 
     def __init__(self, bc: BlockChains, slot_cost, residual):
         self.bc = bc
         n, npos = len(bc.start), len(bc.order)
         self.cost = np.ascontiguousarray(slot_cost, dtype=np.float64)
         self.res = np.array(residual, dtype=np.int64)
-        self.own = np.ones(n, dtype=np.bool_)
-        self.dist, self.pred = np.full(n, np.inf), np.full(n, -2, dtype=np.int64)
-        self.sd, self.pmin = np.empty(npos), np.empty(npos, dtype=np.int64)
-        self._first = True
+        self.dist = np.full(n, np.inf)
+        self.fresh = np.zeros(n, dtype=np.int64)
+        self.heap = np.array(bc.order, dtype=np.int64)
+        self.gmin = np.full(bc.L + 2, np.inf)
+        self.stack = np.empty(max(npos, 1), dtype=np.int64)
+        self.path = np.empty(bc.L + 1, dtype=np.int64)
+        self._epoch = 0
 
     def next(self):
         """(cost, servers, blocks) of the cheapest chain on the usable edges, or (inf, [], [])."""
         bc = self.bc
-        best, end_at = _jk_incremental(
+        self._epoch += 1
+        best, count = _jk_incremental(
             bc.order,
             bc.start,
             bc.end,
@@ -447,31 +511,26 @@ class CapacitatedChains:
             bc.group_start,
             self.cost,
             self.res,
-            self.own,
             self.dist,
-            self.pred,
-            self.sd,
-            self.pmin,
-            self._first,
+            self.fresh,
+            self.heap,
+            self.gmin,
+            self.stack,
+            self.path,
+            self._epoch,
             bc.L,
             len(bc.start),
         )
-        self._first = False
-        if end_at < 0:
+        if count == 0:
             return float("inf"), [], []
-        servers, processed = [], []
-        j, pred, end = int(end_at), self.pred, bc.end
-        while j != SOURCE:
-            i = int(pred[j])
-            servers.append(j)
-            processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
-            j = i
-        return float(best), servers[::-1], processed[::-1]
+        servers = self.path[:count][::-1].tolist()
+        ends = bc.end[servers].tolist()
+        processed = [e - p for e, p in zip(ends, [0] + ends[:-1])]
+        return float(best), servers, processed
 
     def reserve(self, servers, blocks, times: int) -> None:
         for j, k in zip(servers, blocks):
             self.res[j] -= k * times
-            self.own[j] = True
 
 
 @njit
@@ -511,6 +570,123 @@ def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
     j, end = int(end_at), bc.end
     while j != SOURCE:
         i = int(pred[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return float(best), servers[::-1], processed[::-1]
+
+
+# ------------------------------------------------------------- pair weights through nodes (PETALS' router)
+
+
+@njit
+def _pair_kernel(
+    order, start, end, m, offset, gstart, node, hop_to, hop_src, own, fits, pen, sink, L, n
+):  # pragma: no cover - compiled
+    """``shortest_chain_reference`` on the full graph without its edges (docs/model.md §8.3). Edge i → j with k
+    blocks weighs ((hop_to[node_j, node_i] + own[slot(j, k)]) + pen[j]) (the source edge: hop_src[j] in place of
+    the pair term), ∞ where not fits[slot]; j's predecessors are the servers ending at a_j − 1 .. e_j − 1.
+
+    Each finished end-group is kept sorted by distance (``sd``, with its servers ``si`` and nodes ``sn``).
+    With h_j = min_v hop_to[node_j, v], no member at distance x can beat ``best`` once
+    fl(x + fl(fl(h_j + own) + pen_j)) > best (floating-point addition is monotone), and neither can any
+    later member, so each group is read only up to that point. Members are met by distance, not by index,
+    so the reference's tie rule (source edge, then the lowest predecessor index) is applied explicitly.
+    Returns (cost, sink server or −1, predecessor per server: −1 source, −2 none)."""
+    dist = np.full(n, np.inf)
+    via = np.full(n, -2, dtype=np.int64)
+    npos = len(order)
+    sd = np.empty(npos)
+    si = np.empty(npos, dtype=np.int64)
+    sn = np.empty(npos, dtype=np.int64)
+    nearest = np.empty(hop_to.shape[0])
+    for v in range(hop_to.shape[0]):
+        nearest[v] = hop_to[v].min() if hop_to.shape[1] > 0 else np.inf
+    for b in range(1, L + 1):
+        g0, g1 = gstart[b], gstart[b + 1]
+        for p in range(g0, g1):
+            j = order[p]
+            a, e, base, nj, pj = start[j], end[j], offset[j], node[j], pen[j]
+            row = hop_to[nj]
+            best = np.inf
+            arg = -2
+            if a == 1:
+                s = base + m[j] - 1
+                w = ((hop_src[j] + own[s]) + pj) if fits[s] else np.inf
+                d = 0.0 + w
+                if d < best:
+                    best = d
+                    arg = -1
+            lo = a - 1 if a > 1 else 1
+            for bb in range(lo, e):
+                q0, q1 = gstart[bb], gstart[bb + 1]
+                s = base + e - bb - 1
+                if q0 == q1 or not fits[s]:  # no server ends at bb, or weight ∞ (never below best; no ∞ ties)
+                    continue
+                own_s = own[s]
+                low = (nearest[nj] + own_s) + pj  # the least weight of an edge from this group
+                for q in range(q0, q1):
+                    x = sd[q]
+                    if x + low > best:
+                        break
+                    d = x + ((row[sn[q]] + own_s) + pj)
+                    i = si[q]
+                    if d < best:
+                        best = d
+                        arg = i
+                    elif d == best and arg >= 0 and i < arg:  # arg ≥ 0 only once best is finite
+                        arg = i
+            dist[j] = best
+            via[j] = arg
+        if g1 > g0:
+            grp = order[g0:g1]
+            srt = np.argsort(dist[grp], kind="mergesort")
+            for t in range(g1 - g0):
+                j = grp[srt[t]]
+                sd[g0 + t] = dist[j]
+                si[g0 + t] = j
+                sn[g0 + t] = node[j]
+    best = np.inf
+    end_at = -1
+    for p in range(gstart[L], gstart[L + 1]):
+        j = order[p]
+        v = dist[j] + sink[j]
+        if v < best:
+            best = v
+            end_at = j
+    return best, end_at, via
+
+
+def shortest_chain_pairs(bc: BlockChains, node, hop_ss, hop_src, own, fits, pen=None, sink_weight=None):
+    """``shortest_chain_reference`` on the full graph whose edge i → j with k blocks weighs
+    ((hop_ss[node[i], node[j]] + own[slot(j, k)]) + pen[j]) (source → j: hop_src[j] for the pair term), ∞ where
+    ``fits`` is false — PETALS' weights, whose server-to-server part depends on the servers' nodes
+    (docs/model.md §8.3) — in Σ_j (servers ending in j's window) steps and no memory per edge."""
+    n = len(bc.start)
+    zeros = np.zeros(n)
+    best, end_at, via = _pair_kernel(
+        bc.order,
+        bc.start,
+        bc.end,
+        bc.n_blocks,
+        bc.offset,
+        bc.group_start,
+        np.ascontiguousarray(node, dtype=np.int64),
+        np.ascontiguousarray(np.asarray(hop_ss, dtype=np.float64).T),  # row v: the hop into node v from each node
+        np.ascontiguousarray(hop_src, dtype=np.float64),
+        np.ascontiguousarray(own, dtype=np.float64),
+        np.ascontiguousarray(fits, dtype=np.bool_),
+        zeros if pen is None else np.ascontiguousarray(pen, dtype=np.float64),
+        zeros if sink_weight is None else np.ascontiguousarray(sink_weight, dtype=np.float64),
+        bc.L,
+        n,
+    )
+    if end_at < 0:
+        return float("inf"), [], []
+    servers, processed = [], []
+    j, end = int(end_at), bc.end
+    while j != SOURCE:
+        i = int(via[j])
         servers.append(j)
         processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
         j = i

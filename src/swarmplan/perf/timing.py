@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -58,6 +60,31 @@ def hop_service_ms(rtt_in, rtt, tau_in, tau, processed, output_tokens):
 def backoff_ms(raw_wait_ms: float, first_ms: float = 1000.0, max_ms: float = 60_000.0) -> float:
     """docs/model.md §3.4 — B(W): 0 if W ≤ 0, else the smallest cumulative sum of min(first·2^a, max)
     (1, 3, 7, 15, 31, 63, 123, 183, … s) that is ≥ W (PETALS-style retries, Sun et al. 2025 §9.4)."""
+    if raw_wait_ms <= 0:
+        return 0.0
+    total, step = 0.0, first_ms
+    while total < raw_wait_ms and step != max_ms:  # the steps before they reach the cap
+        total += step
+        step = min(step * 2, max_ms)
+    if total >= raw_wait_ms:
+        return total
+    if float(total).is_integer() and float(step).is_integer() and 0 < step < 2.0**52 and raw_wait_ms < 2.0**52:
+        # Equal steps of whole milliseconds add exactly below 2^53: jump to the first sum ≥ W at once
+        # (the loop would take W / 60 s steps, which grows without bound under overload).
+        n = max(math.ceil((raw_wait_ms - total) / step), 1)
+        while n > 1 and total + (n - 1) * step >= raw_wait_ms:
+            n -= 1
+        while total + n * step < raw_wait_ms:
+            n += 1
+        return total + n * step
+    while total < raw_wait_ms:
+        total += step
+        step = min(step * 2, max_ms)
+    return total
+
+
+def backoff_ms_reference(raw_wait_ms: float, first_ms: float = 1000.0, max_ms: float = 60_000.0) -> float:
+    """``backoff_ms`` by its definition: add the steps one by one."""
     if raw_wait_ms <= 0:
         return 0.0
     total, step = 0.0, first_ms

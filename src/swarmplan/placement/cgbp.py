@@ -9,7 +9,7 @@ from swarmplan.perf import memory
 from swarmplan.perf.concurrency import cgbp_bound_ms, cgbp_num_blocks
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
-from swarmplan.placement.windows import lexicographic_min_window, max_sum_window_touching
+from swarmplan.placement.windows import lexicographic_min_window, max_sum_window_touching, take_windows
 
 
 def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> Placement:
@@ -45,8 +45,17 @@ def cg_bp(pm: PerfModel, R: int, clamp: bool = True, method: str = "cg-bp") -> P
         T[w] -= (t0 - t_tilde[j]) * np.minimum(np.maximum(R - C[w], 0), cap[j])
         C[w] += cap[j]
         start[j] = s + 1
-        if K is None and (C >= R).all():
+        if (C >= R).all():
             K = i + 1
+            break
+    if K is not None:
+        # Every block has C ≥ R and C only grows, so step (a) never applies again and T (read only by step a)
+        # would only lose (t0 − t̃_j)·0: the other servers run step (b) on C alone (C's integers as floats).
+        Cf, rest = C.astype(float), np.array(order[K:], dtype=np.int64)
+        starts0 = np.zeros(N, dtype=np.int64)
+        take_windows(Cf, rest, m, cap.astype(float), starts0)
+        start[rest] = starts0[rest] + 1
+        C = Cf.astype(np.int64)
     if K is None:
         short = np.flatnonzero(C < R) + 1
         raise NoSolutionError(

@@ -8,7 +8,7 @@ import numpy as np
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.petals_rules import petals_num_blocks, petals_throughput
 from swarmplan.placement.types import MemoryModel, Placement, slots_for
-from swarmplan.placement.windows import lexicographic_min_window
+from swarmplan.placement.windows import lexicographic_min_window, take_windows
 
 EPS = 1e-3  # block_selection.py's eps
 
@@ -111,10 +111,7 @@ def petals_placement(
     thr = server_throughputs(pm, m)
     T = np.zeros(L)
     start0 = np.zeros(pm.n_servers, dtype=np.int64)
-    for j in join:
-        if m[j] > 0:
-            start0[j] = choose_best_blocks(T, m[j])
-            T[start0[j] : start0[j] + m[j]] += thr[j]
+    take_windows(T, join, m, thr, start0)  # in join order: choose_best_blocks(T, m_j), then T += thr_j there
     moves = 0
     if rebalance:
         for _ in range(max_rounds):

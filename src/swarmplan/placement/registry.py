@@ -104,7 +104,8 @@ def _gsa(ctx: PlanContext, _: NoOptions) -> Placement:
 def _petals_cgbp_order(ctx: PlanContext, _: NoOptions) -> Placement:
     """PETALS with CG-BP's join order (the paper's "Opt Order" baseline, BPRR §8.4)."""
     first = list(ctx.placement("cg-bp").order)
-    order = first + [j for j in range(ctx.pm.n_servers) if j not in set(first)]
+    taken = set(first)
+    order = first + [j for j in range(ctx.pm.n_servers) if j not in taken]
     return petals_placement(ctx.pm, order=order, method="opt-order")
 
 

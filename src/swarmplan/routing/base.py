@@ -11,6 +11,7 @@ from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import BlockChains, ChainGraph, block_chains, build_chain_graph, shortest_chain
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
+from swarmplan.routing.ready import ReadyTimes
 from swarmplan.routing.state import SlotState
 
 
@@ -37,6 +38,7 @@ class Router:
         self.placement = placement
         self.use_fast_path = use_fast_path
         self._static: dict[tuple, tuple[list[int], list[int], np.ndarray]] = {}
+        self._ready: dict[int, ReadyTimes] = {}  # per units: when each edge slot frees (slot_waits)
 
     @cached_property
     def graph(self) -> ChainGraph:
@@ -62,7 +64,20 @@ class Router:
         return np.asarray(self.placement.cache_slots)[self.blocks.slot_server]
 
     def slot_waits(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
-        """``edge_waits`` per (server, k) slot that is an edge: only servers short of slots are asked."""
+        """``edge_waits`` per (server, k) slot that is an edge. On a ``SlotBook`` the instants at which slots
+        free are kept per units and redone only for servers whose slots changed (docs/model.md §9.5); any
+        other state is asked afresh (``slot_waits_reference``)."""
+        if getattr(book, "changed_since", None) is None or not self.use_fast_path:
+            return self.slot_waits_reference(book, now, units)
+        cache = self._ready.get(units)
+        if cache is None:
+            if len(self._ready) >= 8:  # units vary per request only under max-length reservation (§17.3)
+                del self._ready[next(iter(self._ready))]
+            cache = self._ready[units] = ReadyTimes(self._edge_slots, self.blocks.n_slots, units)
+        return cache.waits(book, now)
+
+    def slot_waits_reference(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
+        """``slot_waits`` from scratch: only servers short of slots are asked."""
         waits = np.zeros(self.blocks.n_slots)
         free, wait = book.free, book.wait_ms
         for j, top, ks, slots in self._edge_slots:
@@ -121,7 +136,15 @@ class Router:
 
     def edge_waits(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
         """docs/model.md §9.3 — the wait each edge's server would impose for the edge's k slots (0 if free);
-        k × units under PETALS' max-length reservation (§17.3)."""
+        k × units under PETALS' max-length reservation (§17.3). An edge's wait is its slot's."""
+        return self.slot_waits(book, now, units)[self._edge_slot]
+
+    @cached_property
+    def _edge_slot(self) -> np.ndarray:
+        return self.blocks.edge_slots(self.graph)
+
+    def edge_waits_reference(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
+        """``edge_waits`` edge by edge, asking the state for every edge whose server is short."""
         g = self.graph
         cache: dict[tuple[int, int], float] = {}
         waits = np.zeros(g.n_edges)

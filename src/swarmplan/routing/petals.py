@@ -9,15 +9,27 @@ RTT(c,j)/2; plus a 10 s penalty into a server without cache room. Two cache test
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
-from swarmplan.perf.chains import SOURCE, shortest_chain
+from swarmplan.errors import SwarmplanError
+from swarmplan.perf.chains import SOURCE, shortest_chain_pairs
 from swarmplan.routing.base import Route, Router
 from swarmplan.routing.state import SlotState
 
 CacheTest = Literal["petals", "authors"]
+
+
+@dataclass(frozen=True)
+class PairWeights:
+    """A (client, units)'s static weights in the form ``shortest_chain_pairs`` reads (docs/model.md §8.3): the
+    source hop RTT(c,j)/2 + 18 ms per server and whether each (server, k) slot fits its cache."""
+
+    hop_src: np.ndarray
+    fits: np.ndarray
 
 
 class PetalsRouter(Router):
@@ -28,12 +40,14 @@ class PetalsRouter(Router):
         self.cache_test = cache_test
         t = pm.swarm.timing
         unknown = t.petals_unknown_rtt_ms
-        # One-way delay estimate: rtt/2, capped at 5 s as PETALS does; unknown RTTs cost PETALS' default.
-        self._half_ss = np.minimum(
-            np.where(np.isnan(pm.swarm.rtt_raw_server_ms), unknown, pm.swarm.rtt_raw_server_ms) / 2, 5000.0
-        )
+        # One-way delay estimate: rtt/2, capped at 5 s as PETALS does; unknown RTTs cost PETALS' default. Kept
+        # per node (servers at one node share it, docs/model.md §11.2): entry (i, j) is _half_node[node_i, node_j].
+        rtt = pm.swarm.rtt_raw_server_ms
+        self._node = rtt.node
+        self._half_node = np.minimum(np.where(np.isnan(rtt.node_ms), unknown, rtt.node_ms) / 2, 5000.0)
         self._half_cs = np.minimum(pm.rtt_raw_ms / 2, 5000.0)
         self._overhead = t.petals_overhead_ms
+        self._hop_node = self._half_node + self._overhead  # the hop part of an edge's weight, per node pair
         self.penalty_ms = t.petals_cache_penalty_ms
         self.span = placement.n_blocks.tolist()
         # Sessions a server admits under the authors' test (PETALS: ⌊B_cache/s_c⌋; Opt Num: ⌊(M − s_m m)/(s_c m)⌋).
@@ -53,15 +67,48 @@ class PetalsRouter(Router):
         self._excluded = np.zeros(n, dtype=bool)
         self._any_excluded = False  # kept with _excluded: the hot path reads a bool, not an array
         self._units_per_token = pm.slot_units(placement.memory_model, 1, 1) != 1  # §17.3 reservation by length
+        self._kept: list | None = None  # _route_kept's state: book token, units, changes seen, penalties, chains
         self._holders = [
             np.flatnonzero((placement.start <= b) & (placement.start + placement.n_blocks > b)) for b in range(1, pm.L + 1)
         ]
 
     def static_weights(self, client, l_in, l_out):
+        """Per edge of ``graph`` (the definition; routing itself never builds the edges, see ``static_route``)."""
         g = self.graph
-        src = g.src
-        hop = np.where(src == SOURCE, self._half_cs[client, g.dst], self._half_ss[np.maximum(src, 0), g.dst])
+        src, node = g.src, self._node
+        hop = np.where(src == SOURCE, self._half_cs[client, g.dst], self._half_node[node[np.maximum(src, 0)], node[g.dst]])
         return hop + self._overhead + self.pm.tau_ms[g.dst] * g.k
+
+    @cached_property
+    def _own(self) -> np.ndarray:
+        """τ_j k per (server, k) slot: the compute part of an edge's weight."""
+        return self.pm.tau_ms[self.blocks.slot_server] * self.blocks.slot_k
+
+    def static_route(self, client, l_in, l_out):
+        """The unpenalised optimum per (client, lengths) and its ``PairWeights``: ``Router.static_route`` on the
+        edge list gives the same chain (tested); here the edges are never built (docs/model.md §8.3)."""
+        key = (client, l_in, l_out)
+        hit = self._static.get(key)
+        if hit is None:
+            u = self.units(l_in, l_out)
+            base = PairWeights(self._half_cs[client] + self._overhead, self.blocks.slot_k * u <= self._cap_slot)
+            _, servers, processed = self.penalised_chain(client, base, None)
+            if not servers and u > 1:
+                raise SwarmplanError(
+                    "workload.petals_reserve",
+                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
+                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
+                )
+            if not servers:
+                raise RuntimeError("the placement has no feasible chain")
+            hit = self._static[key] = (servers, processed, base)
+        return hit
+
+    def penalised_chain(self, client, base: PairWeights, penalty):
+        """(cost, servers, blocks) of the cheapest chain with ``penalty[j]`` added to every edge into j (None: 0)."""
+        return shortest_chain_pairs(
+            self.blocks, self._node, self._hop_node, base.hop_src, self._own, base.fits, penalty, self.sink_weights(client)
+        )
 
     def sink_weights(self, client):
         return self._half_cs[client]
@@ -113,16 +160,48 @@ class PetalsRouter(Router):
             self._refresh_view(book, now)
         servers, processed, base = self.static_route(client, l_in, l_out)
         u = l_in + l_out if self._units_per_token else 1  # = self.units(l_in, l_out), inlined: once per arrival
+        if self.use_fast_path and self.view_period_ms is None and getattr(book, "changed_since", None) is not None:
+            servers, processed = self._route_kept(book, client, l_in, l_out, u, servers, processed, base)
+            return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
         excluded = self._any_excluded
         all_up = book.n_down == 0 or all(book.is_up(j) for j in servers)
         if excluded or not (self.use_fast_path and all_up and not any(self.lacks_cache(book, j, u) for j in servers)):
             # A down server is not in PETALS' view of the swarm (docs/model.md §16.1): no edge enters it.
-            penal = np.array(
-                [
-                    (self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
-                    for j in range(len(self.span))
-                ]
-            )
+            penal = self._penalties(book, u)
             penal[self._excluded] = np.inf
-            _, servers, processed = shortest_chain(self.graph, base + penal[self.graph.dst], self.sink_weights(client))
+            _, servers, processed = self.penalised_chain(client, base, penal)
         return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
+
+    def _penalties(self, book: SlotState, u: int) -> np.ndarray:
+        """Per server: ∞ if down, the cache penalty if it lacks room (§4.5), else 0."""
+        return np.array([self._penalty(book, j, u) for j in range(len(self.span))])
+
+    def _penalty(self, book: SlotState, j: int, u: int) -> float:
+        return (self.penalty_ms if self.lacks_cache(book, j, u) else 0.0) if book.is_up(j) else np.inf
+
+    def _route_kept(self, book, client, l_in, l_out, u, servers, processed, base):
+        """``route`` on a live view with kept penalties (docs/model.md §9.5): the per-server penalties are
+        redone only for servers whose slots changed, and the last chain of each (client, lengths) is reused
+        while no penalty changed — the same weights give the same chain."""
+        kept = self._kept
+        if kept is None or kept[0] != book.token or kept[1] != u:
+            pen = self._penalties(book, u)
+            kept = self._kept = [book.token, u, book.changes, pen, pen.tolist(), 0, {}]
+        elif kept[2] != book.changes:
+            changed = book.changed_since(kept[2])
+            _, _, _, pen, pen_list, _, _ = kept
+            for j in range(len(pen_list)) if changed is None else set(changed):
+                p = self._penalty(book, j, u)
+                if p != pen_list[j]:
+                    pen_list[j] = pen[j] = p
+                    kept[5] += 1  # the penalties' version
+            kept[2] = book.changes
+        pen_list = kept[4]
+        if all(pen_list[j] == 0.0 for j in servers):  # every chain server up with room: the static optimum
+            return servers, processed
+        key = (client, l_in, l_out)
+        hit = kept[6].get(key)
+        if hit is None or hit[0] != kept[5]:
+            _, chain, blocks = self.penalised_chain(client, base, kept[3])
+            hit = kept[6][key] = (kept[5], chain, blocks)
+        return hit[1], hit[2]

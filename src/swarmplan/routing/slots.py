@@ -5,17 +5,25 @@ simulator releases them (or earlier, when a failure cancels them: docs/model.md 
 at server j is the time until enough of the current bookings complete (earliest completion first). A
 server's capacity can change (0 while it is down); implements ``routing.state.SlotState``.
 
-Waits are read far more often than bookings change (a router asks for every (server, k) of its graph), so
-each server keeps its wait curve — cumulative slots released by its bookings in completion order — built on
-the first query after a change, and a query is a binary search on it (``wait_ms_reference`` is the scan).
+Under overload a server's bookings run into the hundreds (waiting requests book too) and every routing call
+asks about many (server, k), so each server keeps its bookings' completions and slot counts as two lists in
+completion order, and its wait curve (their running total of slots, built by ``itertools.accumulate`` on the
+first query after a change); a query is a binary search on it (``wait_ms_reference`` is the booking scan,
+the definition).
+
+Every change to a server's slots (booking, release, failure, return) is counted in ``changes`` and logged, so
+a router can keep what it derived from the state and redo only the servers that changed since it last looked
+(``changed_since``; docs/model.md §9.5); ``token`` tells two books apart.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from itertools import accumulate
+from bisect import bisect_left
+from itertools import accumulate, count
 
 import numpy as np
+
+_TOKENS = count()
 
 
 class SlotBook:
@@ -28,8 +36,17 @@ class SlotBook:
         self.up = [True] * n
         self.n_down = 0
         self.by_server: list[list[tuple[float, int, int]]] = [[] for _ in range(n)]  # sorted (completion, req, k)
+        self._done: list[list[float]] = [[] for _ in range(n)]  # per server: completions, as in by_server
+        self._held: list[list[int]] = [[] for _ in range(n)]  # per server: slots of each booking, as in by_server
+        # per server: running total of _held plus _shift[j] (None: stale); releasing the earliest booking adds
+        # its slots to the shift and booking the latest appends, so the curve rarely needs rebuilding
+        self._curve: list[list[int] | None] = [None] * n
+        self._shift = [0] * n
         self._chains: dict[int, tuple[float, list[int], list[int]]] = {}
-        self._curve: list[tuple[list[int], list[float]] | None] = [None] * n  # per server: (cumulative held, completions)
+        self.changes = 0  # how many server changes so far (docs/model.md §9.5)
+        self._log: list[int] = []  # the servers of the latest changes, the last is change number ``changes``
+        self._log_cap = 4 * n + 256
+        self.token = next(_TOKENS)  # tells books apart for routers' caches
 
     @property
     def active_requests(self) -> int:
@@ -42,8 +59,22 @@ class SlotBook:
         for j, k in zip(servers, ks):
             self.used[j] += k
             self.sessions[j] += 1
-            insort(self.by_server[j], (completion, r, k))
-            self._curve[j] = None
+            entry = (completion, r, k)
+            lst = self.by_server[j]
+            at = len(lst) if not lst or lst[-1] < entry else bisect_left(lst, entry)
+            curve = self._curve[j]
+            if at == len(lst):
+                lst.append(entry)
+                self._done[j].append(completion)
+                self._held[j].append(k)
+                if curve is not None:
+                    curve.append((curve[-1] if curve else self._shift[j]) + k)
+            else:
+                lst.insert(at, entry)
+                self._done[j].insert(at, completion)
+                self._held[j].insert(at, k)
+                self._curve[j] = None
+        self._noted(servers)
         self._chains[r] = (completion, servers, ks)
 
     def release(self, r: int) -> None:
@@ -52,12 +83,30 @@ class SlotBook:
         for j, k in zip(servers, ks):
             self.used[j] -= k
             self.sessions[j] -= 1
-            self._curve[j] = None
             lst = self.by_server[j]
-            if lst[0][1] == r:  # the common case: the earliest booking completes first
-                lst.pop(0)
+            at = 0 if lst[0][1] == r else bisect_left(lst, (completion, r, k))  # usually the earliest completes
+            del lst[at], self._done[j][at], self._held[j][at]
+            curve = self._curve[j]
+            if at == 0 and curve is not None:
+                del curve[0]
+                self._shift[j] += k
             else:
-                del lst[bisect_left(lst, (completion, r, k))]
+                self._curve[j] = None
+        self._noted(servers)
+
+    def _noted(self, servers) -> None:
+        self._log.extend(servers)
+        self.changes += len(servers)
+        if len(self._log) > self._log_cap:
+            del self._log[: len(self._log) // 2]
+
+    def changed_since(self, mark: int) -> list[int] | None:
+        """Servers whose slots changed (booking, release, failure, return) since ``changes`` was ``mark``, with
+        repeats; None when the log no longer reaches back that far (then every server may have changed)."""
+        back = self.changes - mark
+        if back > len(self._log):
+            return None
+        return self._log[len(self._log) - back :] if back else []
 
     def holders(self, j: int) -> list[int]:
         """Requests holding slots on server j, earliest completion first."""
@@ -70,6 +119,7 @@ class SlotBook:
         if self.up[j]:
             self.up[j], self.capacity[j] = False, 0
             self.n_down += 1
+        self._changed(j)
 
     def set_up(self, j: int, capacity: int | None = None) -> None:
         """Server j is back with its nominal capacity (or a new one, if it re-chose its blocks)."""
@@ -79,12 +129,24 @@ class SlotBook:
             self.up[j] = True
             self.n_down -= 1
         self.capacity[j] = self.nominal[j]
+        self._changed(j)
+
+    def _changed(self, j: int) -> None:
+        self._curve[j] = None
+        self._noted((j,))
 
     def is_up(self, j: int) -> bool:
         return self.up[j]
 
     def free(self, j: int) -> int:
         return self.capacity[j] - self.used[j]
+
+    def _curve_of(self, j: int) -> list[int]:
+        curve = self._curve[j]
+        if curve is None:
+            curve = self._curve[j] = list(accumulate(self._held[j]))
+            self._shift[j] = 0
+        return curve
 
     def wait_ms(self, j: int, k: int, now: float) -> float:
         """docs/model.md §9.3 — time until k slots are free at j; inf if j has fewer than k slots at all."""
@@ -93,12 +155,20 @@ class SlotBook:
             return 0.0
         if k > self.capacity[j]:
             return float("inf")
-        curve = self._curve[j]
-        if curve is None:
-            bookings = self.by_server[j]
-            curve = self._curve[j] = (list(accumulate(b[2] for b in bookings)), [b[0] for b in bookings])
-        at = bisect_left(curve[0], k - free)  # the first booking whose completion frees enough slots
-        return curve[1][at] - now if at < len(curve[1]) else float("inf")
+        done = self._done[j]
+        at = bisect_left(self._curve_of(j), k - free + self._shift[j])  # the first booking freeing enough slots
+        return done[at] - now if at < len(done) else float("inf")
+
+    def ready_ms_many(self, j: int, ks: list[int]) -> list[float]:
+        """For each k of ``ks`` the instant k slots are free at j, when j is short of them now (docs/model.md
+        §9.3: ``wait_ms(j, k, now)`` = that instant − now); inf if never."""
+        free = self.capacity[j] - self.used[j]
+        cap = self.capacity[j]
+        curve, done = self._curve_of(j), self._done[j]
+        free -= self._shift[j]
+        n = len(done)
+        inf = float("inf")
+        return [inf if k > cap or (at := bisect_left(curve, k - free)) >= n else done[at] for k in ks]
 
     def wait_ms_reference(self, j: int, k: int, now: float) -> float:
         """The definition of ``wait_ms``: scan the bookings, earliest completion first."""

@@ -11,6 +11,8 @@ give the same weights per edge, which the tests route on with the edge-list defi
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
@@ -58,5 +60,14 @@ class WsRrRouter(Router):
         u = self.units(l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers), u)
-        _, servers, processed = shortest_chain_jk(self.blocks, base + self.slot_waits(book, now, u))
-        return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
+        waits = self.slot_waits(book, now, u)
+        _, servers, processed = shortest_chain_jk(self.blocks, base + waits)
+        if not self.use_fast_path:
+            return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
+        # A chain's (server, k) are edge slots, whose waits are those just computed (docs/model.md §9.5).
+        offset = self._offset
+        return Route(servers, processed, [float(waits[offset[j] + k - 1]) for j, k in zip(servers, processed)], u)
+
+    @cached_property
+    def _offset(self) -> list[int]:
+        return self.blocks.offset.tolist()

@@ -20,6 +20,7 @@ from swarmplan.scenario.network import (
     network_from_matrix,
 )
 from swarmplan.scenario.presets import GPU_PRESETS, MODEL_PRESETS
+from swarmplan.scenario.server_rtt import ServerRtt
 from swarmplan.scenario.swarm import ModelParams, Swarm
 from swarmplan.scenario.workload import load_trace, nominal_lengths
 
@@ -118,9 +119,10 @@ def _largest_remainder(count: int, fractions: dict[str, float]) -> dict[str, int
     return floor
 
 
-def _server_rtts(servers, client_nodes, network) -> tuple[np.ndarray, np.ndarray]:
-    """(clients × servers) and (servers × servers) raw RTTs: explicit values as given, else the nodes' RTTs
-    (servers sharing a node get that node's row); server pairs without nodes are NaN, the diagonal 0."""
+def _server_rtts(servers, client_nodes, network) -> tuple[np.ndarray, ServerRtt]:
+    """(clients × servers) raw RTTs and the server-to-server RTTs kept per node (docs/model.md §11.2): explicit
+    values as given, else the nodes' RTTs (servers sharing a node share its row and are 0 apart); a server
+    without a node gets a row of its own, unknown (NaN) to every other server."""
     n, c = len(servers), len(client_nodes)
     node = np.array([-1 if s[2] is None else s[2] for s in servers], dtype=np.int64)
     on_node = node >= 0
@@ -136,15 +138,17 @@ def _server_rtts(servers, client_nodes, network) -> tuple[np.ndarray, np.ndarray
                 )
         cnodes = np.array(client_nodes, dtype=np.int64)
         rtt_c[:, on_node] = network.rtt_raw_ms[np.ix_(cnodes, node[on_node])]
-    if on_node.all():
-        rtt_s = network.rtt_raw_ms[np.ix_(node, node)]
-    else:
-        rtt_s = np.full((n, n), np.nan)
-        at = np.flatnonzero(on_node)
-        if len(at):
-            rtt_s[np.ix_(at, at)] = network.rtt_raw_ms[np.ix_(node[at], node[at])]
-    np.fill_diagonal(rtt_s, 0.0)
-    return rtt_c, rtt_s
+    # Rows: the nodes servers sit on (each once), then one row per server without a node.
+    used = np.unique(node[on_node])
+    off = np.flatnonzero(~on_node)
+    row = np.empty(n, dtype=np.int64)
+    row[on_node] = np.searchsorted(used, node[on_node])
+    row[off] = len(used) + np.arange(len(off))
+    node_ms = np.full((len(used) + len(off), len(used) + len(off)), np.nan)
+    if len(used):
+        node_ms[: len(used), : len(used)] = network.rtt_raw_ms[np.ix_(used, used)]
+    np.fill_diagonal(node_ms, 0.0)
+    return rtt_c, ServerRtt(row, node_ms)
 
 
 def _distinct(names, field: str, what: str) -> None:
@@ -318,7 +322,7 @@ def _join_order(order: list[str] | None, names: tuple[str, ...]) -> tuple[int, .
     return tuple(names.index(n) for n in order)
 
 
-def _emulate(scenario: Scenario, rtt_c: np.ndarray, rtt_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _emulate(scenario: Scenario, rtt_c: np.ndarray, rtt_s: ServerRtt) -> tuple[np.ndarray, ServerRtt]:
     """docs/model.md §17.1 — with ``network.netem`` the RTTs become those of the testbed's netem star."""
     netem = scenario.network.netem
     if netem is None:
@@ -332,7 +336,7 @@ def _emulate(scenario: Scenario, rtt_c: np.ndarray, rtt_s: np.ndarray) -> tuple[
     link = netem_link_ms(rtt_c[0], netem.overhead_ms)
     return (
         netem_client_rtt_ms(rtt_c, netem.overhead_ms, netem.delayed_directions),
-        netem_server_rtt_ms(link, netem.delayed_directions),
+        ServerRtt.dense(netem_server_rtt_ms(link, netem.delayed_directions)),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmplan.scenario.models import TimingSpec
+from swarmplan.scenario.server_rtt import ServerRtt
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Swarm:
     client_names: tuple[str, ...]
     client_locations: tuple[str, ...]
     rtt_raw_client_ms: np.ndarray  # (clients, servers)
-    rtt_raw_server_ms: np.ndarray  # (servers, servers); NaN where unknown
+    rtt_raw_server_ms: ServerRtt  # servers × servers, kept per node (§11.2); NaN where unknown. A matrix is converted
     timing: TimingSpec
     input_tokens: int  # the workload's nominal l_in (mean for traces), used by placement
     output_tokens: int  # nominal l_out
@@ -63,6 +64,10 @@ class Swarm:
     # docs/model.md §17 — fidelity knobs, off by default.
     link_bandwidth_mbps: np.ndarray | None = None  # (clients, servers); inf: transfers not modelled
     petals_reserve: str = "cache_tokens"  # or "max_length": PETALS sessions reserve l_in + l_out tokens
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rtt_raw_server_ms, ServerRtt):  # a plain (servers × servers) matrix
+            object.__setattr__(self, "rtt_raw_server_ms", ServerRtt.dense(self.rtt_raw_server_ms))
 
     @property
     def n_servers(self) -> int:
@@ -75,8 +80,7 @@ class Swarm:
     @property
     def unknown_server_rtt_pairs(self) -> int:
         """Server pairs with no RTT (servers listed with ``rtt_ms`` to the clients only)."""
-        off = ~np.eye(self.n_servers, dtype=bool)
-        return int(np.isnan(self.rtt_raw_server_ms[off]).sum() // 2)
+        return self.rtt_raw_server_ms.unknown_pairs()
 
     def assumptions(self) -> list[dict]:
         """Values the scenario did not state that some method fills in; every output lists them."""

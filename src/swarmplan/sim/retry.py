@@ -54,20 +54,25 @@ class Retrying(SlotBookHandler):
     def attempt(self, r: int, now: float) -> None:
         rec, book = self.rec, self.book
         route = self.router.route(book, now, rec.client[r], rec.input_tokens[r], rec.output_tokens[r])
-        if not route.servers:
+        servers = route.servers
+        if not servers:
             self.stall(r)
             return
         # Route.need: slots per server, k × the request's units under PETALS' max-length reservation (§17.3).
-        failed = next((j for j, k in zip(route.servers, route.need) if book.free(j) < k), None)
+        need, free, failed = route.need, book.free, None
+        for j, k in zip(servers, need):
+            if free(j) < k:
+                failed = j
+                break
         report = getattr(self.router, "attempt_result", None)  # PETALS' bans (docs/model.md §17.5)
         if report is not None:
-            report(now, route.servers, failed)
+            report(now, servers, failed)
         if failed is None:
             if r in rec.cut_since:
-                completion = rec.resume(r, now, route.servers, route.processed, 0.0)
+                completion = rec.resume(r, now, servers, route.processed, 0.0)
             else:
-                completion = rec.serve(r, route.servers, route.processed, now - rec.arrival[r])
-            book.book(r, completion, route.servers, route.need)
+                completion = rec.serve(r, servers, route.processed, now - rec.arrival[r])
+            book.book(r, completion, servers, need)
             self.schedule_completion(r, completion)
         else:
             self.attempts[r] += 1
