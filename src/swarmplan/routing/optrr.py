@@ -25,10 +25,11 @@ from swarmplan.routing.wsrr import WsRrRouter
 
 @njit
 def _opt_rr_kernel(
-    order, start, end, m, offset, gstart, hold_start, holders, slot_server, slot_k, slot_edge, base, waits, L, n
+    order, start, end, m, offset, gstart, hold_start, holders, slot_server, slot_k, slot_edge, base, short, ready, now, L, n
 ):  # pragma: no cover - compiled
     """min over the distinct waits w of candidate slots (edges with finite base and wait), ascending, of
-    SP(slots with wait ≤ w) + w; the first strict minimum. Returns (total, sink server or −1, predecessors).
+    SP(slots with wait ≤ w) + w; the first strict minimum. Returns (total, sink server or −1, predecessors,
+    waits). The waits are ready − now where short, else 0 (``routing.ready.ReadyTimes``), formed here.
 
     Slots join in order of their wait and only lower distances, so SP_w follows from the last one by
     lowering what they reach: a server's distance, then its end boundary's least distance D_b, then the
@@ -38,6 +39,7 @@ def _opt_rr_kernel(
     v + w ≥ the best total so far can lead to no strictly better total, now or at a later (larger) w: it is
     not spread, and the loop stops once w alone reaches the best total."""
     ns = len(base)
+    waits = np.where(short, ready - now, 0.0)
     cand = np.empty(ns, dtype=np.int64)
     nc = 0
     nonneg = True
@@ -48,7 +50,7 @@ def _opt_rr_kernel(
             if base[s] < 0:
                 nonneg = False
     if nc == 0:
-        return np.inf, -1, np.full(n, -2, dtype=np.int64)
+        return np.inf, -1, np.full(n, -2, dtype=np.int64), waits
     cand = cand[:nc]
     w = np.full(ns, np.inf)
     by_wait = cand[np.argsort(waits[cand])]  # the order inside a group of equal waits does not matter
@@ -97,11 +99,11 @@ def _opt_rr_kernel(
             best = cost + cw
             best_w = cw
     if best == np.inf:
-        return np.inf, -1, np.full(n, -2, dtype=np.int64)
+        return np.inf, -1, np.full(n, -2, dtype=np.int64), waits
     for s in cand:
         w[s] = base[s] if waits[s] <= best_w else np.inf
     end_at, pred = _chain_at(order, start, end, offset, gstart, w, L, n)
-    return best, end_at, pred
+    return best, end_at, pred, waits
 
 
 @njit
@@ -169,11 +171,19 @@ def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits, holders=None):
     """``perf.chains.opt_rr_chain``'s answer (total, servers, blocks), or (inf, [], []), lowering distances
     as slots join instead of a pass per wait (docs/model.md §13.4.1). ``holders``: ``block_holders(bc)``,
     kept by the caller. Weights and waits must not be NaN."""
+    waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
+    best, servers, processed, _ = opt_rr_chain_ready(bc, slot_base, np.ones(len(waits), dtype=np.bool_), waits, 0.0, holders)
+    return best, servers, processed
+
+
+def opt_rr_chain_ready(bc: BlockChains, slot_base, short, ready, now: float, holders=None):
+    """``opt_rr_chain_fast`` with the waits given as a router keeps them (``routing.ready.ReadyTimes``):
+    ready − now where short, else 0 (x − 0.0 = x, so ``opt_rr_chain_fast`` passes waits as ready, now 0).
+    Returns (total, servers, blocks, waits per slot)."""
     hold_start, who = block_holders(bc) if holders is None else holders
     base = np.ascontiguousarray(slot_base, dtype=np.float64)
-    waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
     n = len(bc.start)
-    best, end_at, pred = _opt_rr_kernel(
+    best, end_at, pred, waits = _opt_rr_kernel(
         bc.order,
         bc.start,
         bc.end,
@@ -186,12 +196,14 @@ def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits, holders=None):
         bc.slot_k,
         bc.slot_edge,
         base,
-        waits,
+        short,
+        ready,
+        float(now),
         bc.L,
         n,
     )
     if end_at < 0:
-        return float("inf"), [], []
+        return float("inf"), [], [], waits
     servers, processed = [], []
     j, end = int(end_at), bc.end
     while j != SOURCE:
@@ -199,7 +211,7 @@ def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits, holders=None):
         servers.append(j)
         processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
         j = i
-    return float(best), servers[::-1], processed[::-1]
+    return float(best), servers[::-1], processed[::-1], waits
 
 
 class OptRrRouter(WsRrRouter):
@@ -217,11 +229,16 @@ class OptRrRouter(WsRrRouter):
         u = self.units(l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers), u)
-        waits = self.slot_waits(book, now, u)
         if not self.use_fast_path:
-            _, servers, processed = opt_rr_chain(self.blocks, base, waits)
+            _, servers, processed = opt_rr_chain(self.blocks, base, self.slot_waits(book, now, u))
             return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
-        _, servers, processed = opt_rr_chain_fast(self.blocks, base, waits, self._holders)
+        kept = self.ready_times(book, u)
+        if kept is None:
+            waits = self.slot_waits(book, now, u)
+            _, servers, processed = opt_rr_chain_fast(self.blocks, base, waits, self._holders)
+        else:
+            short, ready = kept.refresh(book)
+            _, servers, processed, waits = opt_rr_chain_ready(self.blocks, base, short, ready, now, self._holders)
         # A chain's (server, k) are edge slots, whose waits are those just computed (docs/model.md §9.5).
         offset = self._offset
         return Route(servers, processed, [float(waits[offset[j] + k - 1]) for j, k in zip(servers, processed)], u)

@@ -42,6 +42,11 @@ class SlotBook:
         # its slots to the shift and booking the latest appends, so the curve rarely needs rebuilding
         self._curve: list[list[int] | None] = [None] * n
         self._shift = [0] * n
+        # the same completions and slot counts as arrays, row j holding server j's first _count[j] bookings,
+        # for compiled readers (routing/ready.py); rows widen by doubling
+        self._count = [0] * n
+        self.done_rows = np.zeros((n, 8))
+        self.held_rows = np.zeros((n, 8), dtype=np.int64)
         self._chains: dict[int, tuple[float, list[int], list[int]]] = {}
         self.changes = 0  # how many server changes so far (docs/model.md §9.5)
         self._log: list[int] = []  # the servers of the latest changes, the last is change number ``changes``
@@ -63,6 +68,9 @@ class SlotBook:
             lst = self.by_server[j]
             at = len(lst) if not lst or lst[-1] < entry else bisect_left(lst, entry)
             curve = self._curve[j]
+            c = self._count[j]
+            if c == self.done_rows.shape[1]:
+                self._widen()
             if at == len(lst):
                 lst.append(entry)
                 self._done[j].append(completion)
@@ -74,6 +82,12 @@ class SlotBook:
                 self._done[j].insert(at, completion)
                 self._held[j].insert(at, k)
                 self._curve[j] = None
+                done, held = self.done_rows[j], self.held_rows[j]
+                done[at + 1 : c + 1] = done[at:c]  # numpy copies overlapping slices correctly
+                held[at + 1 : c + 1] = held[at:c]
+            self.done_rows[j, at] = completion
+            self.held_rows[j, at] = k
+            self._count[j] = c + 1
         self._noted(servers)
         self._chains[r] = (completion, servers, ks)
 
@@ -86,6 +100,11 @@ class SlotBook:
             lst = self.by_server[j]
             at = 0 if lst[0][1] == r else bisect_left(lst, (completion, r, k))  # usually the earliest completes
             del lst[at], self._done[j][at], self._held[j][at]
+            c = self._count[j] - 1
+            done, held = self.done_rows[j], self.held_rows[j]
+            done[at:c] = done[at + 1 : c + 1]
+            held[at:c] = held[at + 1 : c + 1]
+            self._count[j] = c
             curve = self._curve[j]
             if at == 0 and curve is not None:
                 del curve[0]
@@ -93,6 +112,16 @@ class SlotBook:
             else:
                 self._curve[j] = None
         self._noted(servers)
+
+    def _widen(self) -> None:
+        n, width = self.done_rows.shape
+        done, held = np.zeros((n, 2 * width)), np.zeros((n, 2 * width), dtype=np.int64)
+        done[:, :width], held[:, :width] = self.done_rows, self.held_rows
+        self.done_rows, self.held_rows = done, held
+
+    def counts(self) -> list[int]:
+        """Bookings per server: row j of ``done_rows``/``held_rows`` holds ``counts()[j]`` of them."""
+        return self._count
 
     def _noted(self, servers) -> None:
         self._log.extend(servers)
