@@ -11,6 +11,7 @@ from test_overload_paths import PlainView, churn_step
 from swarmplan.perf.chains import block_chains, opt_rr_chain
 from swarmplan.placement.petals import petals_placement
 from swarmplan.routing.optrr import opt_rr_chain_ready
+from swarmplan.routing.parallax import ParallaxRouter
 from swarmplan.routing.ready import ReadyTimes
 from swarmplan.routing.slots import SlotBook
 from swarmplan.routing.wsrr import WsRrRouter
@@ -83,3 +84,40 @@ def test_opt_rr_on_kept_instants_equals_a_pass_per_wait(seed):
         assert chain_waits == waits[bc.slots(servers, blocks)].tolist()
         seen_chain += bool(servers)
     assert seen_chain >= 5  # some states have chains
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_parallax_least_largest_wait_equals_trying_each_wait(seed):
+    """Requests routed and booked as the simulator does (completions after their waits), some released,
+    servers failing and returning; the fast router against the one that tries each wait in turn."""
+    rng = np.random.default_rng(seed)
+    pl = petals_placement(PM, rng=rng)
+    pl = type(pl)(pl.method, pl.start, pl.n_blocks, 2 * pl.n_blocks, pl.memory_model)  # two full requests each
+    fast, slow = ParallaxRouter(PM, pl), ParallaxRouter(PM, pl, use_fast_path=False)
+    book = SlotBook(pl.cache_slots)
+    now, waited, failed = 0.0, 0, 0
+    for r in range(300):
+        now += float(rng.exponential(20.0))
+        x = rng.random()
+        if x < 0.3 and book.active_requests:
+            book.release(int(rng.choice(list(book._chains))))
+        elif x < 0.34:
+            j = int(rng.integers(PM.n_servers))
+            if book.is_up(j):
+                for q in book.holders(j):
+                    book.release(q)
+                book.set_down(j)
+        elif x < 0.5 and book.n_down:  # down servers return soon
+            book.set_up(int(rng.choice([j for j in range(PM.n_servers) if not book.is_up(j)])))
+        client = int(rng.integers(PM.swarm.n_clients))
+        try:
+            want = slow.route(book, now, client, 10, 90)
+        except RuntimeError:
+            with pytest.raises(RuntimeError):
+                fast.route(book, now, client, 10, 90)
+            failed += 1
+            continue
+        assert fast.route(book, now, client, 10, 90) == want
+        waited += any(w > 0 for w in want.waits_ms)
+        book.book(r, now + max(want.waits_ms) + float(rng.choice([100.0, rng.exponential(300.0)])), want.servers, want.processed)
+    assert waited > 200 and failed < 50  # most routes waited for their chain
