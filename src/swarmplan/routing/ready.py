@@ -7,7 +7,7 @@ arrival books a handful of servers and a completion releases a handful, while a 
 slot of every server.
 
 With numba, the servers to redo go to one compiled call (``_redo``) that walks each server's bookings (the
-book's ``done_rows``/``held_rows``) once for all its slots, needs ascending; without it, the book's wait
+book's ``rows``) once for all its slots, needs ascending; without it, the book's wait
 curve is searched per slot (``SlotBook.ready_ms_many``). Both give the same instants (tests compare them).
 """
 
@@ -76,7 +76,7 @@ class ReadyTimes:
     def refresh(self, book) -> tuple[np.ndarray, np.ndarray]:
         """Bring ``short``/``ready`` up to date with the book (only the servers changed since) and return them."""
         if book.changes != self.mark or book.token != self.token:
-            if self.compiled and getattr(book, "done_rows", None) is not None:
+            if self.compiled and getattr(book, "rows", None) is not None:
                 self._redo_compiled(book)
             else:
                 self._redo_python(book)
@@ -89,13 +89,14 @@ class ReadyTimes:
             self.token = book.token
             self.state = {}
             changed = self.servers
-        pos, cap, used, count = self.pos, book.capacity, book.used, book.counts()
+        pos, cap, used, count = self.pos, book.capacity, book.used, book.n_bookings
         todo = []
         for j in set(changed):
             p = pos.get(j)
             if p is not None:
-                todo += (p, j, cap[j] - used[j], cap[j], count[j])
+                todo += (p, j, cap[j] - used[j], cap[j], count(j))
         if todo:
+            done_rows, held_rows = book.rows()
             _redo(
                 np.array(todo, dtype=np.int64),
                 self.first,
@@ -103,8 +104,8 @@ class ReadyTimes:
                 self.slots,
                 self.short,
                 self.ready,
-                book.done_rows,
-                book.held_rows,
+                done_rows,
+                held_rows,
             )
 
     def _redo_python(self, book) -> None:
