@@ -1,12 +1,16 @@
 """Capacity under a latency SLO: every method's highest Poisson rate, the provable upper bound, the ratios.
 
 Usage: python benchmarks/capacity.py [--scenarios paper-abvt ...] [--slos "per_token<=1.2x" "p95<=1.5x"]
-                                     [--methods ...] [--runs 1] [--tol 0.03] [--json out.json]
+                                     [--methods ...] [--runs 1] [--tol 0.03] [--bins 6] [--json out.json]
 Per scenario and SLO it prints one row per method: capacity (mean over runs of the highest rate that held)
 with its 95 % interval, the fraction of the bound and of gbp-cr, and what the method looked like just below
 and just above its capacity — mean wait, mean service, slot utilisation — which says where it loses
-capacity (waiting for memory, slow chains, or the SLO broken even alone). Runs are modest by default: a
-capacity search simulates each method ~7–11 times with requests growing with the rate.
+capacity (waiting for memory, slow chains, or the SLO broken even alone). "fluid" is the fluid rate of the
+method's placement built at its capacity (docs/capacity.md §6): bound − fluid is what the placement gives up,
+fluid − capacity what waiting and dispatch give up. A capacity search simulates each method ~7–11 times with
+requests growing with the rate. Measured: the five default scenarios × two SLOs × six methods took 23.5 min
+wall on 2 shared cores (paper-gtsce at p95 7.5 min, mostly PETALS); `--bins 12` on the traces adds ~1 min per
+bound (docs/capacity.md §2.3, §7).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=0.03)
+    ap.add_argument("--bins", type=int, default=6, help="length classes per axis for the bound (traces; finer = tighter, slower)")
     ap.add_argument("--json", default=None, help="also write every result here")
     args = ap.parse_args()
     docs = []
@@ -54,7 +59,15 @@ def main() -> None:
         sc, base = load_scenario(name)
         for text in args.slos:
             t0 = time.time()
-            res = capacity(sc, args.methods, parse_slo(text), args.runs, args.seed, SearchOptions(rel_tol=args.tol), base)
+            res = capacity(
+                sc,
+                args.methods,
+                parse_slo(text),
+                args.runs,
+                args.seed,
+                SearchOptions(rel_tol=args.tol, length_bins=args.bins),
+                base,
+            )
             ub, (ub_lo, ub_hi) = res.bound()
             gbp = res.capacity("gbp-cr")[0] if "gbp-cr" in res.methods else float("nan")
             certified = all(b["certified"] for b in res.bounds)
@@ -65,13 +78,19 @@ def main() -> None:
                 + f" (LP value {fmt(lp)}{', certified' if certified else ''}); {args.runs} run(s), "
                 f"{time.time() - t0:.0f} s"
             )
-            print(f"{'method':10} {'capacity':>9} {'95 % interval':>18} {'/bound':>7} {'/gbp-cr':>8}  where it loses capacity")
+            print(
+                f"{'method':10} {'capacity':>9} {'95 % interval':>18} {'/bound':>7} {'/gbp-cr':>8} {'fluid':>7}  "
+                "where it loses capacity"
+            )
             for m in res.methods:
                 cap, (lo, hi) = res.capacity(m)
                 rel = cap / gbp if gbp > 0 else float("nan")
+                fluid = [s.fluid_per_s for s in res.searches[m] if s.fluid_per_s is not None]
+                fl = fmt(sum(fluid) / len(fluid)) if fluid else "—"
+                design = res.searches[m][0].design
                 print(
                     f"{m:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {res.ratio(m):>7.1%} "
-                    f"{rel:>8.2f}  {loss(res.searches[m][0])}"
+                    f"{rel:>8.2f} {fl:>7}  {loss(res.searches[m][0])}" + (f"; design: {design}" if design else "")
                 )
             docs.append(res.to_json())
     if args.json:

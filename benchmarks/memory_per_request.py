@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/memory_per_request.py [--requests 20000] [--method cg-bprr]
 Measures with tracemalloc the peak of one `compare` run of one method with per-request rows kept (as
-`compare --out` and `simulate` do), for N and 2N requests; the slope is the cost of one request.
+`simulate` does for its table; `compare --out` streams them instead: docs/research.md §8), for N and 2N
+requests; the slope is the cost of one request.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Scale benchmark (issue 15): servers, overload throughput, placement time and peak memory.
 
 Usage: python benchmarks/scale.py [--servers 100 1000 10000] [--overload-requests 2000]
-                                  [--placement-servers 10000] [--memory-requests 100000] [--milp]
+                                  [--placement-servers 10000] [--memory-requests 100000 1000000]
+                                  [--memory-methods gbp-cr,cg-bprr,petals] [--memory-all] [--milp]
                                   [--timeout 900] [--skip servers,overload,placement,memory]
 
 Times are CPU seconds of one process (time.process_time: the machine may be shared; the code is
@@ -17,7 +18,16 @@ Tables:
 * overload: simulated requests/s per method on paper-gtsce at λ = 4 req/s (placement excluded).
 * placement: CG-BP, PETALS and GBP-CR (with its choice of c) on the largest swarm; the MILP's largest size
   solved within 60 s (--milp).
-* memory: peak RSS of ``compare`` with per-request output to disk.
+* memory: peak RSS of ``compare`` with per-request output to disk (requests.csv), each of --memory-methods
+  alone and (--memory-all) every default method in one run; rows written and a fingerprint of the summaries.
+  Measured before and after streaming the rows (issue 15; docs/research.md §8):
+
+  | requests | method(s) | peak RSS MB, rows kept (before) | peak RSS MB, rows streamed (after) |
+  |---|---|---|---|
+  | 10⁵ | gbp-cr / cg-bprr / petals | 279 / 290 / 289 | 235 / 235 / 222 |
+  | 10⁵ | every default method | 939 | 264 |
+  | 10⁶ | gbp-cr / cg-bprr / petals | 1113 / 1229 / 1227 | 385 / 378 / 380 |
+  | 10⁶ | every default method (9·10⁶ rows) | not run (≈ 9 GB of rows) | 396 |
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASELINE_MAX_ROWS = 3_000_000  # a baseline that keeps every row in memory (~1 KB each) is not run beyond this
 
 
 # ---------------------------------------------------------------------------------------------- swarms
@@ -217,19 +228,32 @@ def task_milp(limit_s: float) -> dict:
 
 
 def task_memory(n_req: int, methods: str) -> dict:
+    """``compare paper-gtsce --runs 1 --requests N --methods M --out DIR`` in this process (its peak RSS is
+    the child's); ``methods`` "default" means every default method. The output folder is removed after."""
+    import shutil
+
     from swarmplan.cli.main import app
 
     out = tempfile.mkdtemp(prefix="scale-mem-")
+    chosen = [] if methods == "default" else ["--methods", methods]
     t0 = time.process_time()
     try:
-        app(
-            ["compare", "paper-gtsce", "--runs", "1", "--requests", str(n_req), "--methods", methods, "--out", out],
-            standalone_mode=False,
-        )
-    except SystemExit:
-        pass
-    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-    return {"s": time.process_time() - t0, "out_bytes": size}
+        try:
+            app(
+                ["compare", "paper-gtsce", "--runs", "1", "--requests", str(n_req), *chosen, "--out", out],
+                standalone_mode=False,
+            )
+        except SystemExit:
+            pass
+        cpu = time.process_time() - t0
+        size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+        with open(os.path.join(out, "requests.csv"), "rb") as fh:
+            rows = sum(1 for _ in fh) - 1
+        with open(os.path.join(out, "summary.json")) as fh:
+            fp = fingerprint(json.load(fh)["per_run"])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {"s": cpu, "out_bytes": size, "rows": rows, "fp": fp}
 
 
 TASKS = {
@@ -250,11 +274,13 @@ def child(argv: list[str]) -> None:
     print("RESULT " + json.dumps(res))
 
 
-def spawn(args: list, timeout: float) -> dict:
+def spawn(args: list, timeout: float, src: str | None = None) -> dict:
+    """Run one measurement in a child; ``src`` puts another checkout's ``src`` first (a baseline)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", *map(str, args)]
+    env = None if src is None else {**os.environ, "PYTHONPATH": os.path.abspath(src)}
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"timeout": timeout}
     for line in proc.stdout.splitlines():
@@ -276,8 +302,10 @@ def main() -> None:
     ap.add_argument("--servers", type=int, nargs="+", default=[100, 1000, 10000])
     ap.add_argument("--overload-requests", type=int, default=2000)
     ap.add_argument("--placement-servers", type=int, default=10000)
-    ap.add_argument("--memory-requests", type=int, nargs="+", default=[100000])
-    ap.add_argument("--memory-methods", default="cg-bprr,gbp-cr")
+    ap.add_argument("--memory-requests", type=int, nargs="+", default=[100000, 1000000])
+    ap.add_argument("--memory-methods", default="gbp-cr,cg-bprr,petals", help="each measured alone, in its own process")
+    ap.add_argument("--memory-all", action="store_true", help="also every default method in one run")
+    ap.add_argument("--baseline-src", help="also measure memory with this checkout's src first on the path (before)")
     ap.add_argument("--milp", action="store_true", help="also find the MILP's largest size solved in 60 s")
     ap.add_argument("--timeout", type=float, default=900.0, help="per measurement (s)")
     ap.add_argument("--skip", default="", help="comma-separated tables to skip")
@@ -344,15 +372,30 @@ def main() -> None:
                 print(f"milp {row}")
 
     if "memory" not in skip:
-        print(f"\n## Memory: compare paper-gtsce --runs 1 --methods {args.memory_methods} --out DIR")
+        print("\n## Memory: compare paper-gtsce --runs 1 --methods M --requests N --out DIR (rows streamed to requests.csv)")
+        if args.baseline_src:
+            print(f"baseline: {args.baseline_src} (skipped where it would keep over {BASELINE_MAX_ROWS:,} rows in memory)")
+        print(
+            f"{'requests':>9} {'methods':>24} {'code':>8} {'cpu s':>8} {'peak RSS MB':>12} {'rows':>10} "
+            f"{'output MB':>10} {'fingerprint':>12}"
+        )
+        groups = [m for m in args.memory_methods.split(",") if m] + (["default"] if args.memory_all else [])
+        codes = [("this", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
         for n in args.memory_requests:
-            r = spawn(["memory", n, args.memory_methods], args.timeout)
-            if "s" in r:
-                print(
-                    f"{n:>9} requests: {r['s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, output {r['out_bytes'] / 1e6:.0f} MB"
-                )
-            else:
-                print(f"{n:>9} requests: {r}")
+            for methods in groups:
+                width = len(default_methods()) if methods == "default" else len(methods.split(","))
+                for code, src in codes:
+                    if src is not None and n * width > BASELINE_MAX_ROWS:
+                        print(f"{n:>9} {methods:>24} {code:>8}  skipped: {n * width:,} rows")
+                        continue
+                    r = spawn(["memory", n, methods], args.timeout, src)
+                    if "s" in r:
+                        print(
+                            f"{n:>9} {methods:>24} {code:>8} {r['s']:>8.1f} {r['peak_rss_mb']:>12.0f} "
+                            f"{r.get('rows', -1):>10} {r['out_bytes'] / 1e6:>10.1f} {r.get('fp', '—'):>12}"
+                        )
+                    else:
+                        print(f"{n:>9} {methods:>24} {code:>8}  {r}")
 
 
 if __name__ == "__main__":

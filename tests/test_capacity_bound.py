@@ -154,3 +154,20 @@ def test_no_rate_meets_an_slo_below_the_fastest_chain():
     pm = tiny(np.random.default_rng(3), 3, 4)
     fast = fastest_per_token_ms(pm, pm.swarm.timing.initial_delay_ms)
     assert capacity_upper_bound(pm, Slo("per_token", 0.99 * fast)).rate_per_s == pytest.approx(0.0, abs=1e-9)
+
+
+def test_finer_length_classes_never_loosen_the_bound():
+    """docs/capacity.md §2.3: boxes of 4 quantiles per axis refine those of 2, and every refined box's corner
+    times are at least its parent's, so the LP (exact here: every chain enumerated) can only fall."""
+    from swarmplan.perf.capacity_bound import length_classes
+
+    pm = tiny(np.random.default_rng(5), 3, 4)
+    rng = np.random.default_rng(6)
+    l_in, l_out = rng.integers(5, 200, size=400), rng.integers(2, 300, size=400)
+    delay = pm.swarm.timing.initial_delay_ms
+    slo = Slo("per_token", 1.3 * fastest_per_token_ms(pm, delay))
+    coarse = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=2), delay)
+    fine = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=4), delay)
+    assert coarse.certified and fine.certified
+    assert fine.rate_per_s <= coarse.rate_per_s * (1 + 1e-9)
+    assert fine.rate_per_s < coarse.rate_per_s  # strictly tighter on a spread of lengths

@@ -145,6 +145,17 @@ def tiny_files(tmp_path):
                 input_overhead_per_token_ms=0.0,
                 input_overhead_base_ms=1.0,
                 client_ms_per_token=0.05,
+                decode_cpu_call_ms=0.2,
+                decode_cpu_block_ms=0.3,
+                prefill_cpu_call_ms=0.3,
+                prefill_cpu_call_token_ms=0.0,
+                prefill_cpu_block_ms=0.4,
+                prefill_cpu_block_token_ms=0.01,
+                server_message_cpu_ms=0.2,
+                client_message_cpu_ms=0.2,
+                client_head_cpu_ms=0.05,
+                client_embed_cpu_ms=0.02,
+                wake_ms=0.5,
             )
         )
     )
@@ -184,6 +195,8 @@ def test_validate_cli_json(tiny_files, tmp_path, run_cli):
     assert doc["tokens_identical"] is True
     assert set(doc["error"]) >= {"response_mape", "per_token_mape", "ttft_mape"}
     assert all(0 <= v < 10 for v in doc["error"].values())
+    assert doc["prediction"] == "step" and doc["error"] == doc["error_step_level"]  # a CPU run predicts step by step
+    assert set(doc["error_paper_model"]) == set(doc["error"])  # … and reports the paper model's error beside it
     for name in ("requests.csv", "summary.json", "predicted_vs_measured.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     code, _, err = run_cli("validate", str(sc), "--calibration", str(cal), "--out", str(tmp_path / "out"))

@@ -7,7 +7,8 @@ import pytest
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.routing.slots import SlotBook
-from swarmplan.runtime.calibrate import fit_calibration, fit_prefill
+from swarmplan.runtime.calibrate import fit_calibration, fit_cpu, fit_prefill, message_costs
+from swarmplan.runtime.host_load import LoadSampler, runnable_by_session
 from swarmplan.runtime.live import LiveSlots
 from swarmplan.runtime.model import LlamaArch, arch_from_model_params, check_fits_memory, preset_arch, require_runtime
 from swarmplan.runtime.validate import mape
@@ -134,3 +135,49 @@ def test_missing_extra_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     with pytest.raises(SwarmplanError, match=r"pip install -e \"\.\[runtime\]\""):
         require_runtime()
+
+
+def test_cpu_fit_recovers_known_work():
+    c, tau, alpha, beta, a, b = 0.7, 1.3, 2.0, 0.02, 0.05, 1.1
+    dec = [(n, c + tau * n) for n in (1, 2, 3, 4) for _ in range(3)]
+    pre = [(n, l, alpha + beta * l + n * (b + a * l)) for n in (1, 2, 3) for l in (8, 16, 32)]
+    fit = fit_cpu(dec, pre)
+    assert (fit["decode_cpu_call_ms"], fit["decode_cpu_block_ms"]) == pytest.approx((c, tau))
+    assert (fit["prefill_cpu_call_ms"], fit["prefill_cpu_call_token_ms"]) == pytest.approx((alpha, beta))
+    assert (fit["prefill_cpu_block_ms"], fit["prefill_cpu_block_token_ms"]) == pytest.approx((b, a))
+
+
+def test_message_costs_worked_example():
+    # 100 echoes: servers' CPU grew 80 ms, client's 60 ms → 0.8 and 0.6 per message; hops of 12 ms at RTT 10:
+    # 12 = 10 + 0.8 + 0.6 + 2δ → δ = 0.3.
+    got = message_costs([11.0, 12.0, 13.0], 80.0, 60.0, 100, 10.0)
+    assert got == pytest.approx(dict(server_message_cpu_ms=0.8, client_message_cpu_ms=0.6, wake_ms=0.3))
+
+
+def test_other_sessions_runnable_processes_are_counted_and_ours_left_out():
+    import os
+    import subprocess
+    import sys
+
+    # A busy process in a new session is seen; this (running) process's own session is not.
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+    try:
+        seen = 0
+        for _ in range(50):
+            counts = runnable_by_session(os.getsid(0))
+            seen = max(seen, counts.get(proc.pid, 0))
+            if seen:
+                break
+        assert seen == 1
+        assert os.getsid(0) not in runnable_by_session(os.getsid(0))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_background_windows_average_each_session():
+    s = LoadSampler(grouped=True)
+    s.samples = [(0.0, {7: 1}), (0.1, {7: 1, 9: 2}), (0.3, {}), (0.4, {9: 1})]
+    bg = s.background(0.0)
+    assert bg.times_ms == pytest.approx([0.0, 300.0])
+    assert bg.demands == [(1.0, 1.0), (0.5,)]

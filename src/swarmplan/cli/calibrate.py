@@ -64,6 +64,12 @@ def calibrate(
         return
     y = YAML()
     y.dump(fragment, sys.stdout)
-    print(f"client per-token work (embedding + LM head, not in the model): {cal.client_ms_per_token:.3f} ms", file=sys.stderr)
+    print(
+        f"CPU time (step-level prediction, docs/runtime.md §8.4): decode {cal.decode_cpu_call_ms:.3f} + "
+        f"{cal.decode_cpu_block_ms:.3f}·n ms, message server {cal.server_message_cpu_ms:.3f} / client "
+        f"{cal.client_message_cpu_ms:.3f} ms, client per token {cal.client_head_cpu_ms + cal.client_embed_cpu_ms:.3f} ms, "
+        f"timer lateness {cal.wake_ms:.3f} ms",
+        file=sys.stderr,
+    )
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)

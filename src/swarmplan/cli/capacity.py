@@ -65,6 +65,13 @@ def capacity(
         20.0, "--horizon", min=2.0, help="arrivals span this many fastest service times at every rate"
     ),
     profile: str = typer.Option("fair", "--profile", help="fair | paper"),
+    length_bins: int = typer.Option(
+        6,
+        "--bins",
+        min=1,
+        max=40,
+        help="length classes per axis for the bound with a length distribution (finer: tighter, slower)",
+    ),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     sets: list[str] | None = SetOpt,
@@ -81,7 +88,7 @@ def capacity(
     spec = parse_slo(slo)
     sc, base = load_scenario(scenario, sets or [])
     names = [m.name for m in get_methods([m.strip() for m in methods.split(",")] if methods else None)]
-    opts = SearchOptions(horizon_services=horizon_services, rel_tol=rel_tol, profile=profile)
+    opts = SearchOptions(horizon_services=horizon_services, rel_tol=rel_tol, profile=profile, length_bins=length_bins)
     err = Console(stderr=True)
     err.print(f"{sc.name}: {runs} run(s) × {len(names)} methods, SLO {spec.text}", highlight=False)
     result = run_capacity(sc, names, spec, runs, seed, opts, base, jobs=jobs)

@@ -6,6 +6,7 @@ import math
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -80,6 +81,47 @@ def with_join_order(scenario, text: str | None):
     order = [n.strip() for n in text.split(",") if n.strip()]
     placement = scenario.placement.model_copy(update={"petals_join_order": order})
     return scenario.model_copy(update={"placement": placement})
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What ``compare`` and ``simulate`` run: the scenario with the command line's changes, its folder (for
+    relative paths) and the parsed --option overrides."""
+
+    scenario: object  # scenario.models.Scenario
+    base: Path | None
+    overrides: dict
+    join_order_given: bool
+
+    def blame(self):
+        """Errors about PETALS' join order name --join-order when the user gave it there."""
+        return option_blame("--join-order", "placement.petals_join_order", self.join_order_given)
+
+
+def run_setup(
+    scenario: str,
+    sets: list[str] | None,
+    *,
+    profile: str,
+    cache_test: str,
+    milp_time_limit: float,
+    fail: list[str] | None,
+    mtbf: float | None,
+    downtime: float | None,
+    join_order: str | None,
+    options: list[str] | None,
+) -> RunSetup:
+    """Check the options every run command shares, load the scenario with --set, add --fail/--mtbf/--downtime
+    to its churn and --join-order to its placement, and parse --option; all before any simulation starts."""
+    from swarmplan.methods.options import parse_options
+    from swarmplan.scenario.loader import load_scenario
+
+    check_choice("--profile", profile, ("fair", "paper"))
+    check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
+    check_number("--milp-time-limit", milp_time_limit, above=0, fix="give the solver a positive number of seconds")
+    sc, base = load_scenario(scenario, sets or [])
+    sc = with_join_order(with_churn(sc, fail, mtbf, downtime), join_order)
+    return RunSetup(sc, base, parse_options(options), join_order is not None)
 
 
 def print_assumptions(assumptions: list[dict]) -> None:

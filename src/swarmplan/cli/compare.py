@@ -16,19 +16,15 @@ from swarmplan.cli.common import (
     OptionOpt,
     SetOpt,
     assumptions_of,
-    check_choice,
-    check_number,
     clamp_count,
     console,
-    option_blame,
     output_files,
     print_assumptions,
     run_record,
-    with_churn,
-    with_join_order,
+    run_setup,
 )
 from swarmplan.errors import SwarmplanError
-from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
+from swarmplan.scenario.loader import DEFAULT_SCENARIO
 
 
 def compare(
@@ -69,25 +65,30 @@ def compare(
     from swarmplan.cli.render import compare_table
     from swarmplan.experiments.compare import compare as run_compare
     from swarmplan.methods.registry import get_methods
-    from swarmplan.scenario.limits import BYTES_PER_REQUEST, require_fits
+    from swarmplan.scenario.limits import require_fits
     from swarmplan.split import compare_methods as split_methods
 
-    check_choice("--profile", profile, ("fair", "paper"))
-    check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
-    from swarmplan.methods.options import parse_options
-
-    sc, base = load_scenario(scenario, sets or [])
-    sc = with_join_order(with_churn(sc, fail, mtbf, downtime), join_order)
-    check_number("--milp-time-limit", milp_time_limit, above=0, fix="give the solver a positive number of seconds")
-    overrides = parse_options(options)
+    setup = run_setup(
+        scenario,
+        sets,
+        profile=profile,
+        cache_test=cache_test,
+        milp_time_limit=milp_time_limit,
+        fail=fail,
+        mtbf=mtbf,
+        downtime=downtime,
+        join_order=join_order,
+        options=options,
+    )
+    sc, base = setup.scenario, setup.base
     chosen = split_methods.resolve(sc, [m.strip() for m in methods.split(",")] if methods else None, get_methods)
-    if out is not None:  # every request of every run and method is kept for requests.csv
+    if plot:  # requests.csv is streamed (docs/research.md §8); the CDF keeps one float per request and method
         require_fits(
             "--runs",
             runs * len(chosen) * (requests or sc.workload.n_requests),
-            BYTES_PER_REQUEST,
-            "request rows (runs × methods × requests)",
-            "fewer --runs or --requests, or no --out",
+            8,
+            "response times kept for the CDF (runs × methods × requests)",
+            "fewer --runs or --requests, or no --plot",
         )
     jobs = clamp_count("--jobs", jobs, runs)
     if plot and out is None:
@@ -101,10 +102,7 @@ def compare(
 
         figure_files = tuple(f"{n}.{ext}" for n in COMPARE_FIGURES for ext in FORMATS)
     targets = output_files(out, ("summary.json", "requests.csv", *figure_files), force)
-    with (
-        option_blame("--join-order", "placement.petals_join_order", join_order is not None),
-        Progress(console=Console(stderr=True), transient=True) as bar,
-    ):
+    with setup.blame(), Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(escape(f"{sc.name}: {runs} runs × {len(chosen)} methods"), total=runs * len(chosen))
         result = run_compare(
             sc,
@@ -116,10 +114,12 @@ def compare(
             cache_test,
             base,
             progress=lambda k: bar.advance(task, k),
-            keep_rows=out is not None,
+            keep_rows=False,
             jobs=jobs,
             milp_time_limit_s=milp_time_limit,
-            overrides=overrides,
+            overrides=setup.overrides,
+            requests_csv=targets[1] if targets else None,
+            keep_responses=plot,
         )
     assumptions = assumptions_of(sc, base, seed)
     console.print(compare_table(result))
@@ -139,10 +139,11 @@ def compare(
             milp_time_limit_s=milp_time_limit,
             options=list(options or []),
         )
-        record["files"] = {"requests.csv": "every request of every run: one row per (run, method, request)"}
+        if result.requests_file is not None:
+            record["files"] = {"requests.csv": "every request of every run: one row per (run, method, request)"}
         targets[0].write_text(json.dumps({**result.to_json(), "assumptions": assumptions, "run": record}, indent=2))
-        result.write_requests_csv(targets[1])
-        console.print(f"wrote {targets[0]} and {targets[1]}", highlight=False)
+        wrote = [targets[0]] + ([result.requests_file] if result.requests_file is not None else [])
+        console.print(f"wrote {' and '.join(map(str, wrote))}", highlight=False)
     if plot:
         from swarmplan.experiments.figures import compare_figures
 

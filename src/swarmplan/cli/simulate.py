@@ -15,18 +15,14 @@ from swarmplan.cli.common import (
     OptionOpt,
     SetOpt,
     assumptions_of,
-    check_choice,
-    check_number,
     console,
-    option_blame,
     output_file,
     print_assumptions,
     run_record,
+    run_setup,
     sidecar,
-    with_churn,
-    with_join_order,
 )
-from swarmplan.scenario.loader import DEFAULT_SCENARIO, load_scenario
+from swarmplan.scenario.loader import DEFAULT_SCENARIO
 
 
 def simulate(
@@ -60,20 +56,36 @@ def simulate(
     from swarmplan.experiments.compare import compare as run_compare
     from swarmplan.methods.registry import get_methods
 
-    check_choice("--profile", profile, ("fair", "paper"))
-    check_choice("--petals-cache-test", cache_test, ("petals", "authors"))
-    from swarmplan.methods.options import parse_options
-
-    check_number("--milp-time-limit", milp_time_limit, above=0, fix="give the solver a positive number of seconds")
     csv_file = output_file(csv_path, "--csv", force)  # checked before the run, not after
     meta_file = output_file(None if csv_file is None else sidecar(csv_file), "--csv", force)
-    sc, base = load_scenario(scenario, sets or [])
-    sc = with_join_order(with_churn(sc, fail, mtbf, downtime), join_order)
-    overrides = parse_options(options)
+    setup = run_setup(
+        scenario,
+        sets,
+        profile=profile,
+        cache_test=cache_test,
+        milp_time_limit=milp_time_limit,
+        fail=fail,
+        mtbf=mtbf,
+        downtime=downtime,
+        join_order=join_order,
+        options=options,
+    )
+    sc, base = setup.scenario, setup.base
     chosen = get_methods([method])
-    with option_blame("--join-order", "placement.petals_join_order", join_order is not None):
+    with setup.blame():
         result = run_compare(
-            sc, chosen, 1, requests, seed, profile, cache_test, base, overrides=overrides, milp_time_limit_s=milp_time_limit
+            sc,
+            chosen,
+            1,
+            requests,
+            seed,
+            profile,
+            cache_test,
+            base,
+            keep_rows=not as_json,  # the table prints them; --json does not
+            overrides=setup.overrides,
+            milp_time_limit_s=milp_time_limit,
+            requests_csv=csv_file,
         )
     summary = result.per_run[chosen[0].name][0]
     record = run_record(
@@ -90,8 +102,7 @@ def simulate(
         options=list(options or []),
     )
     assumptions = assumptions_of(sc, base, seed)
-    if csv_file is not None:
-        result.write_requests_csv(csv_file)
+    if csv_file is not None:  # the rows were streamed there during the run
         meta_file.write_text(json.dumps({"run": record, "assumptions": assumptions}, indent=2))
     if as_json:
         print(

@@ -39,7 +39,13 @@ def validate(
         None, "--bandwidth-mbit", min=0.001, help="emulated bandwidth of every link (Mbit/s; default: unlimited)"
     ),
     out: Path = typer.Option(
-        Path("validate-out"), "--out", help="folder for requests.csv, summary.json, predicted_vs_measured.png"
+        Path("validate-out"), "--out", help="folder for requests.csv, summary.json, predicted_vs_measured.png, host_load.json"
+    ),
+    prediction: str = typer.Option(
+        "auto",
+        "--prediction",
+        help="step (step-level simulator: one worker per server, shared CPU cores; docs/runtime.md §8) | paper "
+        "(the paper's model) | auto (step on cpu, paper on cuda); the paper model's error is always reported",
     ),
     force: bool = typer.Option(False, "--force", help="overwrite existing files in --out"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -51,23 +57,36 @@ def validate(
 
     require_runtime()
     sc, base = load_scenario(scenario, sets or [])
-    names = ("requests.csv", "summary.json", "predicted_vs_measured.png")
+    names = ("requests.csv", "summary.json", "predicted_vs_measured.png", "host_load.json")
     paths = [out / n for n in names]
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
         raise SwarmplanError("--out", f"would overwrite {', '.join(existing)}", "choose another folder or pass --force")
     check_device(device)
+    if prediction not in ("auto", "step", "paper"):
+        raise SwarmplanError("--prediction", f"unknown prediction {prediction!r}", "use auto, step or paper")
     cal = _load_calibration(calibration) if calibration else None
     from swarmplan.runtime.validate import plot_validation, run_validation
 
     v = run_validation(
-        sc, base, method, requests, seed, device, cal, bandwidth_mbit_s=bandwidth, log=lambda msg: print(msg, file=sys.stderr)
+        sc,
+        base,
+        method,
+        requests,
+        seed,
+        device,
+        cal,
+        bandwidth_mbit_s=bandwidth,
+        prediction=prediction,
+        log=lambda msg: print(msg, file=sys.stderr),
     )
     summary = v.summary()
     out.mkdir(parents=True, exist_ok=True)
     v.rows.to_csv(paths[0], index=False)
     paths[1].write_text(json.dumps(summary, indent=2))
     plot_validation(v, paths[2])
+    bg = v.live.background
+    paths[3].write_text(json.dumps({"times_ms": bg.times_ms, "other_sessions_runnable": bg.demands} if bg else {}))
     if as_json:
         print(json.dumps(summary))
         return
@@ -76,6 +95,13 @@ def validate(
         f"{summary['scenario']} · {method}: {summary['completed']}/{summary['requests']} completed, "
         f"{summary['lost']} lost, {summary['waited']} waited, tokens identical: {summary['tokens_identical']}"
     )
+    paper = summary["error_paper_model"]
+    print(f"  prediction: {summary['prediction']}-level" if summary["prediction"] == "step" else "  prediction: paper model")
     for k in ("response", "per_token", "ttft"):
-        print(f"  {k:9s} measured {m[k]:9.1f} ms  predicted {p[k]:9.1f} ms  MAPE {e[k + '_mape'] * 100:5.1f} %")
+        print(
+            f"  {k:9s} measured {m[k]:9.1f} ms  predicted {p[k]:9.1f} ms  MAPE {e[k + '_mape'] * 100:5.1f} %"
+            f"  (paper model {paper[k + '_mape'] * 100:5.1f} %)"
+        )
+    h = summary["host"]
+    print(f"  host: {h['cores']} cores, load average {h['load_average'][0]}, other sessions' runnable {h['other_runnable_mean']}")
     print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)

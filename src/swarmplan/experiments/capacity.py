@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.experiments.capacity_fluid import placement_fluid_per_s
 from swarmplan.methods.registry import (
     MethodContext,
     Profile,
@@ -157,6 +158,7 @@ class SearchOptions:
     max_steps: int = 24
     profile: Profile = "fair"
     cache_test: str = "petals"
+    length_bins: int = 6  # quantile boxes per length axis for the bound's classes (docs/capacity.md §2.3)
 
     def horizon_for(self, fastest_service_ms: float) -> float:
         if self.horizon_s is not None:
@@ -174,6 +176,8 @@ class MethodSearch:
     lo: float
     hi: float
     trials: list[dict] = field(default_factory=list)  # rate_per_s, metric_s, holds, diagnostics
+    fluid_per_s: float | None = None  # fluid rate of its placement built at lo (docs/capacity.md §6)
+    design: str = ""  # what the placement at lo was (e.g. SLO-Pack's chosen candidate)
 
     def at(self, rate: float) -> dict | None:
         for t in self.trials:
@@ -271,6 +275,7 @@ class CapacityResult:
             "warmup_fraction": self.options.warmup_fraction,
             "min_requests": self.options.min_requests,
             "rel_tol": self.options.rel_tol,
+            "length_bins": self.options.length_bins,
             "upper_bound_per_s": ub,
             "upper_bound_ci_per_s": list(ub_ci),
             "upper_bound_per_run": self.bounds,
@@ -283,6 +288,8 @@ class CapacityResult:
                         {
                             "lo_per_s": s.lo,
                             "hi_per_s": s.hi,
+                            "placement_fluid_per_s": s.fluid_per_s,
+                            "design": s.design,
                             "at_capacity": s.at(s.lo),
                             "above_capacity": s.at(s.hi) if s.hi != s.lo else None,
                             "trials": s.trials,
@@ -303,9 +310,19 @@ def _interval(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
     return (float(max(0.0, lo.mean() - t * lo.std(ddof=1) / math.sqrt(n))), float(hi.mean() + t * hi.std(ddof=1) / math.sqrt(n)))
 
 
+def length_samples(pairs: tuple | None, count: int = 100) -> tuple:
+    """``count`` evenly spaced (l_in, l_out) entries of a length distribution (() for fixed lengths): what
+    SLO-Pack's disjoint-chain design averages its chain times over (docs/capacity.md §5.2)."""
+    if pairs is None:
+        return ()
+    li, lo = np.asarray(pairs[0]), np.asarray(pairs[1])
+    idx = np.unique(np.linspace(0, len(li) - 1, min(count, len(li))).astype(int))
+    return tuple(zip(li[idx].tolist(), lo[idx].tolist()))
+
+
 def slo_pack_options(slo: Slo) -> dict:
     """SLO-Pack plans for the SLO being searched (its typed options, as ``--option slo-pack.…`` would set)."""
-    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile}
+    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile, "samples": slo.samples}
 
 
 def run_capacity(
@@ -318,11 +335,13 @@ def run_capacity(
     pm = PerfModel.from_swarm(realize(scenario, swarm_rng, base_dir))
     spec = scenario.workload
     lengths = load_trace(spec.trace, base_dir) if spec.lengths == "trace" else None
-    classes = length_classes(pm, *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)))
+    classes = length_classes(
+        pm, *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)), bins=opts.length_bins
+    )
     delay = pm.swarm.timing.initial_delay_ms + (pm.swarm.timing.fair_allocation_delay_ms if opts.profile == "fair" else 0.0)
     pairs = (lengths.input_tokens, lengths.output_tokens) if lengths else None
     limit = slo.resolve(pm, delay, pairs)
-    limit = Slo(limit.kind, limit.limit_ms, limit.quantile, tuple(classes) if lengths else ())
+    limit = Slo(limit.kind, limit.limit_ms, limit.quantile, tuple(classes) if lengths else (), length_samples(pairs))
     horizon = opts.horizon_for(single_request_metric_ms(pm, Slo("response", 0.0, 0.5), None, 0.0, pairs))
     bound = capacity_upper_bound(pm, limit, classes, delay)
     bound_doc = {
@@ -359,9 +378,23 @@ def run_capacity(
             )
             return measure(result, limit, opts.warmup_fraction), _diagnostics(result)
 
-        searches[method.name] = search_method(
-            evaluate, limit.limit_ms, start if bound.rate_per_s > 0 else spec.rate_per_s, ceiling, opts
-        )
+        search = search_method(evaluate, limit.limit_ms, start if bound.rate_per_s > 0 else spec.rate_per_s, ceiling, opts)
+        if search.lo > 0:  # how much of the bound its placement keeps before any waiting (docs/capacity.md §6)
+            ctx = MethodContext(
+                pm,
+                run_seeds(seed, run)[2],
+                search.lo,
+                scenario.placement.R,
+                opts.cache_test,
+                overrides={"slo-pack": slo_pack_options(limit)},
+            )
+            try:
+                placement, _ = method.build(ctx)
+                search.fluid_per_s = placement_fluid_per_s(pm, placement, limit, delay)
+                search.design = str(placement.info.get("candidate", ""))
+            except SwarmplanError:
+                pass
+        searches[method.name] = search
     return limit.limit_ms, bound_doc, searches
 
 

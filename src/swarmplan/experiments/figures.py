@@ -223,8 +223,9 @@ def compare_figures(result, out: Path) -> list[Path]:
     ]
     title = f"{result.scenario}: {result.runs} runs × {result.requests} requests, profile {result.profile}"
     paths = save(method_bars(pd.DataFrame(rows), result.methods, title=title), out / COMPARE_FIGURES[0])
-    if result.rows:
-        paths += save(response_cdf(pd.DataFrame(result.rows), result.methods, title=title), out / COMPARE_FIGURES[1])
+    responses = result.response_frame()  # kept response times (streamed runs) or the kept rows
+    if len(responses):
+        paths += save(response_cdf(responses, result.methods, title=title), out / COMPARE_FIGURES[1])
     return paths
 
 

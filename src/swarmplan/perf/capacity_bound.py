@@ -56,6 +56,7 @@ class Slo:
     limit_ms: float
     quantile: float = 0.95
     classes: tuple = ()  # the request mix (LengthClass) the SLO is planned for; () = the nominal lengths
+    samples: tuple = ()  # (l_in, l_out) pairs evenly spaced over a length distribution; () = the nominal lengths
 
     def describe(self) -> str:
         if self.kind == "response":

@@ -10,8 +10,8 @@ fractional answer to one placement:
 2. servers the LP leaves idle hold nothing (chains through them would break the SLO or add nothing);
 3. servers are laid out chain by chain, in decreasing LP rate, filling blocks 1..L consecutively (GBP-CR's
    rule for the last server of a chain: shift back so that it ends at L).
-These roundings are candidates next to GBP-CR's designs; routing.slopack picks one per rate and builds the
-dispatch set (docs/capacity.md §5.1–5.2).
+These roundings are candidates next to the disjoint-chain design (placement.disjoint_chains) and GBP-CR's
+designs; routing.slopack picks one per rate and builds the dispatch set (docs/capacity.md §5.1–5.3).
 """
 
 from __future__ import annotations
@@ -102,13 +102,15 @@ class SloPackOptions:
     limit_s: Annotated[float, Field(gt=0)] | None = None
     factor: Annotated[float, Field(ge=1)] = DEFAULT_FACTOR
     quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    # (l_in, l_out) pairs of the request mix, e.g. [[2048, 28], [512, 300]]; `swarmplan capacity` sets a trace's
+    samples: tuple[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], ...] = ()
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:
-            return Slo(self.kind, self.limit_s * 1000.0, self.quantile)
+            return Slo(self.kind, self.limit_s * 1000.0, self.quantile, samples=tuple(self.samples))
         d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
         base = single_request_metric_ms(pm, Slo(self.kind, 0.0, self.quantile), None, d)
-        return Slo(self.kind, self.factor * base, self.quantile)
+        return Slo(self.kind, self.factor * base, self.quantile, samples=tuple(self.samples))
 
 
 def _slo_pack(ctx, o: SloPackOptions) -> Placement:
@@ -131,8 +133,8 @@ register_placement(
     PlacementMethod(
         "slo-pack",
         "proposed",
-        "SLO-Pack (ours): the capacity bound's LP rounded, or a "
-        "GBP-CR design, chosen per rate by the Theorem-4 bound (docs/capacity.md §5)",
+        "SLO-Pack (ours): the capacity bound's LP rounded, a disjoint-chain MILP design or a "
+        "GBP-CR design, chosen per rate by the Theorem-4 bound within the SLO (docs/capacity.md §5)",
         SloPackOptions,
         _slo_pack,
     )

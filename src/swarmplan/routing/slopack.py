@@ -1,8 +1,9 @@
 """SLO-Pack's plan (docs/capacity.md §5): candidate placements, their GCA chains and dispatch set, and the
 choice of the candidate predicted to carry the highest rate within the SLO.
 
-Candidates: the capacity-bound LP rounded three ways (placement.slopack) and GBP-CR for every cache
-reservation c with every server placed. Each candidate's chains come from GCA (docs/model.md §14.2); under
+Candidates: the capacity-bound LP rounded three ways (placement.slopack), the disjoint-chain design
+(placement.disjoint_chains: an MILP over disjoint chains, each server its own block count) and GBP-CR for
+every cache reservation c with every server placed. Each candidate's chains come from GCA (docs/model.md §14.2); under
 a response-time quantile SLO, chains whose service alone breaks the limit are dropped from dispatch (a
 request there is a miss whatever happens, so it is better queued for a chain that can meet it). The
 prediction: the largest λ at which the Theorem-4 lower bound on JFFC's mean response time (docs/model.md
@@ -20,6 +21,7 @@ from swarmplan.errors import SwarmplanError
 from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_classes
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.queueing import jffc_response_bounds_ms
+from swarmplan.placement.disjoint_chains import best_disjoint, chain_pool, design_placement, hop_tables
 from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
 from swarmplan.placement.slopack import ROUNDINGS, default_slo, rounded_placement
 from swarmplan.placement.types import Placement
@@ -41,11 +43,25 @@ class SloPackPlan:
 
 
 def admissible_chains(pm: PerfModel, chains: list[Chain], slo: Slo | None) -> list[Chain]:
-    if slo is None or slo.kind != "response":
+    """The chains JFFC may start requests on (docs/capacity.md §5.3). Quantile SLO: those whose service alone
+    meets the limit. Mean per-token SLO: those the fluid optimum of the chains uses — a fractional knapsack
+    (max Σ λ_k s.t. Σ λ_k (τ_k − S) ≤ 0, λ_k ≤ c_k/T_k): every chain within the limit, then slower ones in
+    increasing τ_k while the slack lasts; slower ones would only be used under load and break the mean."""
+    if slo is None or slo.kind == "ttft":
         return chains
     d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
-    keep = [ch for ch in chains if ch.service_ms + d <= slo.limit_ms]
-    return keep or chains
+    if slo.kind == "response":
+        keep = [ch for ch in chains if ch.service_ms + d <= slo.limit_ms]
+        return keep or chains
+    metric = [(ch.service_ms + d) / pm.output_tokens for ch in chains]
+    slack, keep = 0.0, set()
+    for k in sorted(range(len(chains)), key=lambda k: (metric[k], k)):
+        excess = (metric[k] - slo.limit_ms) * chains[k].capacity / chains[k].service_ms
+        if excess > 0 and slack <= 0:
+            break
+        keep.add(k)
+        slack -= excess
+    return [ch for k, ch in enumerate(chains) if k in keep] or chains
 
 
 def allowed_mean_response_ms(pm: PerfModel, slo: Slo, fastest_ms: float, fastest_first_ms: float) -> float:
@@ -57,6 +73,13 @@ def allowed_mean_response_ms(pm: PerfModel, slo: Slo, fastest_ms: float, fastest
     if slo.kind == "ttft":
         return slo.limit_ms - d - fastest_first_ms + fastest_ms
     return slo.limit_ms - d
+
+
+def _allowed_ms(pm: PerfModel, slo: Slo, chains: list[Chain]) -> float:
+    """The mean response the SLO allows on these chains (allowed_mean_response_ms at their fastest)."""
+    fastest = min(chains, key=lambda ch: ch.service_ms)
+    first = sum(pm.rtt_in_ms.max(axis=0)[j] + pm.tau_in_ms[j] * k for j, k in zip(fastest.servers, fastest.blocks))
+    return allowed_mean_response_ms(pm, slo, fastest.service_ms, first)
 
 
 def predicted_rate_per_s(chains: list[Chain], allowed_ms: float, steps: int = 30) -> float:
@@ -93,6 +116,9 @@ def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placemen
     raw: list[tuple[str, Placement]] = []
     if bound.chains:
         raw += [(f"lp-{rule}", rounded_placement(pm, bound, rule)) for rule in ROUNDINGS]
+        design = best_disjoint(chain_pool(pm, slo, hop_tables(pm, slo, d, slo.samples), bound), slo, pm.n_servers)
+        if design is not None:
+            raw.append(("disjoint chains", design_placement(pm, design)))
     c_max = int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
     for c in range(1, c_max + 1):
         try:
@@ -119,9 +145,9 @@ def plan_slo_pack(
 ) -> SloPackPlan:
     """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
     candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
-    criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``); when every
-    candidate is overloaded at that rate, or no rate is given, the one predicted to carry the highest rate
-    within the SLO."""
+    criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``) among those whose
+    bound is within the mean response the SLO allows; when none is (or no rate is given), the one predicted
+    to carry the highest rate within the SLO."""
     slo = slo or default_slo(pm)
     cands, bound_rate = candidate_designs(pm, slo)
     cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
@@ -136,15 +162,15 @@ def plan_slo_pack(
                 )[0]
             except SwarmplanError:
                 continue
+            if value > _allowed_ms(pm, slo, chains):  # breaks the SLO at this rate even by the lower bound
+                continue
             if best is None or value < best[0]:
                 best = (value, name, pl, chains)
-    how = "least Theorem-4 bound at the rate"
+    how = "least Theorem-4 bound at the rate, within the SLO"
     if best is None:
         how = "highest predicted rate within the SLO"
         for name, pl, chains in cands:
-            fastest = min(chains, key=lambda ch: ch.service_ms)
-            first = sum(pm.rtt_in_ms.max(axis=0)[j] + pm.tau_in_ms[j] * k for j, k in zip(fastest.servers, fastest.blocks))
-            rate = predicted_rate_per_s(chains, allowed_mean_response_ms(pm, slo, fastest.service_ms, first))
+            rate = predicted_rate_per_s(chains, _allowed_ms(pm, slo, chains))
             if best is None or -rate < best[0]:
                 best = (-rate, name, pl, chains)
     _, name, pl, chains = best

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmplan.runtime.client import ChainRunner, Connections, RequestRecord, make_driver, serve_request
+from swarmplan.runtime.host_load import LoadSampler
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.live import LiveSlots
 from swarmplan.runtime.model import Head, LlamaArch
 from swarmplan.runtime.wire import Link
 from swarmplan.sim.recording import ChainTimer
+
+WARM_POOL = 4  # connections per server opened before the clock starts (the step-level prediction starts with them)
 
 
 @dataclass
@@ -35,6 +38,9 @@ class LiveRun:
     outages: list[Outage]
     wall_s: float
     server_pids: list[int]
+    background: object = None  # sim.cpu_share.Background: other sessions' demand during the run (§8.5)
+    other_runnable_mean: float = 0.0  # other sessions' runnable processes, mean over the run
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the host's, at the end of the run
 
 
 def server_specs(pm, placement, bandwidth_mbit_s: float | None = None) -> list[ServerSpec]:
@@ -91,11 +97,12 @@ def run_live(
         if log:
             log(f"running {workload.n} requests on {len(pids)} server processes …")
         t_start = time.monotonic()
-        records = asyncio.run(
-            _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, list(outages), bandwidth_mbit_s)
-        )
+        with LoadSampler() as sampler:
+            bw = bandwidth_mbit_s
+            run = _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, list(outages), bw)
+            records, t0 = asyncio.run(run)
         wall = time.monotonic() - t_start
-    return LiveRun(records, list(outages), wall, pids)
+    return LiveRun(records, list(outages), wall, pids, sampler.background(t0), sampler.mean_busy(), tuple(os.getloadavg()))
 
 
 async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, outages, bw):
@@ -132,10 +139,10 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
         churn.cancel()
         for c in conns.values():
             c.close()
-    return recs
+    return recs, t0  # t0: loop.time() is time.monotonic(), the sampler's clock
 
 
-async def _warm_up(head, runners, placement, l_in: int, pool: int = 4) -> None:
+async def _warm_up(head, runners, placement, l_in: int, pool: int = WARM_POOL) -> None:
     """Open a few pooled connections per server and run one short session through every span, so the first
     measured request pays neither connection set-up nor the first forward's one-off allocations."""
     for runner in runners.values():

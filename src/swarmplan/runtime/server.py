@@ -8,7 +8,8 @@ event loop, as a PETALS server's pool runs one task at a time.
 
 Messages (header + raw tensor, runtime.wire): ``prefill`` {session, skip, n, slots?, last?} + hidden [1, T, h];
 ``decode`` {session, last?} + hidden [1, 1, h]; ``close`` {session}; ``ping``. Replies carry ``ok``,
-``free`` (slots left) and ``compute_ms`` (the forward's own time, used by calibration).
+``free`` (slots left), ``compute_ms`` (the forward's own wall time) and ``cpu_ms`` (its CPU time: one core's
+work, independent of how many processes share the cores; used by calibration, docs/runtime.md §8.4).
 """
 
 from __future__ import annotations
@@ -73,11 +74,11 @@ class StageServer:
 
     def _forward(self, s: Session, hidden: np.ndarray):
         x = torch.from_numpy(np.array(hidden, dtype=np.float32)).to(self.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         out = self.stage.forward(x, s.cache, s.pos, s.skip)
         out = out.float().cpu().numpy()  # .cpu() waits for the device, so compute_ms is the real forward time
         s.pos += x.shape[1]
-        return out, (time.perf_counter() - t0) * 1000.0
+        return out, (time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0
 
     def _end(self, sid: str) -> None:
         s = self.sessions.pop(sid, None)
@@ -103,7 +104,10 @@ class StageServer:
     def _dispatch(self, header: dict, arr, mine: set[str]):
         op, sid = header.get("op"), str(header.get("session", ""))
         if op == "ping":
-            return {"ok": True, "free": self.ledger.free, "peak": self.ledger.peak, "compute_ms": 0.0}, arr
+            # process_cpu_ms: this process's CPU time so far (calibration divides its growth over many pings
+            # by their count: the per-message cost of transport and dispatch, docs/runtime.md §8.4)
+            reply = {"ok": True, "free": self.ledger.free, "peak": self.ledger.peak, "compute_ms": 0.0}
+            return reply | {"process_cpu_ms": time.process_time() * 1000.0}, arr
         if op == "close":
             self._end(sid)
             mine.discard(sid)
@@ -119,11 +123,11 @@ class StageServer:
             mine.add(sid)
         elif op != "decode" or sid not in self.sessions or arr is None:
             return {"ok": False, "error": f"bad request {op!r}", "free": self.ledger.free}, None
-        out, ms = self._forward(self.sessions[sid], arr)
+        out, ms, cpu_ms = self._forward(self.sessions[sid], arr)
         if header.get("last"):
             self._end(sid)
             mine.discard(sid)
-        return {"ok": True, "free": self.ledger.free, "compute_ms": ms}, out
+        return {"ok": True, "free": self.ledger.free, "compute_ms": ms, "cpu_ms": cpu_ms}, out
 
     async def serve(self, sock) -> None:
         server = await asyncio.start_server(self.handle, sock=sock)

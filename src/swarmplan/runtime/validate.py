@@ -15,8 +15,11 @@ import numpy as np
 
 from swarmplan.errors import SwarmplanError
 from swarmplan.runtime.calibrate import Calibration, calibrate
-from swarmplan.runtime.live_run import LiveRun, Outage, run_live
+from swarmplan.runtime.host_load import autogroup_enabled, host_cores
+from swarmplan.runtime.live_run import WARM_POOL, LiveRun, Outage, predictor, run_live
 from swarmplan.runtime.model import LlamaArch, arch_from_model_params, build_reference, check_fits_memory, reference_generate
+from swarmplan.runtime.wire import Link
+from swarmplan.sim.step_level import StepOutage, simulate_steps
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Validation:
     rows: object  # pandas DataFrame, one row per request
     tokens_identical: bool
     failures_simulated: bool
+    prediction: str = "paper"  # which prediction "predicted_*" and "error" are: "step" or "paper" (§8.6)
+    cores: int = 0
 
     def summary(self) -> dict:
         df = self.rows
@@ -43,14 +48,24 @@ class Validation:
             "waited": int((done["measured_wait_ms"] > 1.0).sum()),
             "server_failures": len(self.live.outages),
             "failures_simulated": self.failures_simulated,
-            "error": {
-                f"{k}_mape": mape(done[f"measured_{k}_ms"], done[f"predicted_{k}_ms"]) for k in ("response", "per_token", "ttft")
-            },
+            "prediction": self.prediction,
+            "error": _errors(done, "predicted"),
+            "error_paper_model": _errors(done, "paper"),
+            "error_step_level": _errors(done, "step") if "step_response_ms" in done else None,
             "measured": {k: float(done[f"measured_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
             "predicted": {k: float(done[f"predicted_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
             "calibration": {k: v for k, v in self.calibration.to_json().items() if k not in ("arch", "samples")},
             "wall_s": round(self.live.wall_s, 3),
+            "host": {
+                "cores": self.cores,
+                "load_average": [round(x, 2) for x in self.live.load_average],
+                "other_runnable_mean": round(self.live.other_runnable_mean, 2),
+            },
         }
+
+
+def _errors(done, prefix: str) -> dict:
+    return {f"{k}_mape": mape(done[f"measured_{k}_ms"], done[f"{prefix}_{k}_ms"]) for k in ("response", "per_token", "ttft")}
 
 
 def mape(measured, predicted) -> float:
@@ -112,8 +127,12 @@ def run_validation(
     host: str = "127.0.0.1",
     bandwidth_mbit_s: float | None = None,
     check_tokens: bool = True,
+    prediction: str = "auto",
     log=None,
 ) -> Validation:
+    """docs/runtime.md §6, §8.6. ``prediction``: "step" (the step-level simulator, sim.step_level), "paper" (the
+    paper's model, sim.run.run_policy) or "auto" (step on a CPU device, paper on CUDA, where one forward at a
+    time and shared host cores are not what limits a step). Both are always computed when step is chosen."""
     import pandas as pd
 
     from swarmplan.methods.registry import MethodContext, parse_method
@@ -124,10 +143,16 @@ def run_validation(
     from swarmplan.sim.run import run_policy
 
     log = log or (lambda msg: None)
+    if prediction not in ("auto", "step", "paper"):
+        raise SwarmplanError("--prediction", f"unknown prediction {prediction!r}", "use auto, step or paper")
+    if prediction == "auto":
+        prediction = "paper" if device.startswith("cuda") else "step"
+        if calibration is not None and prediction == "step" and not np.isfinite(calibration.decode_cpu_block_ms):
+            log("the calibration has no CPU-time fit (written by an older version): predicting with the paper model")
+            prediction = "paper"
     chosen = parse_method(method)
-    swarm_rng, wl_rng, method_rng, prompt_rng, churn_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
-    )
+    swarm_ss, wl_ss, method_ss, prompt_ss, churn_ss = np.random.SeedSequence(seed).spawn(5)
+    swarm_rng, wl_rng, prompt_rng, churn_rng = (np.random.default_rng(s) for s in (swarm_ss, wl_ss, prompt_ss, churn_ss))
     arch = scenario_arch(sc, base_dir, seed)
     n_servers = sc.servers.count if not isinstance(sc.servers, list) else len(sc.servers)
     check_fits_memory(arch, n_servers + 1)
@@ -137,7 +162,13 @@ def run_validation(
     sc = apply_calibration(sc, calibration)
     swarm = realize(sc, swarm_rng, base_dir)
     pm = PerfModel.from_swarm(swarm)
-    placement, policy = chosen.build(MethodContext(pm, method_rng, sc.workload.rate_per_s))
+
+    def build():
+        """The method's placement and a fresh policy object, drawn the same way each time, so the paper model,
+        the live client and the step-level prediction each start from the same policy state."""
+        return chosen.build(MethodContext(pm, np.random.default_rng(method_ss), sc.workload.rate_per_s))
+
+    placement, policy = build()
     if placement.coverage(pm.L).min() < 1:
         raise SwarmplanError("placement", f"{method}'s placement leaves blocks uncovered", "give the servers more memory")
     workload = draw_workload(sc.workload, swarm.n_clients, wl_rng, n_requests, base_dir)
@@ -151,7 +182,7 @@ def run_validation(
         arch,
         pm,
         placement,
-        policy,
+        build()[1],
         workload,
         prompts,
         device=device,
@@ -160,6 +191,13 @@ def run_validation(
         bandwidth_mbit_s=bandwidth_mbit_s,
         log=log,
     )
+    cores = host_cores()
+    step = None
+    if prediction == "step":
+        log("step-level prediction …")
+        step = predict_steps(
+            pm, placement, build()[1], workload, prompts, calibration, arch, live, outages, bandwidth_mbit_s, cores
+        )
     identical = True
     if check_tokens:
         ref = build_reference(arch, device)
@@ -184,19 +222,67 @@ def run_validation(
                 lost=rec.lost,
                 failures=rec.failures,
                 refusals=rec.refusals,
-                chain_predicted="-".join(map(str, sim.chains[r])),
+                chain_paper="-".join(map(str, sim.chains[r])),
                 chain_measured="-".join(map(str, rec.chains[0])) if rec.chains else "",
                 measured_wait_ms=rec.start_ms - rec.arrival_ms,
-                predicted_wait_ms=float(sim.wait_ms[r]),
                 measured_ttft_ms=rec.ttft_ms,
-                predicted_ttft_ms=float(sim.ttft_ms[r]),
                 measured_per_token_ms=resp / l_out,
-                predicted_per_token_ms=float(sim.per_token_ms[r]),
                 measured_response_ms=resp,
-                predicted_response_ms=float(sim.response_ms[r]),
+                measured_server_cpu_ms=rec.server_cpu_ms,
+                measured_server_wall_ms=rec.server_wall_ms,
+                paper_wait_ms=float(sim.wait_ms[r]),
+                paper_ttft_ms=float(sim.ttft_ms[r]),
+                paper_per_token_ms=float(sim.per_token_ms[r]),
+                paper_response_ms=float(sim.response_ms[r]),
             )
         )
-    return Validation(method, sc.name, calibration, live, sim, pd.DataFrame(rows), identical, failures_simulated=bool(schedule))
+        if step is not None:
+            s = step[r]
+            rows[-1].update(
+                chain_step="-".join(map(str, s.chains[0])) if s.chains else "",
+                step_wait_ms=s.start_ms - s.arrival_ms,
+                step_ttft_ms=s.ttft_ms,
+                step_per_token_ms=s.response_ms / l_out,
+                step_response_ms=s.response_ms,
+                step_server_cpu_ms=s.server_cpu_ms,
+                step_server_wall_ms=s.server_wall_ms,
+            )
+        for k in ("wait", "ttft", "per_token", "response"):
+            rows[-1][f"predicted_{k}_ms"] = rows[-1][f"{prediction}_{k}_ms"]
+    return Validation(
+        method,
+        sc.name,
+        calibration,
+        live,
+        sim,
+        pd.DataFrame(rows),
+        identical,
+        failures_simulated=bool(schedule),
+        prediction=prediction,
+        cores=cores,
+    )
+
+
+def predict_steps(pm, placement, policy, workload, prompts, cal: Calibration, arch, live: LiveRun, outages, bw, cores):
+    """docs/runtime.md §8 — the step-level prediction of the live run: the same policy kind and drivers, the
+    transport's links, the calibrated CPU costs, the host's cores and the other sessions' measured demand."""
+    sw = pm.swarm
+    links = {c: {j: Link(float(sw.rtt_raw_client_ms[c, j]), bw) for j in range(sw.n_servers)} for c in range(sw.n_clients)}
+    return simulate_steps(
+        workload,
+        prompts,
+        policy,
+        predictor(pm),
+        sw.timing,
+        [int(x) for x in placement.cache_slots],
+        [int(m) for m in placement.n_blocks],
+        links,
+        cal.step_costs(cores, autogroup_enabled()),
+        arch.hidden,
+        live.background,
+        [StepOutage(o.server, o.fail_ms, o.return_ms) for o in outages],
+        pool=WARM_POOL,
+    )
 
 
 def plot_validation(v: Validation, path) -> None:

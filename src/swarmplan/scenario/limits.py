@@ -12,7 +12,8 @@ import os
 from swarmplan.errors import SwarmplanError
 
 # Bytes the simulator keeps per request: the workload's five arrays, the per-request result arrays, the chain
-# and block tuples and, with per-request output on, one row dict of 13 fields. Measured with tracemalloc
+# and block tuples and, with rows kept in memory (simulate's table; compare streams them to disk), one row
+# dict of 13 fields. Measured with tracemalloc
 # (benchmarks/memory_per_request.py, paper-abvt, rows kept): 939 B for cg-bprr, 997 B for petals. Chains of
 # more servers make longer rows, so the check counts 4 KiB: it guards against counts off by orders of
 # magnitude (1e11 requests), not against the last gigabyte.

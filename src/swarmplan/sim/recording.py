@@ -79,6 +79,9 @@ class _Interrupted:
     kept: set = field(default_factory=set)  # (server, blocks) hops whose KV cache survived the last cut
 
 
+MAX_SHARED = 1 << 16  # distinct chains kept for sharing (a run reuses few; the bound keeps the table small)
+
+
 class RunRecorder:
     """The workload as plain lists (the loops index them once per request) and the per-request records."""
 
@@ -96,6 +99,7 @@ class RunRecorder:
         n = workload.n
         self.chains: list = [None] * n
         self.processed: list = [None] * n
+        self._hops: dict[tuple, tuple] = {}  # each distinct (servers, blocks) once, shared by its requests
         self.raw_wait, self.wait, self.prefill, self.decode = (np.zeros(n) for _ in range(4))
         self.track = track_segments
         self.current: dict[int, _Segment] = {}
@@ -109,7 +113,7 @@ class RunRecorder:
         t1, tok = self._timer.times(self.client[r], self.input_tokens[r], servers, blocks)
         f = self._factor[r]
         prefill, decode = t1 * f, (self.output_tokens[r] - 1) * tok * f
-        self.chains[r], self.processed[r] = tuple(servers), tuple(blocks)
+        self.chains[r], self.processed[r] = self._shared(servers, blocks)
         self.wait[r], self.prefill[r], self.decode[r] = wait_ms, prefill, decode
         self.raw_wait[r] = wait_ms if raw_wait_ms is None else raw_wait_ms
         completion = self.arrival[r] + wait_ms + prefill + decode + self.delay
@@ -118,6 +122,18 @@ class RunRecorder:
                 tuple(servers), tuple(blocks), wait_ms, self.arrival[r] + wait_ms, self.delay, prefill, tok * f, 0
             )
         return completion
+
+    def _shared(self, servers, blocks) -> tuple[tuple, tuple]:
+        """The request's chain as tuples shared with every other request on the same chain: requests reuse
+        few chains, so 10⁶ requests cost two list slots each instead of two tuples (≈ 110 bytes) each. The
+        table stops growing at ``MAX_SHARED`` distinct chains (then each further one is its own tuple)."""
+        key = (tuple(servers), tuple(blocks))
+        hit = self._hops.get(key)
+        if hit is None:
+            if len(self._hops) >= MAX_SHARED:
+                return key
+            hit = self._hops[key] = key
+        return hit
 
     def interrupt(self, r: int, now: float, failed: int) -> None:
         """docs/model.md §16.3 — request r's session is cut at ``now`` by the failure of server ``failed``:
@@ -165,7 +181,7 @@ class RunRecorder:
             head = self._timer.replay_ms(c, prefix, servers, blocks, acc.kept) * f
             steps = l_out - acc.tokens
             acc.recomputed_tokens += prefix
-        self.chains[r], self.processed[r] = tuple(servers), tuple(blocks)
+        self.chains[r], self.processed[r] = self._shared(servers, blocks)
         seg = _Segment(tuple(servers), tuple(blocks), wait_ms, now + wait_ms, self.initial_delay, head, tok * f, acc.tokens)
         self.current[r] = seg
         return now + wait_ms + self.initial_delay + head + steps * tok * f

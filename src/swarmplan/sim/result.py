@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,14 +87,26 @@ class SimResult:
         """docs/model.md §3.7 — D_r / l_out; its mean is the paper's Σ D_r / (n · l_out)."""
         return self.response_ms / self.workload.output_tokens
 
+    def hops(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (request, server, blocks) hop of every served request as three flat arrays, in request then
+        chain order (a request churn never served has none)."""
+        flat = itertools.chain.from_iterable
+        lengths = np.fromiter((0 if c is None else len(c) for c in self.chains), dtype=np.int64, count=len(self.chains))
+        total = int(lengths.sum())
+        servers = np.fromiter(flat(c for c in self.chains if c is not None), dtype=np.int64, count=total)
+        blocks = np.fromiter(flat(k for k in self.processed if k is not None), dtype=np.int64, count=total)
+        return np.repeat(np.arange(len(lengths)), lengths), servers, blocks
+
     def slot_utilisation(self) -> np.ndarray:
-        """Time-average share of each server's slots held by running sessions over [first arrival, last completion]."""
+        """Time-average share of each server's slots held by running sessions over [first arrival, last completion].
+
+        Slot-time k·(end − start) is added hop by hop in request order (``np.add.at`` is unbuffered and goes
+        through the indices in order), so each server's sum is the same float as a loop over the requests."""
         n = len(self.placement.cache_slots)
         held = np.zeros(n)
         start, end = self.start_ms, self.completion_ms
-        for r, (chain, ks) in enumerate(zip(self.chains, self.processed)):
-            for j, k in zip(chain, ks):
-                held[j] += k * (end[r] - start[r])
+        req, servers, blocks = self.hops()
+        np.add.at(held, servers, blocks * (end - start)[req])
         horizon = end.max() - self.workload.arrival_ms.min()
         cap = np.asarray(self.placement.cache_slots, dtype=float)
         return np.divide(held, cap * horizon, out=np.zeros(n), where=cap > 0)
@@ -105,6 +118,7 @@ class SimResult:
             out.update(self.churn.summary(), requests=int(len(done)))
             return out
         resp = self.response_ms
+        util = self.slot_utilisation()
         out = {
             "per_token_s": float(self.per_token_ms.mean() / 1000),
             "ttft_s": float(self.ttft_ms.mean() / 1000),
@@ -115,8 +129,8 @@ class SimResult:
             "response_p95_s": float(np.percentile(resp, 95) / 1000),
             "response_p99_s": float(np.percentile(resp, 99) / 1000),
             "max_concurrency": int(self.max_concurrency),
-            "mean_slot_utilisation": float(self.slot_utilisation().mean()),
-            "slot_utilisation_per_server": [round(float(u), 6) for u in self.slot_utilisation()],
+            "mean_slot_utilisation": float(util.mean()),
+            "slot_utilisation_per_server": [round(float(u), 6) for u in util],
             "requests": int(len(resp)),
         }
         if self.churn is not None:
