@@ -67,14 +67,21 @@ class Router:
         """``edge_waits`` per (server, k) slot that is an edge. On a ``SlotBook`` the instants at which slots
         free are kept per units and redone only for servers whose slots changed (docs/model.md §9.5); any
         other state is asked afresh (``slot_waits_reference``)."""
-        if getattr(book, "changed_since", None) is None or not self.use_fast_path:
+        cache = self.ready_times(book, units)
+        if cache is None:
             return self.slot_waits_reference(book, now, units)
+        return cache.waits(book, now)
+
+    def ready_times(self, book: SlotState, units: int = 1) -> ReadyTimes | None:
+        """The kept per-slot instants for this units (``slot_waits``), or None where they are not kept."""
+        if getattr(book, "changed_since", None) is None or not self.use_fast_path:
+            return None
         cache = self._ready.get(units)
         if cache is None:
             if len(self._ready) >= 8:  # units vary per request only under max-length reservation (§17.3)
                 del self._ready[next(iter(self._ready))]
             cache = self._ready[units] = ReadyTimes(self._edge_slots, self.blocks.n_slots, units)
-        return cache.waits(book, now)
+        return cache
 
     def slot_waits_reference(self, book: SlotState, now: float, units: int = 1) -> np.ndarray:
         """``slot_waits`` from scratch: only servers short of slots are asked."""

@@ -16,7 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
-from swarmplan.perf.chains import SOURCE, BlockChains, opt_rr_chain
+from swarmplan.perf.chains import BlockChains, opt_rr_chain
 from swarmplan.perf.jit import njit
 from swarmplan.routing.base import Route
 from swarmplan.routing.state import SlotState
@@ -25,10 +25,12 @@ from swarmplan.routing.wsrr import WsRrRouter
 
 @njit
 def _opt_rr_kernel(
-    order, start, end, m, offset, gstart, hold_start, holders, slot_server, slot_k, slot_edge, base, waits, L, n
+    order, start, end, m, offset, gstart, hold_start, holders, slot_server, slot_k, slot_edge, base, short, ready, now, L, n
 ):  # pragma: no cover - compiled
     """min over the distinct waits w of candidate slots (edges with finite base and wait), ascending, of
-    SP(slots with wait ≤ w) + w; the first strict minimum. Returns (total, sink server or −1, predecessors).
+    SP(slots with wait ≤ w) + w; the first strict minimum. Returns (total, the chain's servers, their blocks,
+    their waits), empty arrays when no chain exists. The waits are ready − now where short, else 0
+    (``routing.ready.ReadyTimes``), formed here; under overload most are 0, so only the others are sorted.
 
     Slots join in order of their wait and only lower distances, so SP_w follows from the last one by
     lowering what they reach: a server's distance, then its end boundary's least distance D_b, then the
@@ -38,6 +40,7 @@ def _opt_rr_kernel(
     v + w ≥ the best total so far can lead to no strictly better total, now or at a later (larger) w: it is
     not spread, and the loop stops once w alone reaches the best total."""
     ns = len(base)
+    waits = np.where(short, ready - now, 0.0)
     cand = np.empty(ns, dtype=np.int64)
     nc = 0
     nonneg = True
@@ -47,11 +50,31 @@ def _opt_rr_kernel(
             nc += 1
             if base[s] < 0:
                 nonneg = False
+    none = np.empty(0, dtype=np.int64)
     if nc == 0:
-        return np.inf, -1, np.full(n, -2, dtype=np.int64)
+        return np.inf, none, none, np.empty(0)
     cand = cand[:nc]
     w = np.full(ns, np.inf)
-    by_wait = cand[np.argsort(waits[cand])]  # the order inside a group of equal waits does not matter
+    # ascending waits; the order inside a group of equal waits does not matter (distances are minima)
+    nonzero = np.empty(nc, dtype=np.int64)
+    nz = 0
+    for s in cand:
+        if waits[s] != 0.0:
+            nonzero[nz] = s
+            nz += 1
+    nonzero = nonzero[:nz]
+    nonzero = nonzero[np.argsort(waits[nonzero])]
+    neg = 0
+    while neg < nz and waits[nonzero[neg]] < 0.0:
+        neg += 1
+    by_wait = np.empty(nc, dtype=np.int64)
+    by_wait[:neg] = nonzero[:neg]
+    p = neg
+    for s in cand:
+        if waits[s] == 0.0:
+            by_wait[p] = s
+            p += 1
+    by_wait[p:] = nonzero[neg:]
     dist = np.full(n, np.inf)
     dist_b = np.full(L + 1, np.inf)
     dist_b[0] = 0.0
@@ -97,11 +120,25 @@ def _opt_rr_kernel(
             best = cost + cw
             best_w = cw
     if best == np.inf:
-        return np.inf, -1, np.full(n, -2, dtype=np.int64)
+        return np.inf, none, none, np.empty(0)
     for s in cand:
         w[s] = base[s] if waits[s] <= best_w else np.inf
     end_at, pred = _chain_at(order, start, end, offset, gstart, w, L, n)
-    return best, end_at, pred
+    size = 0
+    j = end_at
+    while j >= 0:
+        size += 1
+        j = pred[j]
+    servers = np.empty(size, dtype=np.int64)
+    blocks = np.empty(size, dtype=np.int64)
+    chain_waits = np.empty(size)
+    j = end_at
+    for t in range(size - 1, -1, -1):
+        i = pred[j]
+        k = end[j] - (end[i] if i >= 0 else 0)
+        servers[t], blocks[t], chain_waits[t] = j, k, waits[offset[j] + k - 1]
+        j = i
+    return best, servers, blocks, chain_waits
 
 
 @njit
@@ -169,11 +206,17 @@ def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits, holders=None):
     """``perf.chains.opt_rr_chain``'s answer (total, servers, blocks), or (inf, [], []), lowering distances
     as slots join instead of a pass per wait (docs/model.md §13.4.1). ``holders``: ``block_holders(bc)``,
     kept by the caller. Weights and waits must not be NaN."""
-    hold_start, who = block_holders(bc) if holders is None else holders
-    base = np.ascontiguousarray(slot_base, dtype=np.float64)
     waits = np.ascontiguousarray(slot_waits, dtype=np.float64)
-    n = len(bc.start)
-    best, end_at, pred = _opt_rr_kernel(
+    best, servers, processed, _ = opt_rr_chain_ready(bc, slot_base, np.ones(len(waits), dtype=np.bool_), waits, 0.0, holders)
+    return best, servers, processed
+
+
+def opt_rr_chain_ready(bc: BlockChains, slot_base, short, ready, now: float, holders=None):
+    """``opt_rr_chain_fast`` with the waits given as a router keeps them (``routing.ready.ReadyTimes``):
+    ready − now where short, else 0 (x − 0.0 = x, so ``opt_rr_chain_fast`` passes waits as ready, now 0).
+    Returns (total, servers, blocks, the chain's waits)."""
+    hold_start, who = block_holders(bc) if holders is None else holders
+    best, servers, blocks, chain_waits = _opt_rr_kernel(
         bc.order,
         bc.start,
         bc.end,
@@ -185,21 +228,14 @@ def opt_rr_chain_fast(bc: BlockChains, slot_base, slot_waits, holders=None):
         bc.slot_server,
         bc.slot_k,
         bc.slot_edge,
-        base,
-        waits,
+        np.ascontiguousarray(slot_base, dtype=np.float64),
+        short,
+        ready,
+        float(now),
         bc.L,
-        n,
+        len(bc.start),
     )
-    if end_at < 0:
-        return float("inf"), [], []
-    servers, processed = [], []
-    j, end = int(end_at), bc.end
-    while j != SOURCE:
-        i = int(pred[j])
-        servers.append(j)
-        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
-        j = i
-    return float(best), servers[::-1], processed[::-1]
+    return float(best), servers.tolist(), blocks.tolist(), chain_waits.tolist()
 
 
 class OptRrRouter(WsRrRouter):
@@ -217,11 +253,14 @@ class OptRrRouter(WsRrRouter):
         u = self.units(l_in, l_out)
         if self.use_fast_path and all(book.free(j) >= k * u for j, k in zip(servers, processed)):
             return Route(servers, processed, [0.0] * len(servers), u)
-        waits = self.slot_waits(book, now, u)
         if not self.use_fast_path:
-            _, servers, processed = opt_rr_chain(self.blocks, base, waits)
+            _, servers, processed = opt_rr_chain(self.blocks, base, self.slot_waits(book, now, u))
             return Route(servers, processed, self.chain_waits(book, now, servers, processed, u), u)
-        _, servers, processed = opt_rr_chain_fast(self.blocks, base, waits, self._holders)
-        # A chain's (server, k) are edge slots, whose waits are those just computed (docs/model.md §9.5).
-        offset = self._offset
-        return Route(servers, processed, [float(waits[offset[j] + k - 1]) for j, k in zip(servers, processed)], u)
+        kept = self.ready_times(book, u)
+        if kept is None:  # a state without the book's log: waits asked afresh, passed as instants at 0
+            short, ready, at = np.ones(self.blocks.n_slots, dtype=np.bool_), self.slot_waits(book, now, u), 0.0
+        else:
+            (short, ready), at = kept.refresh(book), now
+        # A chain's (server, k) are edge slots, whose waits the kernel formed (docs/model.md §9.5).
+        _, servers, processed, chain_waits = opt_rr_chain_ready(self.blocks, base, short, ready, at, self._holders)
+        return Route(servers, processed, chain_waits, u)

@@ -42,6 +42,10 @@ class SlotBook:
         # its slots to the shift and booking the latest appends, so the curve rarely needs rebuilding
         self._curve: list[list[int] | None] = [None] * n
         self._shift = [0] * n
+        # the same completions and slot counts as arrays (row j: server j's bookings, as many as in _done[j]),
+        # for compiled readers (routing/ready.py); kept only once one asked for them (``rows``)
+        self.done_rows: np.ndarray | None = None
+        self.held_rows: np.ndarray | None = None
         self._chains: dict[int, tuple[float, list[int], list[int]]] = {}
         self.changes = 0  # how many server changes so far (docs/model.md §9.5)
         self._log: list[int] = []  # the servers of the latest changes, the last is change number ``changes``
@@ -63,6 +67,10 @@ class SlotBook:
             lst = self.by_server[j]
             at = len(lst) if not lst or lst[-1] < entry else bisect_left(lst, entry)
             curve = self._curve[j]
+            c = len(lst)
+            rows = self.done_rows is not None
+            if rows and c == self.done_rows.shape[1]:
+                self._widen()
             if at == len(lst):
                 lst.append(entry)
                 self._done[j].append(completion)
@@ -74,6 +82,13 @@ class SlotBook:
                 self._done[j].insert(at, completion)
                 self._held[j].insert(at, k)
                 self._curve[j] = None
+                if rows:
+                    done, held = self.done_rows[j], self.held_rows[j]
+                    done[at + 1 : c + 1] = done[at:c]  # numpy copies overlapping slices correctly
+                    held[at + 1 : c + 1] = held[at:c]
+            if rows:
+                self.done_rows[j, at] = completion
+                self.held_rows[j, at] = k
         self._noted(servers)
         self._chains[r] = (completion, servers, ks)
 
@@ -86,6 +101,11 @@ class SlotBook:
             lst = self.by_server[j]
             at = 0 if lst[0][1] == r else bisect_left(lst, (completion, r, k))  # usually the earliest completes
             del lst[at], self._done[j][at], self._held[j][at]
+            if self.done_rows is not None:
+                c = len(lst)
+                done, held = self.done_rows[j], self.held_rows[j]
+                done[at:c] = done[at + 1 : c + 1]
+                held[at:c] = held[at + 1 : c + 1]
             curve = self._curve[j]
             if at == 0 and curve is not None:
                 del curve[0]
@@ -93,6 +113,27 @@ class SlotBook:
             else:
                 self._curve[j] = None
         self._noted(servers)
+
+    def _widen(self) -> None:
+        n, old = self.done_rows.shape
+        done, held = np.zeros((n, 2 * old)), np.zeros((n, 2 * old), dtype=np.int64)
+        done[:, :old], held[:, :old] = self.done_rows, self.held_rows
+        self.done_rows, self.held_rows = done, held
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every server's bookings' completions and slot counts as array rows, earliest completion first (row
+        j holds ``n_bookings(j)`` of them); kept up to date from the first call on (rows widen by doubling)."""
+        if self.done_rows is None:
+            n = len(self._done)
+            width = max([8] + [1 << (len(d) - 1).bit_length() for d in self._done if d])
+            self.done_rows, self.held_rows = np.zeros((n, width)), np.zeros((n, width), dtype=np.int64)
+            for j, (done, held) in enumerate(zip(self._done, self._held)):
+                self.done_rows[j, : len(done)] = done
+                self.held_rows[j, : len(held)] = held
+        return self.done_rows, self.held_rows
+
+    def n_bookings(self, j: int) -> int:
+        return len(self._done[j])
 
     def _noted(self, servers) -> None:
         self._log.extend(servers)
