@@ -171,3 +171,16 @@ def test_finer_length_classes_never_loosen_the_bound():
     assert coarse.certified and fine.certified
     assert fine.rate_per_s <= coarse.rate_per_s * (1 + 1e-9)
     assert fine.rate_per_s < coarse.rate_per_s  # strictly tighter on a spread of lengths
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_pricing_budget_keeps_the_bound_valid(seed):
+    """Stopping column generation early (docs/capacity.md §2.2, pricing budget) may loosen the bound, never
+    tighten it below the full column generation's (itself ≥ every placement's rate)."""
+    pm = tiny(np.random.default_rng(seed), 3, 4)
+    fast = fastest_per_token_ms(pm, pm.swarm.timing.initial_delay_ms)
+    slo = Slo("per_token", 1.15 * fast)
+    full = capacity_upper_bound(pm, slo, enumerate_limit=0)
+    early = capacity_upper_bound(pm, slo, enumerate_limit=0, pricing_budget=1)
+    assert early.iterations == 1 <= full.iterations
+    assert early.rate_per_s >= full.lp_rate_per_s * (1 - 1e-9)

@@ -19,6 +19,7 @@ reported is a Lagrangian (dual) bound that stays valid even if pricing is not so
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from swarmplan.perf import jit
 from swarmplan.perf.model import PerfModel
 
 INF = highspy.kHighsInf
@@ -213,8 +215,14 @@ def capacity_upper_bound(
     tol: float = 1e-6,
     cells: int = 800,
     enumerate_limit: int = 2000,
+    prune: bool = True,
+    pricing_budget: int | None = None,
 ) -> BoundResult:
-    """The largest Poisson rate (req/s) any placement and routing could serve within ``slo`` (docs/capacity.md §2)."""
+    """The largest Poisson rate (req/s) any placement and routing could serve within ``slo`` (docs/capacity.md §2).
+    ``prune``: price chains only over servers not dominated by enough others (§2.2); the bound stays valid
+    and is the same up to rounding, only which of equally good columns is generated can differ.
+    ``pricing_budget``: stop column generation once the pricing DPs have run over this many servers in all
+    (None: no limit); the bound stays valid (the best Lagrangian bound so far) but may be looser (§2.2)."""
     classes = classes or length_classes(pm)
     d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms if delay_ms is None else delay_ms
     L, J = pm.L, pm.n_servers
@@ -241,7 +249,7 @@ def capacity_upper_bound(
     columns: list[tuple[int, tuple]] = []
     seen: set = set()
 
-    grids = [_TimeGrid(t.hold, g, L, slo, t.const_hold, cells) for t in times]
+    grids = [_TimeGrid(t.hold, g, L, slo, t.const_hold, cells, prune) for t in times]
 
     def column_of(qi: int, hops):
         t = times[qi]
@@ -274,9 +282,10 @@ def capacity_upper_bound(
         lp_value = h.getInfo().objective_function_value if every else 0.0
         return BoundResult(lp_value * 1000.0, lp_value * 1000.0, True, 1, _used_chains(h, columns, classes, times, pm))
     for qi, t in enumerate(times):  # start from each class's fastest chain
-        add(qi, _knapsack(np.where(np.isfinite(g), t.hold, np.inf), L)[1])
+        keep = grids[qi].kept(np.zeros(J))
+        add(qi, [(int(keep[j]), n) for j, n in _knapsack(np.where(np.isfinite(g), t.hold, np.inf)[keep], L)[1]])
 
-    best_bound, lp_value, certified, it = np.inf, 0.0, False, 0
+    best_bound, lp_value, certified, it, priced = np.inf, 0.0, False, 0, 0
     for it in range(1, max_iterations + 1):
         h.run()
         lp_value = h.getInfo().objective_function_value
@@ -296,7 +305,8 @@ def capacity_upper_bound(
             kappa = y_slo / q.out_max if slo.kind == "per_token" else 0.0
             extra = y_slo * _knapsack(np.where(np.isfinite(g), t.slo, np.inf), L)[0] if slo.kind == "ttft" else 0.0
             grid = grids[qi]
-            cells, amin = grid.solve(a)
+            cells, amin = grid.solve(a, pi)
+            priced += len(grid.servers)
             with np.errstate(invalid="ignore"):
                 obj = np.where(np.isfinite(amin), cells * (amin + kappa), np.inf)
             tail = grid.tail_bound(a, kappa)
@@ -324,7 +334,7 @@ def capacity_upper_bound(
             certified = True
             best_bound = min(best_bound, max(lp_value, dual))
             break
-        if not added:
+        if not added or (pricing_budget is not None and priced >= pricing_budget):
             break
     chains = _used_chains(h, columns, classes, times, pm)
     bound = max(best_bound, lp_value)
@@ -347,6 +357,8 @@ def _all_chains(g: np.ndarray, L: int, limit: int) -> list[list[tuple[int, int]]
         for n in np.flatnonzero(np.isfinite(g[j])):
             new[n:] += count[: L + 1 - n]
         count = new
+        if count[L] > limit:  # counts only grow with more servers
+            return None
     if count[L] > limit:
         return None
     out: list[list[tuple[int, int]]] = []
@@ -369,12 +381,19 @@ def _all_chains(g: np.ndarray, L: int, limit: int) -> list[list[tuple[int, int]]
 class _TimeGrid:
     """DP over (blocks covered, chain time rounded down to a grid of step δ): for every time cell, the least
     memory price A = Σ a_j(n_j) of a chain covering L blocks (distinct servers). Rounding times down keeps
-    every real chain in a cell at or below its time, so min over cells of (cell time)·A is a lower bound."""
+    every real chain in a cell at or below its time, so min over cells of (cell time)·A is a lower bound.
 
-    def __init__(self, hold, g, L: int, slo: Slo, const_hold: float, cells: int = 400):
+    With ``prune`` the DP runs only over the servers no K others dominate (docs/capacity.md §2.2, "Pruning
+    dominated servers"); nothing is pruned unless some server type has more than K servers."""
+
+    def __init__(self, hold, g, L: int, slo: Slo, const_hold: float, cells: int = 400, prune: bool = True):
         self.L = L
         w = np.where(np.isfinite(g), hold, np.inf)
-        fastest, _ = _knapsack(w, L)
+        self.ok = np.isfinite(w)
+        self.hold = hold
+        self.groups = _dominance_groups(w, g, L) if prune else []
+        base = self.kept(np.zeros(w.shape[0]))
+        fastest, _ = _knapsack(w[base], L)
         cap = 3.0 * fastest
         if slo.kind == "response":
             cap = max(cap, 1.0001 * (slo.limit_ms - const_hold))
@@ -382,31 +401,25 @@ class _TimeGrid:
         self.delta = cap / cells
         self.U = cells
         self.units = np.where(np.isfinite(w), np.floor(w / self.delta), -1).astype(np.int64)
-        self.ok = np.isfinite(w)
-        self.hold = hold
         self.fastest = fastest
 
-    def solve(self, a: np.ndarray):
+    def kept(self, pi: np.ndarray) -> np.ndarray:
+        """Indices (increasing) of the servers that fewer than K others dominate at prices ``pi``."""
+        J = pi.shape[0]
+        if not self.groups:
+            return np.arange(J)
+        drop = np.zeros(J, dtype=bool)
+        for order, k in self.groups:
+            drop[order] = _dominated(pi[order], k)
+        return np.flatnonzero(~drop)
+
+    def solve(self, a: np.ndarray, pi: np.ndarray | None = None):
         L, U = self.L, self.U
-        J = a.shape[0]
-        best = np.full((L + 1, U + 1), np.inf)
-        best[0, 0] = 0.0
-        self.choice = np.zeros((J, L + 1, U + 1), dtype=np.int16)
-        for j in range(J):
-            new = best.copy()
-            arg = self.choice[j]
-            for n in np.flatnonzero(self.ok[j]):
-                if n == 0:
-                    continue
-                u = int(self.units[j, n])
-                if u > U:
-                    continue
-                cand = best[: L + 1 - n, : U + 1 - u] + a[j, n]
-                tgt = new[n:, u:]
-                better = cand < tgt
-                tgt[better] = cand[better]
-                arg[n:, u:][better] = n
-            best = new
+        self.servers = self.kept(np.zeros(a.shape[0]) if pi is None else pi)
+        units, ok, a = self.units[self.servers], self.ok[self.servers], a[self.servers]
+        self.choice = np.zeros((a.shape[0], L + 1, U + 1), dtype=np.int16)
+        dp = _grid_dp if jit.ENABLED else _grid_dp_numpy
+        best = dp(np.ascontiguousarray(a), np.ascontiguousarray(units), np.ascontiguousarray(ok), L, U, self.choice)
         self.best = best
         cells = np.arange(U + 1) * self.delta
         return cells, best[L]
@@ -416,16 +429,19 @@ class _TimeGrid:
 
     def tail_bound(self, a, kappa: float) -> float:
         """Chains slower than the grid: T ≥ cap, A ≥ the least A of any chain."""
-        amin, self.tail_path = _knapsack(a + 1e-9 * self.hold, self.L)  # ties → the faster chain
+        keep = self.servers
+        amin, hops = _knapsack(a[keep] + 1e-9 * self.hold[keep], self.L)  # ties → the faster chain
+        self.tail_path = [(int(keep[j]), n) for j, n in hops]
         return self.cap * (amin + kappa) if np.isfinite(amin) else np.inf
 
     def path(self, cell: int) -> list[tuple[int, int]]:
         if not np.isfinite(self.best[self.L, cell]):
             return []
         hops, b, u = [], self.L, cell
-        for j in range(self.choice.shape[0] - 1, -1, -1):
-            n = int(self.choice[j, b, u])
+        for i in range(self.choice.shape[0] - 1, -1, -1):
+            n = int(self.choice[i, b, u])
             if n:
+                j = int(self.servers[i])
                 hops.append((j, n))
                 b -= n
                 u -= int(self.units[j, n])
@@ -448,3 +464,90 @@ def _used_chains(h, columns, classes, times, pm) -> list[dict]:
                 }
             )
     return out
+
+
+def _dominance_groups(w: np.ndarray, g: np.ndarray, L: int) -> list[tuple[np.ndarray, int]]:
+    """Servers with equal slot shares g whose time rows w are totally ordered (every row ≤ the next, entry by
+    entry), as (indices from fastest to slowest, K = L // least block count), for the groups larger than K.
+    Within such a group, server i dominates server j when it comes earlier and its price is ≤ j's: every hop
+    on i is no slower and no dearer than the same hop on j (docs/capacity.md §2.2)."""
+    out = []
+    _, inv = np.unique(g, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    for grp in range(inv.max() + 1 if len(inv) else 0):
+        members = np.flatnonzero(inv == grp)
+        ok = np.isfinite(g[members[0]])
+        ok[0] = False
+        if not ok.any():
+            continue
+        k = L // int(np.flatnonzero(ok)[0])
+        if len(members) <= k:
+            continue
+        rows = w[members][:, ok]
+        order = np.lexsort(rows.T[::-1])  # by row, lexicographically; stable, so index breaks ties
+        rows = rows[order]
+        if np.all(rows[1:] >= rows[:-1]):
+            out.append((members[order], k))
+    return out
+
+
+def _dominated(pi: np.ndarray, k: int) -> np.ndarray:
+    """For servers listed fastest first with prices ``pi``: True where ≥ k earlier servers cost ≤ its price."""
+    heap: list[float] = []  # the k least prices seen so far, negated (a max-heap)
+    out = np.zeros(len(pi), dtype=bool)
+    for i, p in enumerate(pi.tolist()):
+        if len(heap) == k and -heap[0] <= p:
+            out[i] = True
+        elif len(heap) < k:
+            heapq.heappush(heap, -p)
+        elif p < -heap[0]:
+            heapq.heapreplace(heap, -p)
+    return out
+
+
+def _grid_dp_numpy(a, units, ok, L: int, U: int, choice):
+    """The time-grid DP of _TimeGrid.solve with NumPy slices (the reference for _grid_dp): best[b, u] = least
+    Σ a over chains of the first servers covering b blocks in u time units; choice[j, b, u] = blocks on j."""
+    best = np.full((L + 1, U + 1), np.inf)
+    best[0, 0] = 0.0
+    for j in range(a.shape[0]):
+        new = best.copy()
+        arg = choice[j]
+        for n in np.flatnonzero(ok[j]):
+            if n == 0:
+                continue
+            u = int(units[j, n])
+            if u > U:
+                continue
+            cand = best[: L + 1 - n, : U + 1 - u] + a[j, n]
+            tgt = new[n:, u:]
+            better = cand < tgt
+            tgt[better] = cand[better]
+            arg[n:, u:][better] = n
+        best = new
+    return best
+
+
+@jit.njit
+def _grid_dp(a, units, ok, L, U, choice):
+    """_grid_dp_numpy as loops (numba): the same additions and strict comparisons in the same order."""
+    best = np.full((L + 1, U + 1), np.inf)
+    best[0, 0] = 0.0
+    new = best.copy()
+    for j in range(a.shape[0]):
+        new[:, :] = best
+        for n in range(1, L + 1):
+            if not ok[j, n]:
+                continue
+            u = units[j, n]
+            if u > U:
+                continue
+            c = a[j, n]
+            for b in range(L + 1 - n):
+                for v in range(U + 1 - u):
+                    cand = best[b, v] + c
+                    if cand < new[b + n, v + u]:
+                        new[b + n, v + u] = cand
+                        choice[j, b + n, v + u] = n
+        best[:, :] = new
+    return best

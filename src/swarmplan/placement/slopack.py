@@ -33,6 +33,7 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
 
 DEFAULT_FACTOR = 1.2  # without an SLO: mean per-token time ≤ 1.2 × the single-request bound
+PRICING_BUDGET = 6000  # servers priced in all by the bound's column generation (docs/capacity.md §2.2)
 
 
 def default_slo(pm: PerfModel) -> Slo:
@@ -104,6 +105,9 @@ class SloPackOptions:
     quantile: Annotated[float, Field(gt=0, lt=1)] = 0.95
     # (l_in, l_out) pairs of the request mix, e.g. [[2048, 28], [512, 300]]; `swarmplan capacity` sets a trace's
     samples: tuple[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], ...] = ()
+    # Column generation of the bound's LP stops after its pricing DPs ran over this many servers in all
+    # (docs/capacity.md §2.2); large swarms only (small ones finish first); None: no limit.
+    pricing_budget: Annotated[int, Field(ge=1)] | None = PRICING_BUDGET
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:
@@ -123,7 +127,7 @@ def _slo_pack(ctx, o: SloPackOptions) -> Placement:
         extra = [(f"gbp-cr at the rate (c={gbp.details.c})", gbp, gbp.details.chains)]
     except SwarmplanError:
         extra = []
-    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra)
+    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra, o.pricing_budget)
     return dataclasses.replace(plan.placement, details=plan)
 
 

@@ -22,8 +22,8 @@ from swarmplan.perf.capacity_bound import Slo, capacity_upper_bound, length_clas
 from swarmplan.perf.model import PerfModel
 from swarmplan.perf.queueing import jffc_response_bounds_ms
 from swarmplan.placement.disjoint_chains import best_disjoint, chain_pool, design_placement, hop_tables
-from swarmplan.placement.gbpcr import gbp_cr, whole_request_times
-from swarmplan.placement.slopack import ROUNDINGS, default_slo, rounded_placement
+from swarmplan.placement.gbpcr import gbp_cr_all_c, whole_request_times
+from swarmplan.placement.slopack import PRICING_BUDGET, ROUNDINGS, default_slo, rounded_placement
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain, gca
 
@@ -39,7 +39,8 @@ class SloPackPlan:
 
     def summary(self) -> dict:
         """What a run reports of the plan beside its metrics."""
-        return {"slo_pack_candidate": self.source, "slo_pack_bound_per_s": self.bound_per_s}
+        bound = self.bound_per_s if np.isfinite(self.bound_per_s) else None  # None: no finite bound proved
+        return {"slo_pack_candidate": self.source, "slo_pack_bound_per_s": bound}
 
 
 def admissible_chains(pm: PerfModel, chains: list[Chain], slo: Slo | None) -> list[Chain]:
@@ -103,15 +104,17 @@ def predicted_rate_per_s(chains: list[Chain], allowed_ms: float, steps: int = 30
 _CACHE: dict[tuple, tuple] = {}
 
 
-def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placement, list[Chain]]], float]:
+def candidate_designs(
+    pm: PerfModel, slo: Slo, pricing_budget: int | None = PRICING_BUDGET
+) -> tuple[list[tuple[str, Placement, list[Chain]]], float]:
     """The rate-independent candidates (LP roundings, GBP-CR for every c with every server placed) with their
-    dispatch chains, and the bound; computed once per swarm and SLO."""
-    key = (id(pm), slo)
+    dispatch chains, and the bound; computed once per swarm, SLO and pricing budget (capacity_upper_bound)."""
+    key = (id(pm), slo, pricing_budget)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is pm:
         return hit[1], hit[2]
     d = pm.swarm.timing.initial_delay_ms + pm.swarm.timing.fair_allocation_delay_ms
-    bound = capacity_upper_bound(pm, slo, list(slo.classes) or length_classes(pm), d)
+    bound = capacity_upper_bound(pm, slo, list(slo.classes) or length_classes(pm), d, pricing_budget=pricing_budget)
     tau_c, tau_p = whole_request_times(pm)
     raw: list[tuple[str, Placement]] = []
     if bound.chains:
@@ -120,11 +123,11 @@ def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placemen
         if design is not None:
             raw.append(("disjoint chains", design_placement(pm, design)))
     c_max = int(np.floor((pm.memory_gb.max() - pm.block_gb) / pm.kv_gb + 1e-9))
-    for c in range(1, c_max + 1):
-        try:
-            raw.append((f"gbp-cr c={c}", gbp_cr(pm, c, float("inf"), method="slo-pack")))
-        except SwarmplanError:
-            continue
+    keys: set = set()  # equal keys ⇔ equal placements: build one per distinct GBP-CR design, named by its least c
+    for opt in gbp_cr_all_c(pm, range(1, c_max + 1), float("inf")):
+        if opt.key not in keys:
+            keys.add(opt.key)
+            raw.append((f"gbp-cr c={opt.c}", opt.build()))
     seen, out = set(), []
     for name, pl in raw:
         k = (pl.start.tobytes(), pl.n_blocks.tobytes())
@@ -141,7 +144,11 @@ def candidate_designs(pm: PerfModel, slo: Slo) -> tuple[list[tuple[str, Placemen
 
 
 def plan_slo_pack(
-    pm: PerfModel, slo: Slo | None = None, rate_per_s: float | None = None, extra: list[tuple[str, Placement, list[Chain]]] = ()
+    pm: PerfModel,
+    slo: Slo | None = None,
+    rate_per_s: float | None = None,
+    extra: list[tuple[str, Placement, list[Chain]]] = (),
+    pricing_budget: int | None = PRICING_BUDGET,
 ) -> SloPackPlan:
     """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
     candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
@@ -149,7 +156,7 @@ def plan_slo_pack(
     bound is within the mean response the SLO allows; when none is (or no rate is given), the one predicted
     to carry the highest rate within the SLO."""
     slo = slo or default_slo(pm)
-    cands, bound_rate = candidate_designs(pm, slo)
+    cands, bound_rate = candidate_designs(pm, slo, pricing_budget)
     cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
     if not cands:
         raise SwarmplanError("slo", f"no candidate placement has a chain for {slo.describe()}", "relax the SLO")
