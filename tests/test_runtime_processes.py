@@ -105,6 +105,13 @@ def test_occupied_port_is_one_error_and_nothing_left():
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     port = sock.getsockname()[1]
+    # multiprocessing's fork server and resource tracker are per-interpreter helpers that live until this
+    # process exits (the Ctrl-C test checks that nothing outlives it); start them first so that only what
+    # the failed start leaves behind is counted, whichever test ran before.
+    from multiprocessing import forkserver, resource_tracker
+
+    forkserver.ensure_running()
+    resource_tracker.ensure_running()
     before = set(descendants_of(os.getpid()))
     try:
         with pytest.raises(SwarmplanError, match="cannot listen") as err:
