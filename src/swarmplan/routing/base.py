@@ -28,6 +28,20 @@ class Route:
         return [k * self.units for k in self.processed]
 
 
+def require_static_chain(servers, units: int, l_in: int, l_out: int) -> None:
+    """A router's unpenalised optimum must exist: one clear error when PETALS' max-length reservation
+    (``units`` > 1 slots per request, docs/model.md §17) leaves no chain, else the placement has none."""
+    if servers:
+        return
+    if units > 1:
+        raise SwarmplanError(
+            "workload.petals_reserve",
+            f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
+            "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
+        )
+    raise RuntimeError("the placement has no feasible chain")
+
+
 class Router:
     """Chooses a chain per arriving request. Subclasses give static edge weights and a state-aware route."""
 
@@ -126,14 +140,7 @@ class Router:
             fits = self.edge_fits if u == 1 else self.graph.k * u <= self._cap_dst
             w = np.where(fits, self.static_weights(client, l_in, l_out), np.inf)
             cost, servers, processed = shortest_chain(self.graph, w, self.sink_weights(client))
-            if not servers and u > 1:
-                raise SwarmplanError(
-                    "workload.petals_reserve",
-                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
-                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
-                )
-            if not servers:
-                raise RuntimeError("the placement has no feasible chain")
+            require_static_chain(servers, u, l_in, l_out)
             hit = (servers, processed, w)
             self._static[key] = hit
         return hit

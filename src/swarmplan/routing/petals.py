@@ -15,9 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import SOURCE, shortest_chain_pairs
-from swarmplan.routing.base import Route, Router
+from swarmplan.routing.base import Route, Router, require_static_chain
 from swarmplan.routing.state import SlotState
 
 CacheTest = Literal["petals", "authors"]
@@ -93,14 +92,7 @@ class PetalsRouter(Router):
             u = self.units(l_in, l_out)
             base = PairWeights(self._half_cs[client] + self._overhead, self.blocks.slot_k * u <= self._cap_slot)
             _, servers, processed = self.penalised_chain(client, base, None)
-            if not servers and u > 1:
-                raise SwarmplanError(
-                    "workload.petals_reserve",
-                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
-                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
-                )
-            if not servers:
-                raise RuntimeError("the placement has no feasible chain")
+            require_static_chain(servers, u, l_in, l_out)
             hit = self._static[key] = (servers, processed, base)
         return hit
 

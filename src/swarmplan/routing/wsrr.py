@@ -15,9 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
-from swarmplan.errors import SwarmplanError
 from swarmplan.perf.chains import shortest_chain_jk
-from swarmplan.routing.base import Route, Router
+from swarmplan.routing.base import Route, Router, require_static_chain
 from swarmplan.routing.state import SlotState
 
 
@@ -44,14 +43,7 @@ class WsRrRouter(Router):
             u = self.units(l_in, l_out)
             w = np.where(self.blocks.slot_k * u <= self._cap_slot, self.slot_weights(client, l_in, l_out), np.inf)
             _, servers, processed = shortest_chain_jk(self.blocks, w)
-            if not servers and u > 1:
-                raise SwarmplanError(
-                    "workload.petals_reserve",
-                    f"a request of {l_in} + {l_out} tokens fits no server's PETALS attention cache on any chain",
-                    "raise model.attn_cache_tokens or use petals_reserve: cache_tokens",
-                )
-            if not servers:
-                raise RuntimeError("the placement has no feasible chain")
+            require_static_chain(servers, u, l_in, l_out)
             hit = self._static[key] = (servers, processed, w)
         return hit
 
