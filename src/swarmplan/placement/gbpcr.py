@@ -59,6 +59,11 @@ def gbp_cr(pm: PerfModel, c: int, rate_per_s: float, target_load: float = 0.7, m
             if nu >= need:
                 break
             a, T, current = 1, 0.0, []
+    return _placement(pm, c, m, start, placed, [tuple(ch) for ch in chains], nu, need, target_load, method)
+
+
+def _placement(pm, c, m, start, placed, chains, nu, need, target_load, method) -> Placement:
+    """GBP-CR's placement from the servers it placed and the chains it formed (docs/model.md §14.1)."""
     n_blocks = np.where(placed, m, 0)
     return Placement(
         method=method,
@@ -69,7 +74,7 @@ def gbp_cr(pm: PerfModel, c: int, rate_per_s: float, target_load: float = 0.7, m
         R=None,
         info={
             "c": c,
-            "chains_formed": [tuple(ch) for ch in chains],
+            "chains_formed": chains,
             "K": len(chains),
             "rate_of_chains_per_s": nu * 1000,
             "target_rate_per_s": need * 1000,
@@ -165,22 +170,6 @@ def _builder(pm, c, m, start, seq, chain_ends, nu, cut, n_placed, need, target_l
         placed[seq[:n_placed]] = True
         bounds = [0, *chain_ends[:cut].tolist()]
         chains = [tuple(seq[bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
-        n_blocks = np.where(placed, m, 0)
-        return Placement(
-            method=method,
-            start=np.where(placed, start, 0),
-            n_blocks=n_blocks,
-            cache_slots=slots_for(pm, n_blocks, "proposed"),
-            memory_model="proposed",
-            R=None,
-            info={
-                "c": c,
-                "chains_formed": chains,
-                "K": len(chains),
-                "rate_of_chains_per_s": nu * 1000,
-                "target_rate_per_s": need * 1000,
-                "target_load": target_load,
-            },
-        )
+        return _placement(pm, c, m, start, placed, chains, nu, need, target_load, method)
 
     return build
