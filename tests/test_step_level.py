@@ -10,7 +10,7 @@ import pytest
 
 from swarmplan.perf.timing import backoff_ms
 from swarmplan.sim.cpu_share import Background, CpuShare, fair_rate, water_fill
-from swarmplan.sim.step_level import StepCosts, simulate_steps
+from swarmplan.sim.step_level import StepCosts, StepOutage, simulate_steps
 from swarmplan.sim.virtual_time import run_virtual
 
 
@@ -125,18 +125,19 @@ def _costs(**kw):
     return StepCosts(**(base | kw))
 
 
-def _simulate(arrivals, costs, slots=4, l_out=3, outages=()):
-    n = len(arrivals)
+def _simulate(arrivals, costs, slots=4, l_out=3, outages=(), rtts=(10.0,), policy=None):
+    """One client; a server per entry of ``rtts``, each holding both blocks."""
+    n, m = len(arrivals), len(rtts)
     wl = _Workload(np.array(arrivals, float), np.full(n, l_out), np.zeros(n, int))
     return simulate_steps(
         wl,
         [[1, 2, 3]] * n,
-        _FixedChain(),
+        policy or _FixedChain(),
         lambda *a: 100.0,
         _Timing(),
-        [slots],
-        [2],
-        {0: {0: _Link(10.0)}},
+        [slots] * m,
+        [2] * m,
+        {0: {j: _Link(rtt) for j, rtt in enumerate(rtts)}},
         costs,
         hidden=8,
         outages=list(outages),
@@ -183,3 +184,81 @@ def test_many_background_changes_always_progress():
     # By hand: 1/3 µs alone; intervals 0..1998 of 0.1 ms at rates 1, 1/2, 1/2 (667, 666, 666 of them) do
     # 133.3 ms of work by 199.9003 ms; the last level (1/2) does the remaining 16.6997 in 33.3993 ms.
     assert done == pytest.approx(199.9 + 1e-3 / 3 + 2 * (150.0 - 1e-3 / 3 - 133.3), abs=1e-6)
+
+
+# ---------------------------------------------------------------- churn (docs/runtime.md §8.2, failures)
+
+
+class _FirstLive:
+    """A test policy: every request goes to the lowest-numbered server the client believes alive."""
+
+    def route(self, state, now, client, l_in, l_out):
+        j = next(j for j in range(len(state.capacity)) if state.is_up(j))
+        return _Route([j], [2], [state.wait_ms(j, 2, now)], [2])
+
+
+def _churn_run(arrivals, outages, **cost):
+    """Server 0 at RTT 10 ms (5 ms a way), server 1 at RTT 20 ms (10 ms a way); a prefill of l tokens through
+    the 2 blocks is 2·(3 + l) ms, a decode 4 ms; 3 prompt tokens, 4 output tokens."""
+    return _simulate(
+        arrivals,
+        _costs(prefill_block_token_ms=1.0, **cost),
+        l_out=4,
+        outages=outages,
+        rtts=(10.0, 20.0),
+        policy=_FirstLive(),
+    )
+
+
+def test_no_failure_baseline_for_the_churn_cases():
+    # Server 0: prefill 5 + 2·(3+3) + 5 = 22 → token 1; decodes 5 + 4 + 5 = 14 → tokens at 36, 50, 64.
+    (rec,) = _churn_run([0.0], [])
+    assert rec.chains == [(0,)] and rec.failures == 0
+    assert (rec.first_token_ms, rec.done_ms) == pytest.approx((22.0, 64.0))
+
+
+def test_server_failing_mid_forward_reroutes_and_replays_the_history():
+    # Server 0 dies at 43, inside the forward of token 3's decode (it reached the server at 41, due at 45):
+    # the client sees the reset at 43 and replays prompt + 2 generated tokens (l = 5) to server 1:
+    # prefill 10 + 2·(3+5) + 10 = 36 → token 3 at 79; one decode 10 + 4 + 10 = 24 → token 4 at 103.
+    (rec,) = _churn_run([0.0], [StepOutage(0, 43.0)])
+    assert rec.chains == [(0,), (1,)] and rec.failures == 1 and len(rec.tokens) == 4 and not rec.lost
+    assert (rec.first_token_ms, rec.done_ms) == pytest.approx((22.0, 103.0))
+    # Against the baseline, the response grows by exactly the replay: the lost step's 43 - 36 = 7 ms, the
+    # replayed prefill (36) and the decode on server 1 (24), instead of server 0's two decodes (2 · 14).
+    (base,) = _churn_run([0.0], [])
+    assert rec.response_ms - base.response_ms == pytest.approx(7.0 + 36.0 + 24.0 - 2 * 14.0)
+    # The servers report only the forwards they answered: 12 + 4 on server 0 (not the killed decode), 16 + 4.
+    assert (rec.server_cpu_ms, rec.server_wall_ms) == pytest.approx((36.0, 36.0))
+
+
+def test_server_failing_while_the_message_is_on_the_link_refuses_it_on_arrival():
+    # Token 2's decode leaves at 22 and reaches server 0 at 27; it died at 24: refused at 27. Replay of
+    # prompt + 1 token (l = 4) on server 1: 10 + 2·(3+4) + 10 = 34 → token 2 at 61; decodes → 85, 109.
+    (rec,) = _churn_run([0.0], [StepOutage(0, 24.0)])
+    assert rec.chains == [(0,), (1,)] and rec.failures == 1
+    assert (rec.first_token_ms, rec.done_ms) == pytest.approx((22.0, 109.0))
+    assert rec.server_cpu_ms == pytest.approx(12.0 + 14.0 + 2 * 4.0)
+
+
+def test_returned_server_serves_again_on_a_new_connection():
+    # Server 0 fails at 43 and is back at 200; a request arriving at 300 goes to it again. Its pooled
+    # connections died with it, so the request first pays a handshake: server worker o_s = 1, client 0,
+    # worker 1 → 302. Every message costs the worker o_s = 1 more: prefill 5 + 13 + 5 → token 1 at 325,
+    # decodes 5 + 5 + 5 → 340, 355, 370.
+    a, b = _churn_run([0.0, 300.0], [StepOutage(0, 43.0, 200.0)], server_message_ms=1.0)
+    assert a.chains == [(0,), (1,)] and b.chains == [(0,)] and b.failures == 0
+    assert (b.first_token_ms, b.done_ms) == pytest.approx((325.0, 370.0))
+    # The same request on a server that never failed finds a pooled connection: 2 ms sooner.
+    (c,) = _churn_run([300.0], [], server_message_ms=1.0)
+    assert c.done_ms == pytest.approx(b.done_ms - 2.0)
+
+
+def test_session_on_a_server_that_restarted_behind_its_back_fails_as_the_live_client_sees_it():
+    # Token 3's decode leaves at 36 and reaches server 0 at 41; the server died at 37 and was back at 38
+    # as a new process that never saw this session: its connection is gone, the client marks the server
+    # dead (runtime.client.ChainRunner._ask on a broken connection) and replays on server 1 at 41:
+    # prefill of l = 5: 10 + 16 + 10 → token 3 at 77; decode 24 → 101.
+    (rec,) = _churn_run([0.0], [StepOutage(0, 37.0, 38.0)])
+    assert rec.chains == [(0,), (1,)] and rec.failures == 1
+    assert rec.done_ms == pytest.approx(101.0)

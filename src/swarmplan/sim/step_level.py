@@ -76,7 +76,9 @@ class StepOutage:
 
 
 class SimServer:
-    """A server process: its slot count, sessions, FIFO worker (``lock``) and whether it is alive."""
+    """A server process: its slot count, sessions, FIFO worker (``lock``) and whether it is alive. Each life
+    (start to kill) has its own ``death`` future; a connection opened to a life is that future, so it breaks
+    when that life ends and stays broken after a restart, as a TCP connection to a killed process does."""
 
     def __init__(self, j: int, slots: int):
         self.j, self.slots = j, int(slots)
@@ -119,41 +121,60 @@ class SimChainRunner:
         self.servers, self.links, self.live, self.span = servers, links, live, span
         self.cpu, self.costs, self.hidden, self.clock = cpu, costs, hidden, clock
         self._ids = itertools.count()
-        self.idle = {j: pool for j in servers}  # pooled connections per server (the live run warms up ``pool``)
+        # Pooled connections per server (the live run warms up ``pool`` before the clock starts).
+        self.idle = {j: [srv.death] * pool for j, srv in servers.items()}
 
     def forget(self, j: int) -> None:
-        """Server j failed: its pooled connections are gone (runtime.client.Connections.drop)."""
-        self.idle[j] = 0
+        """Server j failed or came back: its pooled connections are gone (runtime.client.Connections.drop)."""
+        self.idle[j] = []
 
-    async def _connect(self, j: int) -> None:
+    async def _connect(self, j: int):
         """runtime.client.Connections.get: a pooled connection costs nothing and does not suspend the request;
         a new one is a handshake (not delayed by the link) that needs the server's worker twice — accepting and
         sending the challenge, then checking the answer — and the client's CPU once (docs/runtime.md §8.1)."""
-        if self.idle.get(j, 0) > 0:
-            self.idle[j] -= 1
-            return
+        if self.idle.get(j):
+            return self.idle[j].pop()
         srv = self.servers.get(j)
         if srv is None or not srv.alive:
             self.live.set_dead(j)
             raise HopFailed(j, "connection refused")
-        c = self.costs
-        for proc in (srv.proc, CLIENT, srv.proc):
-            if proc == CLIENT:
-                await self.cpu.compute(CLIENT, c.client_message_ms)
-                continue
-            async with srv.lock:
-                await self.cpu.compute(srv.proc, c.server_message_ms)
+        conn, c = srv.death, self.costs
+        await self._at_server(j, conn, self._work(srv, c.server_message_ms))
+        await self.cpu.compute(CLIENT, c.client_message_ms)
+        await self._at_server(j, conn, self._work(srv, c.server_message_ms))
+        return conn
 
-    def _put(self, j: int) -> None:
-        self.idle[j] = self.idle.get(j, 0) + 1
+    def _put(self, j: int, conn) -> None:
+        self.idle.setdefault(j, []).append(conn)
 
     def _delay_s(self, j: int, tokens: int) -> float:
         """docs/runtime.md Eq. 8.5 — a frame's emulated delay (the transport's Link) plus the timer's lateness."""
         d = self.links[j].delay_s(HEADER_BYTES + 4 * self.hidden * tokens) if tokens >= 0 else self.links[j].delay_s(HEADER_BYTES)
         return d + self.costs.wake_ms / 1000.0 if d > 0 else 0.0
 
-    async def _serve(self, srv: SimServer, op: str, sid: str, n: int, l_in: int, slots: int, last: bool, rec=None):
-        """The server's side of one message: wait for its worker, decide, compute, answer."""
+    async def _at_server(self, j: int, conn, work):
+        """Run ``work`` (the server's side of an exchange) on the life ``conn`` was opened to. If that life has
+        ended or ends first, nothing comes back: the client sees its connection reset at that instant, marks
+        the server dead (runtime.client.ChainRunner._ask on a WireError) and raises HopFailed."""
+        if conn.done():
+            work.close()
+        else:
+            task = asyncio.ensure_future(work)
+            await asyncio.wait({task, conn}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done() and not task.cancelled():
+                return task.result()
+            task.cancel()
+        self.live.set_dead(j)
+        raise HopFailed(j, "connection reset")
+
+    async def _work(self, srv: SimServer, work_ms: float) -> None:
+        async with srv.lock:
+            await self.cpu.compute(srv.proc, work_ms)
+
+    async def _serve(self, srv: SimServer, op: str, sid: str, n: int, l_in: int, slots: int, last: bool, reply_s):
+        """The server's side of one message: wait for its worker, decide, compute, then send the answer after
+        the link's delay (the server's own send, so a kill before it is sent loses it). Returns (ok, error,
+        the forward's CPU ms, its wall ms), the times as the server's reply reports them."""
         c = self.costs
         async with srv.lock:
             ok, error, work = True, "", c.server_message_ms
@@ -166,36 +187,32 @@ class SimChainRunner:
                     work += c.prefill_ms(n, l_in)
             elif op == "decode":
                 work += c.decode_ms(n)
-            if rec is not None and ok:
-                rec.server_cpu_ms += work - c.server_message_ms
             else:  # close
                 srv.used -= srv.sessions.pop(sid, 0)
             t0 = self.clock()
             await self.cpu.compute(srv.proc, work)
-            if rec is not None and ok:
-                rec.server_wall_ms += self.clock() - t0
+            wall_ms = self.clock() - t0
             if ok and last and op != "close":
                 srv.used -= srv.sessions.pop(sid, 0)
-        return ok, error
+        await asyncio.sleep(reply_s(ok))
+        return (ok, error, work - c.server_message_ms, wall_ms) if ok else (ok, error, 0.0, 0.0)
 
-    async def _hop(self, j: int, op: str, sid: str, n: int = 0, l_in: int = 0, slots: int = 0, last: bool = False, rec=None):
-        """docs/runtime.md §8.1 — one message and its reply, timed the way the transport times it."""
+    async def _hop(self, j: int, conn, op: str, sid: str, n=0, l_in=0, slots=0, last=False, rec=None):
+        """docs/runtime.md §8.1 — one message on connection ``conn`` and its reply, timed the way the transport
+        times it."""
         c = self.costs
         tokens = l_in if op == "prefill" else (1 if op == "decode" else -1)
         await self.cpu.compute(CLIENT, c.client_message_ms / 2)
         await asyncio.sleep(self._delay_s(j, tokens))
-        srv = self.servers.get(j)
-        if srv is None or not srv.alive:
-            self.live.set_dead(j)
-            raise HopFailed(j, "connection refused")
-        task = asyncio.ensure_future(self._serve(srv, op, sid, n, l_in, slots, last, rec))
-        await asyncio.wait({task, srv.death}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            self.live.set_dead(j)
-            raise HopFailed(j, "connection reset")
-        ok, error = task.result()
-        await asyncio.sleep(self._delay_s(j, tokens if ok and op != "close" else -1))
+
+        def reply_s(ok: bool) -> float:
+            return self._delay_s(j, tokens if ok and op != "close" else -1)
+
+        work = self._serve(self.servers[j], op, sid, n, l_in, slots, last, reply_s)
+        ok, error, cpu_ms, wall_ms = await self._at_server(j, conn, work)
+        if rec is not None:
+            rec.server_cpu_ms += cpu_ms
+            rec.server_wall_ms += wall_ms
         await self.cpu.compute(CLIENT, c.client_message_ms / 2)
         return ok, error
 
@@ -205,19 +222,19 @@ class SimChainRunner:
         steps = rec.output_tokens - len(rec.tokens)
         l_in = len(rec.prompt) + len(rec.tokens)
         need_slots = list(processed) if need is None else list(need)
-        open_: list[tuple[int, int]] = []
+        open_: list[tuple[int, int, object]] = []  # (server, slots, connection) holding a session
         c = self.costs
         try:
             await self.cpu.compute(CLIENT, c.client_embed_ms)
             for j, n, k in zip(servers, processed, need_slots):
-                await self._connect(j)
-                open_.append((j, k))
+                conn = await self._connect(j)
+                open_.append((j, k, conn))
                 self.live.admitted(j, k)
-                ok, error = await self._hop(j, "prefill", sid, n, l_in, k, steps == 1, rec)
+                ok, error = await self._hop(j, conn, "prefill", sid, n, l_in, k, steps == 1, rec)
                 if not ok:
                     open_.pop()
                     self.live.released(j, k)
-                    self._put(j)
+                    self._put(j, conn)
                     if error == "full":
                         raise Refused(j)
                     raise HopFailed(j, error)
@@ -230,23 +247,23 @@ class SimChainRunner:
                     break
                 last = step == steps - 2
                 await self.cpu.compute(CLIENT, c.client_embed_ms)
-                for j, n in zip(servers, processed):
-                    ok, error = await self._hop(j, "decode", sid, n, last=last, rec=rec)
+                for (j, _, conn), n in zip(open_, processed):
+                    ok, error = await self._hop(j, conn, "decode", sid, n, last=last, rec=rec)
                     if not ok:
                         raise HopFailed(j, error)
-            for j, k in open_:
+            for j, k, conn in open_:
                 self.live.released(j, k)
-                self._put(j)
+                self._put(j, conn)
             open_ = []
         finally:
             await self._abandon(open_, sid)
 
     async def _abandon(self, open_, sid: str) -> None:
-        for j, k in open_:
+        for j, k, conn in open_:
             if not self.live.dead(j):
                 try:
-                    await self._hop(j, "close", sid)
-                    self._put(j)
+                    await self._hop(j, conn, "close", sid)
+                    self._put(j, conn)
                 except HopFailed:
                     pass
             self.live.released(j, k)
