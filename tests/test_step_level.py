@@ -262,3 +262,13 @@ def test_session_on_a_server_that_restarted_behind_its_back_fails_as_the_live_cl
     (rec,) = _churn_run([0.0], [StepOutage(0, 37.0, 38.0)])
     assert rec.chains == [(0,), (1,)] and rec.failures == 1
     assert rec.done_ms == pytest.approx(101.0)
+
+
+def test_server_failing_during_a_handshake_reroutes_the_request():
+    # As above, server 0 is back at 200 with no pooled connections; the request arriving at 300 starts the
+    # handshake (worker o_s 300 → 301, client 0, worker 301 → 302) and the server dies again at 301.5. The
+    # request goes to server 1 on a pooled connection: prefill 10 + (1 + 12) + 10 → token 1 at 334.5, then
+    # decodes 10 + (1 + 4) + 10 = 25 → 359.5, 384.5, 409.5.
+    _, b = _churn_run([0.0, 300.0], [StepOutage(0, 43.0, 200.0), StepOutage(0, 301.5)], server_message_ms=1.0)
+    assert b.chains == [(0,), (1,)] and b.failures == 1
+    assert (b.start_ms, b.first_token_ms, b.done_ms) == pytest.approx((300.0, 334.5, 409.5))
