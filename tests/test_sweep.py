@@ -159,3 +159,23 @@ def test_a_cell_the_methods_cannot_serve_is_recorded_not_fatal(tmp_path):
     bad, good = df[df["servers.count"] == 2], df[df["servers.count"] == 9]
     assert len(bad) == len(good) == 2 and bad["per_token_s"].isna().all() and bad["error"].notna().all()
     assert good["error"].isna().all() and good["per_token_s"].notna().all()
+
+
+def test_metric_lists_cannot_drift_from_each_other_or_from_a_real_summary():
+    """compare.METRICS and store's typed columns both come from experiments.metrics; a real run's summaries
+    carry every one of them with that type, and a results row keeps each in its typed column."""
+    from swarmplan.experiments import store
+    from swarmplan.experiments.compare import METRICS, run_once
+    from swarmplan.experiments.metrics import RUN_METRICS
+
+    assert METRICS == tuple(RUN_METRICS)
+    for name, kind in RUN_METRICS.items():
+        assert (name in store.FLOAT_METRICS, name in store.INT_METRICS) == (kind is float, kind is int)
+    sc, base = load_scenario("paper-abvt")
+    summaries, _ = run_once(sc, list(METHODS), 0, 12, 3, "fair", "petals", base, keep_rows=False)
+    rows = store.summary_rows({"cell": 0, "run": 0, "seed": 3}, summaries)
+    for row, s in zip(rows, summaries.values()):
+        assert all(type(s[name]) is kind for name, kind in RUN_METRICS.items())
+        assert all(row[name] == s[name] for name in METRICS)
+        assert not set(json.loads(row["extra_json"])) & set(store.FLOAT_METRICS + store.INT_METRICS)
+        assert row["R"] == s["R"] and row["bound_ms_per_token"] == s["bound_ms_per_token"]

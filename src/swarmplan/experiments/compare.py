@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from swarmplan.errors import SwarmplanError
+from swarmplan.experiments.metrics import RUN_METRICS
 from swarmplan.experiments.request_log import CHUNK_ROWS, RequestCsv, concatenate, request_rows
 from swarmplan.methods.registry import (
     Method,
@@ -46,18 +47,7 @@ CHURN_METRICS = (
     "unfinished_requests",
     "longest_coverage_outage_s",
 )
-METRICS = (
-    "per_token_s",
-    "ttft_s",
-    "wait_s",
-    "service_s",
-    "response_mean_s",
-    "response_p50_s",
-    "response_p95_s",
-    "response_p99_s",
-    "max_concurrency",
-    "mean_slot_utilisation",
-)
+METRICS = tuple(RUN_METRICS)  # experiments.metrics is the one list (experiments.store types it)
 
 
 @dataclass

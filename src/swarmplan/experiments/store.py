@@ -17,19 +17,11 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FLOAT_METRICS = (
-    "per_token_s",
-    "ttft_s",
-    "wait_s",
-    "service_s",
-    "response_mean_s",
-    "response_p50_s",
-    "response_p95_s",
-    "response_p99_s",
-    "mean_slot_utilisation",
-    "bound_ms_per_token",
-)
-INT_METRICS = ("max_concurrency", "R", "c")
+from swarmplan.experiments.metrics import metrics_of
+
+# The run metrics (experiments.metrics, also compare.METRICS) and the placement's own columns.
+FLOAT_METRICS = metrics_of(float) + ("bound_ms_per_token",)
+INT_METRICS = metrics_of(int) + ("R", "c")
 BOOL_METRICS = ("overloaded",)
 PART_RE = re.compile(r"^c(\d{6})-r(\d{4})\.parquet$")
 RESULTS, REQUESTS, MANIFEST, SESSIONS = "results.parquet", "requests.parquet", "sweep.json", "sessions.jsonl"
