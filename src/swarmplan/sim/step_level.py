@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,16 @@ from swarmplan.sim.virtual_time import run_virtual
 
 CLIENT = "client"
 HEADER_BYTES = 128  # a frame's length prefix and JSON header, about (only matters with a bandwidth limit)
+
+
+@dataclass(frozen=True)
+class HopCosts:
+    """A hop's transport costs on one link (docs/runtime.md §8.4): o_s and o_c (one core's CPU time per message)
+    and δ, how late each of its two delayed frames' timers fire. They depend on the link's delay on a real host."""
+
+    server_message_ms: float
+    client_message_ms: float
+    wake_ms: float
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,17 @@ class StepCosts:
     wake_ms: float = 0.0  # δ: how late an emulated link's timer fires (not CPU), per delayed frame
     cores: float = 1.0  # C
     grouped: bool = True  # the kernel shares cores among sessions first (autogroup)
+    # Per link RTT (ms, rounded to a microsecond): that link's measured hop costs, in place of the three
+    # scalars above (runtime.link_costs); links not in it use the scalars.
+    hops: dict = field(default_factory=dict)
+    # Per server: (prefill, decode) factors on the fitted forwards' work, from its forwards measured in place
+    # before the run (runtime.live_run._warm_up); servers not in it use the fit as it is.
+    server_scale: dict = field(default_factory=dict)
+
+    def hop(self, rtt_ms: float) -> HopCosts:
+        """The hop costs of a link of this RTT: measured on it when ``hops`` has it, else the calibration's."""
+        found = self.hops.get(round(float(rtt_ms), 3))
+        return found or HopCosts(self.server_message_ms, self.client_message_ms, self.wake_ms)
 
     def decode_ms(self, n: int) -> float:
         """docs/runtime.md Eq. 8.3 — work of one decode forward through n blocks: c + τ·n."""
@@ -138,7 +159,7 @@ class SimChainRunner:
         if srv is None or not srv.alive:
             self.live.set_dead(j)
             raise HopFailed(j, "connection refused")
-        conn, c = srv.death, self.costs
+        conn, c = srv.death, self._hop_costs(j)
         await self._at_server(j, conn, self._work(srv, c.server_message_ms))
         await self.cpu.compute(CLIENT, c.client_message_ms)
         await self._at_server(j, conn, self._work(srv, c.server_message_ms))
@@ -150,7 +171,10 @@ class SimChainRunner:
     def _delay_s(self, j: int, tokens: int) -> float:
         """docs/runtime.md Eq. 8.5 — a frame's emulated delay (the transport's Link) plus the timer's lateness."""
         d = self.links[j].delay_s(HEADER_BYTES + 4 * self.hidden * tokens) if tokens >= 0 else self.links[j].delay_s(HEADER_BYTES)
-        return d + self.costs.wake_ms / 1000.0 if d > 0 else 0.0
+        return d + self._hop_costs(j).wake_ms / 1000.0 if d > 0 else 0.0
+
+    def _hop_costs(self, j: int) -> HopCosts:
+        return self.costs.hop(self.links[j].rtt_ms)
 
     async def _at_server(self, j: int, conn, work):
         """Run ``work`` (the server's side of an exchange) on the life ``conn`` was opened to. If that life has
@@ -171,22 +195,22 @@ class SimChainRunner:
         async with srv.lock:
             await self.cpu.compute(srv.proc, work_ms)
 
-    async def _serve(self, srv: SimServer, op: str, sid: str, n: int, l_in: int, slots: int, last: bool, reply_s):
+    async def _serve(self, srv: SimServer, op: str, sid: str, n: int, l_in: int, slots: int, last: bool):
         """The server's side of one message: wait for its worker, decide, compute, then send the answer after
-        the link's delay (the server's own send, so a kill before it is sent loses it). Returns (ok, error,
-        the forward's CPU ms, its wall ms), the times as the server's reply reports them."""
-        c = self.costs
+        the link's delay (the server's own send, so a kill before it leaves loses it). Returns (ok, error, the
+        forward's CPU ms, its wall ms), the times as the server's reply reports them."""
+        c, o_s = self.costs, self._hop_costs(srv.j).server_message_ms
         async with srv.lock:
-            ok, error, work = True, "", c.server_message_ms
+            ok, error, work = True, "", o_s
             if op == "prefill":
                 if srv.used + slots > srv.slots:
                     ok, error = False, "full"
                 else:
                     srv.used += slots
                     srv.sessions[sid] = slots
-                    work += c.prefill_ms(n, l_in)
+                    work += c.prefill_ms(n, l_in) * c.server_scale.get(srv.j, (1.0, 1.0))[0]
             elif op == "decode":
-                work += c.decode_ms(n)
+                work += c.decode_ms(n) * c.server_scale.get(srv.j, (1.0, 1.0))[1]
             else:  # close
                 srv.used -= srv.sessions.pop(sid, 0)
             t0 = self.clock()
@@ -194,27 +218,36 @@ class SimChainRunner:
             wall_ms = self.clock() - t0
             if ok and last and op != "close":
                 srv.used -= srv.sessions.pop(sid, 0)
-        await asyncio.sleep(reply_s(ok))
-        return (ok, error, work - c.server_message_ms, wall_ms) if ok else (ok, error, 0.0, 0.0)
+        reply_tokens = (l_in if op == "prefill" else 1) if ok and op != "close" else -1
+        if await self._delayed(srv.j, reply_tokens):
+            async with srv.lock:  # the reply's timer fires on the server's loop, free only between forwards (Eq. 8.7)
+                await self.cpu.compute(srv.proc, 0.0)
+        return (ok, error, work - o_s, wall_ms) if ok else (ok, error, 0.0, 0.0)
 
     async def _hop(self, j: int, conn, op: str, sid: str, n=0, l_in=0, slots=0, last=False, rec=None):
         """docs/runtime.md §8.1 — one message on connection ``conn`` and its reply, timed the way the transport
         times it."""
-        c = self.costs
+        c = self._hop_costs(j)
         tokens = l_in if op == "prefill" else (1 if op == "decode" else -1)
         await self.cpu.compute(CLIENT, c.client_message_ms / 2)
-        await asyncio.sleep(self._delay_s(j, tokens))
-
-        def reply_s(ok: bool) -> float:
-            return self._delay_s(j, tokens if ok and op != "close" else -1)
-
-        work = self._serve(self.servers[j], op, sid, n, l_in, slots, last, reply_s)
+        if await self._delayed(j, tokens):
+            await self.cpu.compute(CLIENT, 0.0)  # the delay's timer fires on the client's loop (Eq. 8.7)
+        work = self._serve(self.servers[j], op, sid, n, l_in, slots, last)
         ok, error, cpu_ms, wall_ms = await self._at_server(j, conn, work)
         if rec is not None:
             rec.server_cpu_ms += cpu_ms
             rec.server_wall_ms += wall_ms
         await self.cpu.compute(CLIENT, c.client_message_ms / 2)
         return ok, error
+
+    async def _delayed(self, j: int, tokens: int) -> bool:
+        """Sleep a frame's delay (Eq. 8.5); True when there was one — then a timer, not the sender's code,
+        releases the frame, and the frame leaves only once the sender's event loop runs that timer."""
+        d = self._delay_s(j, tokens)
+        if d <= 0:
+            return False
+        await asyncio.sleep(d)
+        return True
 
     async def run(self, rec: RequestRecord, servers, processed, need=None) -> None:
         """runtime.client.ChainRunner.run, message for message (tokens are placeholders: only timing matters)."""
