@@ -109,6 +109,17 @@ class Calibration:
         return asdict(self)
 
 
+async def timed_hop(reader, writer, link: Link, header: dict, x) -> tuple[float, dict, object]:
+    """One message and its reply on a measurement connection: (hop wall ms, reply header, reply tensor);
+    a refusal is a bug of the measurement, not an outcome."""
+    t0 = time.perf_counter()
+    await send_frame(writer, link, header, x)
+    reply, out = await read_frame(reader)
+    if not reply.get("ok"):
+        raise RuntimeError(f"measurement server refused: {reply}")
+    return (time.perf_counter() - t0) * 1000.0, reply, out
+
+
 def fit_line(x, y) -> tuple[float, float]:
     """Least-squares y = slope·x + intercept."""
     slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
@@ -222,12 +233,7 @@ async def _measure(arch, m, port, secret, host, rtt_ms, lengths, decode_steps, r
     dec, pre = [], []
 
     async def ask(header, x):
-        t0 = time.perf_counter()
-        await send_frame(writer, link, header, x)
-        reply, out = await read_frame(reader)
-        if not reply.get("ok"):
-            raise RuntimeError(f"calibration server refused: {reply}")
-        return (time.perf_counter() - t0) * 1000.0, reply, out
+        return await timed_hop(reader, writer, link, header, x)
 
     sid = 0
     for rep in range(repeats + 1):  # the first round warms up caches and allocators and is dropped

@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from swarmplan.runtime.calibrate import timed_hop
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.model import Head, LlamaArch
-from swarmplan.runtime.wire import Link, client_handshake, read_frame, run_precise, send_frame
+from swarmplan.runtime.wire import Link, client_handshake, run_precise
 from swarmplan.sim.step_level import HopCosts
 
 
@@ -97,12 +98,7 @@ async def _measure(arch, m, port, secret, host, rtts, steps, device, bw) -> Link
         link = Link(rtt, bw)
 
         async def ask(header, x, writer=writer, reader=reader, link=link):
-            t0 = time.perf_counter()
-            await send_frame(writer, link, header, x)
-            reply, out = await read_frame(reader)
-            if not reply.get("ok"):
-                raise RuntimeError(f"link-cost server refused: {reply}")
-            return (time.perf_counter() - t0) * 1000.0, reply, out
+            return await timed_hop(reader, writer, link, header, x)
 
         for rep in range(2):  # a short warm-up session (allocations, first forward), then the measured one
             n_steps = 8 if rep == 0 else steps
