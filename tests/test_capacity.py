@@ -79,6 +79,16 @@ def test_no_method_beats_the_bound(slo):
     assert res.capacity("slo-pack")[0] > 0
 
 
+@pytest.mark.parametrize("slo", ["per_token<=1.5x", "p90<=2x"])
+def test_length_aware_dispatch_stays_below_the_bound(slo):
+    """SLO-Pack with its length-aware queue (docs/capacity.md §5.4) is still a placement + routing: the bound holds."""
+    sc = Scenario.model_validate(TINY)
+    opts = SearchOptions(rel_tol=0.05, horizon_services=20, slo_pack_dispatch="slo-aware")
+    res = capacity(sc, ["slo-pack"], parse_slo(slo), 1, 0, opts)
+    lo, bound = res.searches["slo-pack"][0].lo, res.bounds[0]["rate_per_s"]
+    assert 0 < lo <= bound * (1 + opts.rel_tol)
+
+
 def test_cli_json_is_one_document(run_cli, tmp_path):
     path = tmp_path / "tiny.yaml"
     import yaml

@@ -159,6 +159,7 @@ class SearchOptions:
     profile: Profile = "fair"
     cache_test: str = "petals"
     length_bins: int = 6  # quantile boxes per length axis for the bound's classes (docs/capacity.md §2.3)
+    slo_pack_dispatch: str | None = None  # SLO-Pack's dispatch option ("jffc", "slo-aware"); None: its default
 
     def horizon_for(self, fastest_service_ms: float) -> float:
         if self.horizon_s is not None:
@@ -320,9 +321,10 @@ def length_samples(pairs: tuple | None, count: int = 100) -> tuple:
     return tuple(zip(li[idx].tolist(), lo[idx].tolist()))
 
 
-def slo_pack_options(slo: Slo) -> dict:
+def slo_pack_options(slo: Slo, dispatch: str | None = None) -> dict:
     """SLO-Pack plans for the SLO being searched (its typed options, as ``--option slo-pack.…`` would set)."""
-    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile, "samples": slo.samples}
+    out = {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile, "samples": slo.samples}
+    return out if dispatch is None else {**out, "dispatch": dispatch}
 
 
 def run_capacity(
@@ -367,7 +369,12 @@ def run_capacity(
         def evaluate(rate: float, method=method) -> tuple[float, dict]:
             method_rng = run_seeds(seed, run)[2]
             ctx = MethodContext(
-                pm, method_rng, rate, scenario.placement.R, opts.cache_test, overrides={"slo-pack": slo_pack_options(limit)}
+                pm,
+                method_rng,
+                rate,
+                scenario.placement.R,
+                opts.cache_test,
+                overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
             )
             try:
                 placement, policy = method.build(ctx)
@@ -386,7 +393,7 @@ def run_capacity(
                 search.lo,
                 scenario.placement.R,
                 opts.cache_test,
-                overrides={"slo-pack": slo_pack_options(limit)},
+                overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
             )
             try:
                 placement, _ = method.build(ctx)
