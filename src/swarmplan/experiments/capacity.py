@@ -159,6 +159,7 @@ class SearchOptions:
     profile: Profile = "fair"
     cache_test: str = "petals"
     length_bins: int = 6  # quantile boxes per length axis for the bound's classes (docs/capacity.md §2.3)
+    length_bins_out: int | None = None  # boxes along l_out if not length_bins (l_out matters most, §2.3)
     slo_pack_dispatch: str | None = None  # SLO-Pack's dispatch option ("jffc", "slo-aware"); None: its default
 
     def horizon_for(self, fastest_service_ms: float) -> float:
@@ -277,6 +278,7 @@ class CapacityResult:
             "min_requests": self.options.min_requests,
             "rel_tol": self.options.rel_tol,
             "length_bins": self.options.length_bins,
+            "length_bins_out": self.options.length_bins_out or self.options.length_bins,
             "upper_bound_per_s": ub,
             "upper_bound_ci_per_s": list(ub_ci),
             "upper_bound_per_run": self.bounds,
@@ -338,7 +340,10 @@ def run_capacity(
     spec = scenario.workload
     lengths = load_trace(spec.trace, base_dir) if spec.lengths == "trace" else None
     classes = length_classes(
-        pm, *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)), bins=opts.length_bins
+        pm,
+        *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)),
+        bins=opts.length_bins,
+        bins_out=opts.length_bins_out,
     )
     delay = pm.swarm.timing.initial_delay_ms + (pm.swarm.timing.fair_allocation_delay_ms if opts.profile == "fair" else 0.0)
     pairs = (lengths.input_tokens, lengths.output_tokens) if lengths else None

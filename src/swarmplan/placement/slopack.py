@@ -109,9 +109,10 @@ class SloPackOptions:
     # (docs/capacity.md §2.2); large swarms only (small ones finish first); None: no limit.
     pricing_budget: Annotated[int, Field(ge=1)] | None = PRICING_BUDGET
     # Central-queue dispatch (docs/capacity.md §5.4): "jffc" = the fastest free admissible chain, FCFS;
-    # "slo-aware" = each request placed by its own lengths (cμ order and the slow-server threshold for a
-    # per-token SLO, deadline best fit for a quantile SLO); TTFT SLOs always use JFFC.
-    dispatch: Literal["jffc", "slo-aware"] = "jffc"
+    # "slo-aware" = each request placed by its own lengths (cμ order and least per-token penalty for a
+    # per-token SLO, deadline best fit for a quantile SLO) when ``samples`` hold more than one length pair;
+    # with fixed lengths and for TTFT SLOs it is JFFC, so only length-distribution runs differ.
+    dispatch: Literal["jffc", "slo-aware"] = "slo-aware"
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:

@@ -159,13 +159,15 @@ def plan_slo_pack(
     rate_per_s: float | None = None,
     extra: list[tuple[str, Placement, list[Chain]]] = (),
     pricing_budget: int | None = PRICING_BUDGET,
-    dispatch: str = "jffc",
+    dispatch: str = "slo-aware",
 ) -> SloPackPlan:
     """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
     candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
     criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``) among those whose
     bound is within the mean response the SLO allows; when none is (or no rate is given), the one predicted
-    to carry the highest rate within the SLO."""
+    to carry the highest rate within the SLO. ``dispatch="slo-aware"`` gives the plan a length-aware queue
+    rule (docs/capacity.md §5.4) when the SLO's request mix has more than one length pair; otherwise (and with
+    ``"jffc"``) dispatch is JFFC over the admissible chains."""
     slo = slo or default_slo(pm)
     cands, bound_rate = candidate_designs(pm, slo, pricing_budget)
     cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
@@ -193,10 +195,11 @@ def plan_slo_pack(
                 best = (-rate, name, pl, chains)
     _, name, pl, chains = best
     rule = None
-    if dispatch == "slo-aware" and slo.kind in ("per_token", "response"):
+    if dispatch == "slo-aware" and slo.kind in ("per_token", "response") and len(set(slo.samples)) > 1:
         rule = DispatchRule(slo.kind, slo.limit_ms)
-        tau_c, tau_p = whole_request_times(pm)
-        chains = gca(pl, pm.L, tau_c, tau_p)  # every chain: the rule decides per request which it may use
+        if slo.kind == "response":  # every chain: the deadline rule decides per request which it may use
+            tau_c, tau_p = whole_request_times(pm)
+            chains = gca(pl, pm.L, tau_c, tau_p)
     pl = Placement(
         method="slo-pack",
         start=pl.start,
