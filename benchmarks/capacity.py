@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=0.03)
     ap.add_argument("--bins", type=int, default=6, help="length classes per axis for the bound (traces; finer = tighter, slower)")
+    ap.add_argument("--horizon", type=float, default=20.0, help="arrival span in single-request services (§1.2)")
     ap.add_argument("--bins-out", type=int, default=None, help="length classes along l_out (default: --bins)")
     ap.add_argument(
         "--slo-pack-dispatch",
@@ -71,7 +72,11 @@ def main() -> None:
             for i, dispatch in enumerate(args.slo_pack_dispatch):
                 methods = args.methods if i == 0 else ["slo-pack"]
                 opts = SearchOptions(
-                    rel_tol=args.tol, length_bins=args.bins, length_bins_out=args.bins_out, slo_pack_dispatch=dispatch
+                    rel_tol=args.tol,
+                    length_bins=args.bins,
+                    length_bins_out=args.bins_out,
+                    slo_pack_dispatch=dispatch,
+                    horizon_services=args.horizon,
                 )
                 runs.append((dispatch, capacity(sc, methods, parse_slo(text), args.runs, args.seed, opts, base)))
             res = runs[0][1]
