@@ -69,7 +69,7 @@ def main() -> None:
             args.out.mkdir(parents=True, exist_ok=True)
             v.rows.to_csv(args.out / f"{method}-requests.csv", index=False)
             bg = v.live.background
-            (args.out / f"{method}-host_load.json").write_text(json.dumps({"times_ms": bg.times_ms, "demands": bg.demands}))
+            (args.out / f"{method}-host_load.json").write_text(json.dumps({"times_ms": bg.times_ms, "demands": bg.demands, "weights": bg.weights}))
     total = time.monotonic() - t_all
 
     print(f"{args.scenario}, {args.requests} requests per method, seed {args.seed}, {os.cpu_count()} CPUs")

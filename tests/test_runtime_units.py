@@ -181,3 +181,50 @@ def test_background_windows_average_each_session():
     bg = s.background(0.0)
     assert bg.times_ms == pytest.approx([0.0, 300.0])
     assert bg.demands == [(1.0, 1.0), (0.5,)]
+    assert bg.weights == [(1024.0, 1024.0), (1024.0,)]  # nice unknown: the default weight
+    s.nices, s.own_nice = {9: 19.0}, 0.0
+    bg = s.background(0.0)
+    w19 = 1024 / 1.25**19
+    assert [list(w) for w in bg.weights] == [[1024.0, pytest.approx(w19)], [pytest.approx(w19)]]
+    assert bg.own_weight == 1024.0
+
+
+def test_autogroup_nice_of_a_session_is_read_from_proc():
+    import os
+    import subprocess
+    import sys
+
+    from swarmplan.runtime.host_load import autogroup_enabled, autogroup_nice
+
+    if not autogroup_enabled():
+        pytest.skip("autogroup is off on this kernel")
+    # A new session gets its own autogroup; raising its nice (allowed without privileges) is what we read back.
+    code = "import time; open('/proc/self/autogroup', 'w').write('7'); print('ok', flush=True); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ok"
+        assert autogroup_nice(proc.pid) == 7.0
+        assert autogroup_nice(os.getpid()) != 7.0 or os.getsid(0) == proc.pid
+        assert autogroup_nice(10**9) == 0.0  # no such process
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_hop_costs_worked_example():
+    from swarmplan.runtime.link_costs import distinct_rtts, hop_costs
+
+    # 48 hops: the server's CPU outside forwards grew 48 ms, the client's 24 ms → o_s 1, o_c 0.5; hops of
+    # 14, 15, 16 ms around forwards of 7 ms at RTT 3: δ = (8 − 3 − 1 − 0.5) / 2 = 1.75.
+    got = hop_costs([14.0, 15.0, 16.0], [7.0, 7.0, 7.0], 48.0, 24.0, 48, 3.0)
+    assert (got.server_message_ms, got.client_message_ms, got.wake_ms) == pytest.approx((1.0, 0.5, 1.75))
+    assert hop_costs([4.0], [1.0], 0.0, 0.0, 1, 0.0).wake_ms == 0.0  # no delayed frame, no timer
+    assert distinct_rtts([[2.8801, 2.88, 0.0], [float("inf"), 12.5, 2.8804]]) == [2.88, 12.5]
+
+
+def test_tpot_and_mape_leave_out_what_has_no_decode_step():
+    from swarmplan.runtime.validate import mape, tpot
+
+    assert tpot(1000.0, 100.0, 10) == pytest.approx(100.0)
+    assert np.isnan(tpot(50.0, 50.0, 1))
+    assert mape([100.0, float("nan"), 200.0], [110.0, 5.0, 150.0]) == pytest.approx((0.1 + 0.25) / 2)

@@ -150,11 +150,22 @@ def test_one_request_hop_by_hop():
 
 
 def test_second_session_waits_for_the_servers_one_worker():
-    # Both prefills reach the server at 5: the worker runs the first 5→11, the second 11→17 (replies 16, 22).
-    # Decodes arrive at 21 and 27: 21→25 (reply 30), 27→31 (reply 36); then 35→39 (44) and 41→45 (50).
+    # Both prefills reach the server at 5: the worker runs the first 5→11, the second 11→17. The first's reply
+    # is due at 16 but its timer runs on the server's loop, busy with the second's forward until 17 (Eq. 8.7):
+    # token 1 at 17; the second's at 22. Decodes: the first's reaches the server at 22 (22→26, reply due 31),
+    # the second's at 27 (27→31); replies at 31 and 36; last decodes 36→40 (reply 45) and 41→45 (reply 50).
     a, b = _simulate([0.0, 0.0], _costs())
-    assert (a.first_token_ms, a.done_ms) == pytest.approx((16.0, 44.0))
+    assert (a.first_token_ms, a.done_ms) == pytest.approx((17.0, 45.0))
     assert (b.first_token_ms, b.done_ms) == pytest.approx((22.0, 50.0))
+
+
+def test_a_delayed_frame_leaves_only_when_its_senders_loop_is_free():
+    # Eq. 8.7, without ties. Client messages cost 1 (0.5 to send, 0.5 to read), 2 cores. A (at 0): sent 0→0.5,
+    # delay → 5.5, forward 5.5→11.5, reply due 16.5. B (at 2): sent 2→2.5, at the server 7.5, waits for the
+    # worker: 11.5→17.5. A's reply timer fires at 16.5 on a loop busy with B's forward: it leaves at 17.5, read
+    # 17.5→18 → token 1 at 18 (17 if the timer fired on time). B's reply due 22.5, the loop free: read → 23.
+    a, b = _simulate([0.0, 2.0], _costs(client_message_ms=1.0, cores=2.0))
+    assert (a.first_token_ms, b.first_token_ms) == pytest.approx((18.0, 23.0))
 
 
 def test_client_cpu_and_cores_add_up():
@@ -183,3 +194,43 @@ def test_many_background_changes_always_progress():
     # By hand: 1/3 µs alone; intervals 0..1998 of 0.1 ms at rates 1, 1/2, 1/2 (667, 666, 666 of them) do
     # 133.3 ms of work by 199.9003 ms; the last level (1/2) does the remaining 16.6997 in 33.3993 ms.
     assert done == pytest.approx(199.9 + 1e-3 / 3 + 2 * (150.0 - 1e-3 / 3 - 133.3), abs=1e-6)
+
+
+def test_weighted_water_fill_and_nice_weight_worked_numbers():
+    from swarmplan.sim.cpu_share import nice_weight
+
+    assert nice_weight(0) == 1024.0
+    assert nice_weight(19) == pytest.approx(14.757, abs=1e-3)  # the kernel's table says 15
+    assert nice_weight(5) / nice_weight(6) == pytest.approx(1.25)  # one nice step ≈ 10 % of a CPU
+    # 2 cores, two sessions of 2 runnable threads, weights 1024 and 14.757: λ = 2 / 1038.757.
+    assert water_fill(2, [2, 2], [1024, 14.757]) == pytest.approx([2 * 1024 / 1038.757, 2 * 14.757 / 1038.757])
+    # A session asking less than its weighted share (2 · 14.757 / 1038.757 = 0.0284) gets all of it; more: the share.
+    assert water_fill(2, [3, 0.01], [1024, 14.757]) == pytest.approx([1.99, 0.01])
+    assert water_fill(2, [3, 0.1], [1024, 14.757]) == pytest.approx([2 * 1024 / 1038.757, 2 * 14.757 / 1038.757])
+    # Equal weights are the unweighted fill.
+    assert water_fill(2, [3, 0.5], [7, 7]) == water_fill(2, [3, 0.5])
+    # The swarm's 3 busy threads against a nice-19 session with 2 runnable: nearly the whole host.
+    assert fair_rate(2, 3, [2], weights=[14.757]) == pytest.approx(2 * 1024 / 1038.757 / 3)
+    assert fair_rate(2, 3, [2], weights=[1024]) == pytest.approx(1 / 3)  # same weight: the unweighted 1/3
+
+
+def test_background_weights_slow_the_swarm_by_their_share():
+    # One core; another session of 1 runnable thread at weight 1024/3: the swarm gets 3/4, so 30 ms of work
+    # takes 40 ms. Without weights the same session takes half: 60 ms.
+    bg = Background([0.0], [(1.0,)], [(1024 / 3,)])
+    assert _run_cpu(1, [(0, "a", 30.0)], bg) == pytest.approx([40.0])
+    assert _run_cpu(1, [(0, "a", 30.0)], Background([0.0], [(1.0,)])) == pytest.approx([60.0])
+
+
+def test_per_link_hop_costs_replace_the_calibration_scalars():
+    from swarmplan.sim.step_level import HopCosts
+
+    # The link (RTT 10) has its own costs: o_c 1 (0.5 + 0.5 per hop), o_s 2 on the server's worker, δ 1.5 per
+    # delayed frame. Prefill hop: 0.5 + (5 + 1.5) + (2 + 6) + (5 + 1.5) + 0.5 = 22 → first token at 22;
+    # decode hops 0.5 + 6.5 + (2 + 4) + 6.5 + 0.5 = 20 → 42, 62.
+    c = _costs(wake_ms=9.0, server_message_ms=9.0, client_message_ms=9.0, hops={10.0: HopCosts(2.0, 1.0, 1.5)})
+    (rec,) = _simulate([0.0], c)
+    assert (rec.first_token_ms, rec.done_ms) == pytest.approx((22.0, 62.0))
+    # A link it has no entry for falls back to the scalars.
+    assert c.hop(12.5) == HopCosts(9.0, 9.0, 9.0)
+    assert c.hop(10.0004) == HopCosts(2.0, 1.0, 1.5)  # RTTs are keyed to the microsecond

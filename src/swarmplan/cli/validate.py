@@ -86,7 +86,18 @@ def validate(
     paths[1].write_text(json.dumps(summary, indent=2))
     plot_validation(v, paths[2])
     bg = v.live.background
-    paths[3].write_text(json.dumps({"times_ms": bg.times_ms, "other_sessions_runnable": bg.demands} if bg else {}))
+    paths[3].write_text(
+        json.dumps(
+            {
+                "times_ms": bg.times_ms,
+                "other_sessions_runnable": bg.demands,
+                "other_sessions_weight": bg.weights,
+                "own_weight": bg.own_weight,
+            }
+            if bg
+            else {}
+        )
+    )
     if as_json:
         print(json.dumps(summary))
         return

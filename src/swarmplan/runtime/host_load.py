@@ -21,7 +21,7 @@ import os
 import time
 from collections import defaultdict
 
-from swarmplan.sim.cpu_share import Background
+from swarmplan.sim.cpu_share import Background, nice_weight
 
 
 def autogroup_enabled() -> bool:
@@ -50,9 +50,20 @@ def _stat_fields(path: str) -> list[bytes]:
     return raw[raw.rfind(b")") + 2 :].split()
 
 
-def runnable_by_session(own_session: int) -> dict[int, int]:
+def autogroup_nice(pid: int | str = "self") -> float:
+    """The nice value of a process's autogroup (``/proc/<pid>/autogroup``: "/autogroup-N nice K"), which sets
+    the weight its session's group gets from the fair scheduler (docs/runtime.md Eq. 8.6); 0 when unreadable."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as fh:
+            return float(fh.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def runnable_by_session(own_session: int, nices: dict[int, float] | None = None) -> dict[int, int]:
     """Runnable threads per session (other than ``own_session``) right now, from /proc/<pid>/stat (and each
-    thread's /proc/<pid>/task/<tid>/stat for a process with more than one thread)."""
+    thread's /proc/<pid>/task/<tid>/stat for a process with more than one thread). ``nices``, when given,
+    gets each such session's autogroup nice (read from one of its runnable processes)."""
     counts: dict[int, int] = defaultdict(int)
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -69,17 +80,22 @@ def runnable_by_session(own_session: int) -> dict[int, int]:
                 continue
             running = sum(_stat_fields(f"/proc/{name}/task/{t}/stat")[:1] == [b"R"] for t in tids)
         if running:
-            counts[int(fields[3])] += int(running)
+            sess = int(fields[3])
+            counts[sess] += int(running)
+            if nices is not None and sess not in nices:
+                nices[sess] = autogroup_nice(name)
     return counts
 
 
 def _sample_loop(period_s: float, own: int, conn) -> None:
-    """The sampler process: sample until the parent says stop, then send the samples back."""
-    samples = [(time.monotonic(), dict(runnable_by_session(own)))]
+    """The sampler process: sample until the parent says stop, then send the samples and the sessions'
+    autogroup nice values back."""
+    nices: dict[int, float] = {}
+    samples = [(time.monotonic(), dict(runnable_by_session(own, nices)))]
     conn.send("ready")
     while not conn.poll(period_s):
-        samples.append((time.monotonic(), dict(runnable_by_session(own))))
-    conn.send(samples)
+        samples.append((time.monotonic(), dict(runnable_by_session(own, nices))))
+    conn.send((samples, nices))
     conn.close()
 
 
@@ -93,6 +109,8 @@ class LoadSampler:
         self.grouped = autogroup_enabled() if grouped is None else grouped
         self.own = os.getsid(0)
         self.samples: list[tuple[float, dict[int, int]]] = []
+        self.nices: dict[int, float] = {}  # other sessions' autogroup nice values (Eq. 8.6)
+        self.own_nice = autogroup_nice()
         self.available = os.path.exists("/proc/self/stat")
         self._proc = self._conn = None
 
@@ -113,7 +131,7 @@ class LoadSampler:
         try:
             self._conn.send("stop")
             if self._conn.poll(10.0):
-                self.samples = self._conn.recv()
+                self.samples, self.nices = self._conn.recv()
         except (OSError, EOFError):
             pass
         finally:
@@ -125,32 +143,40 @@ class LoadSampler:
             self._proc = None
 
     def background(self, t0_monotonic: float) -> Background:
-        """docs/runtime.md §8.5 — per window, each other session's mean runnable count (grouped), or their sum
-        as one list of single-process entities' total (not grouped)."""
+        """docs/runtime.md §8.5 — per window, each other session's mean runnable count and its scheduling weight
+        (grouped), or their sum as one list of single-process entities' total (not grouped)."""
         if not self.samples:
             return Background()
-        times, demands = [], []
+        times, demands, weights = [], [], []
         start = self.samples[0][0]
         win: list[dict[int, int]] = []
         for t, counts in self.samples:
             if t - start >= self.window_s and win:
                 times.append((start - t0_monotonic) * 1000.0)
-                demands.append(_mean_demands(win, self.grouped))
+                d, w = _mean_demands(win, self.grouped, self.nices)
+                demands.append(d)
+                weights.append(w)
                 start, win = t, []
             win.append(counts)
         times.append((start - t0_monotonic) * 1000.0)
-        demands.append(_mean_demands(win, self.grouped))
-        return Background(times, demands)
+        d, w = _mean_demands(win, self.grouped, self.nices)
+        demands.append(d)
+        weights.append(w)
+        own = nice_weight(self.own_nice)
+        return Background(times, demands, weights if self.grouped else None, own)
 
     def mean_busy(self) -> float:
         """Other sessions' runnable processes, averaged over the samples (for the report)."""
         return sum(sum(c.values()) for _, c in self.samples) / len(self.samples) if self.samples else 0.0
 
 
-def _mean_demands(win: list[dict[int, int]], grouped: bool) -> tuple[float, ...]:
+def _mean_demands(win: list[dict[int, int]], grouped: bool, nices: dict[int, float]):
+    """(demands, weights) of one window: per other session its mean runnable count and its weight (grouped),
+    or one entity with the total (not grouped; weight unused)."""
     sessions = sorted({s for counts in win for s in counts})
     means = [sum(counts.get(s, 0) for counts in win) / len(win) for s in sessions]
     if grouped:
-        return tuple(m for m in means if m > 0)
+        kept = [(m, nice_weight(nices.get(s, 0.0))) for s, m in zip(sessions, means) if m > 0]
+        return tuple(m for m, _ in kept), tuple(w for _, w in kept)
     total = sum(means)
-    return (total,) if total > 0 else ()
+    return ((total,) if total > 0 else ()), ()

@@ -20,29 +20,41 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
-def water_fill(capacity: float, demands) -> list[float]:
-    """docs/runtime.md §8.3 (Eq. 8.1) — max-min fair allocation of ``capacity`` among entities with these
-    demands: each gets min(demand, λ), with λ the level at which the allocations sum to the capacity (or every
-    demand is met). Worked: 2 cores, demands [3, 0.5] → [1.5, 0.5]; demands [1, 2] → [1, 1]."""
+def nice_weight(nice: float) -> float:
+    """docs/runtime.md §8.3 (Eq. 8.6) — the fair scheduler's weight of a scheduling entity of this nice value:
+    1024 / 1.25^nice (Linux, kernel/sched/core.c ``sched_prio_to_weight``, which tabulates this rounded: each
+    nice step is ~10 % of CPU). Worked: nice 0 → 1024, nice 19 → 1024 / 1.25^19 ≈ 14.8 (the table's 15)."""
+    return 1024.0 / 1.25 ** float(nice)
+
+
+def water_fill(capacity: float, demands, weights=None) -> list[float]:
+    """docs/runtime.md §8.3 (Eq. 8.1) — weighted max-min fair allocation of ``capacity`` among entities with
+    these demands: each gets min(demand, λ·weight), with λ the level at which the allocations sum to the
+    capacity (or every demand is met). Equal weights when none are given. Worked: 2 cores, demands [3, 0.5] →
+    [1.5, 0.5]; demands [1, 2] → [1, 1]; demands [2, 2] with weights [1024, 14.76] → [1.972, 0.028]."""
     demands = [max(0.0, float(d)) for d in demands]
+    weights = [1.0] * len(demands) if weights is None else [max(1e-12, float(w)) for w in weights]
     alloc = [0.0] * len(demands)
-    left, order = float(capacity), sorted(range(len(demands)), key=lambda i: demands[i])
-    for pos, i in enumerate(order):
-        share = left / (len(order) - pos)
-        alloc[i] = min(demands[i], share)
+    left, total_w = float(capacity), sum(weights)
+    for i in sorted(range(len(demands)), key=lambda i: demands[i] / weights[i]):
+        alloc[i] = min(demands[i], left * weights[i] / total_w)
         left -= alloc[i]
+        total_w -= weights[i]
     return alloc
 
 
-def fair_rate(cores: float, busy: int, others=(), grouped: bool = True) -> float:
+def fair_rate(cores: float, busy: int, others=(), grouped: bool = True, weights=None, own_weight: float = 1024.0) -> float:
     """docs/runtime.md §8.3 (Eq. 8.2) — speed (fraction of one core) of each of the swarm's ``busy`` threads.
     grouped (autogroup): the swarm is one entity of demand ``busy``; ``others`` are other sessions' runnable
     counts. Not grouped: every thread is an entity of demand 1 and ``others`` counts other runnable threads.
-    Worked: 2 cores, 3 busy, nothing else → 2/3; 2 cores, 3 busy, another session with 2 runnable → 1/3."""
+    ``weights``: the other sessions' scheduling weights (Eq. 8.6; default: the swarm's own, ``own_weight``).
+    Worked: 2 cores, 3 busy, nothing else → 2/3; 2 cores, 3 busy, another session with 2 runnable → 1/3; the
+    same session at nice 19 (weight 14.4) → 0.658."""
     if busy <= 0:
         return 1.0
     if grouped:
-        ours = water_fill(cores, [busy, *others])[0]
+        w = None if weights is None else [own_weight, *weights]
+        ours = water_fill(cores, [busy, *others], w)[0]
         return min(1.0, ours / busy)
     return min(1.0, cores / (busy + float(sum(others))))
 
@@ -50,10 +62,13 @@ def fair_rate(cores: float, busy: int, others=(), grouped: bool = True) -> float
 @dataclass
 class Background:
     """Other sessions' runnable threads over time: from ``times_ms[i]`` on, ``demands[i]`` (a list per
-    interval, one entry per other session). Empty: a quiet host."""
+    interval, one entry per other session) and, when known, ``weights[i]`` (their scheduling weights, Eq. 8.6;
+    none: every session weighs as much as the swarm's ``own_weight``). Empty: a quiet host."""
 
     times_ms: list[float] = field(default_factory=list)
     demands: list[tuple[float, ...]] = field(default_factory=list)
+    weights: list[tuple[float, ...]] | None = None
+    own_weight: float = 1024.0
 
     # Instants within EPS_MS count as equal: the loop's clock (seconds) and these ms differ by rounding.
     EPS_MS = 1e-6
@@ -61,6 +76,12 @@ class Background:
     def at(self, t_ms: float) -> tuple[float, ...]:
         i = bisect.bisect_right(self.times_ms, t_ms + self.EPS_MS) - 1
         return self.demands[i] if i >= 0 else ()
+
+    def weights_at(self, t_ms: float) -> tuple[float, ...] | None:
+        if self.weights is None:
+            return None
+        i = bisect.bisect_right(self.times_ms, t_ms + self.EPS_MS) - 1
+        return self.weights[i] if i >= 0 else ()
 
     def next_change(self, t_ms: float) -> float | None:
         i = bisect.bisect_right(self.times_ms, t_ms + self.EPS_MS)
@@ -82,7 +103,8 @@ class CpuShare:
 
     def rate(self, now_ms: float) -> float:
         busy = sum(1 for q in self.queues.values() if q)
-        return fair_rate(self.cores, busy, self.background.at(now_ms), self.grouped)
+        bg = self.background
+        return fair_rate(self.cores, busy, bg.at(now_ms), self.grouped, bg.weights_at(now_ms), bg.own_weight)
 
     def _advance(self, now: float) -> None:
         if self._last is not None and now > self._last:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,16 @@ from swarmplan.sim.virtual_time import run_virtual
 
 CLIENT = "client"
 HEADER_BYTES = 128  # a frame's length prefix and JSON header, about (only matters with a bandwidth limit)
+
+
+@dataclass(frozen=True)
+class HopCosts:
+    """A hop's transport costs on one link (docs/runtime.md §8.4): o_s and o_c (one core's CPU time per message)
+    and δ, how late each of its two delayed frames' timers fire. They depend on the link's delay on a real host."""
+
+    server_message_ms: float
+    client_message_ms: float
+    wake_ms: float
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,14 @@ class StepCosts:
     wake_ms: float = 0.0  # δ: how late an emulated link's timer fires (not CPU), per delayed frame
     cores: float = 1.0  # C
     grouped: bool = True  # the kernel shares cores among sessions first (autogroup)
+    # Per link RTT (ms, rounded to a microsecond): that link's measured hop costs, in place of the three
+    # scalars above (runtime.link_costs); links not in it use the scalars.
+    hops: dict = field(default_factory=dict)
+
+    def hop(self, rtt_ms: float) -> HopCosts:
+        """The hop costs of a link of this RTT: measured on it when ``hops`` has it, else the calibration's."""
+        found = self.hops.get(round(float(rtt_ms), 3))
+        return found or HopCosts(self.server_message_ms, self.client_message_ms, self.wake_ms)
 
     def decode_ms(self, n: int) -> float:
         """docs/runtime.md Eq. 8.3 — work of one decode forward through n blocks: c + τ·n."""
@@ -136,7 +154,7 @@ class SimChainRunner:
         if srv is None or not srv.alive:
             self.live.set_dead(j)
             raise HopFailed(j, "connection refused")
-        c = self.costs
+        c = self._hop_costs(j)
         for proc in (srv.proc, CLIENT, srv.proc):
             if proc == CLIENT:
                 await self.cpu.compute(CLIENT, c.client_message_ms)
@@ -150,13 +168,16 @@ class SimChainRunner:
     def _delay_s(self, j: int, tokens: int) -> float:
         """docs/runtime.md Eq. 8.5 — a frame's emulated delay (the transport's Link) plus the timer's lateness."""
         d = self.links[j].delay_s(HEADER_BYTES + 4 * self.hidden * tokens) if tokens >= 0 else self.links[j].delay_s(HEADER_BYTES)
-        return d + self.costs.wake_ms / 1000.0 if d > 0 else 0.0
+        return d + self._hop_costs(j).wake_ms / 1000.0 if d > 0 else 0.0
+
+    def _hop_costs(self, j: int) -> HopCosts:
+        return self.costs.hop(self.links[j].rtt_ms)
 
     async def _serve(self, srv: SimServer, op: str, sid: str, n: int, l_in: int, slots: int, last: bool, rec=None):
         """The server's side of one message: wait for its worker, decide, compute, answer."""
-        c = self.costs
+        c, o_s = self.costs, self._hop_costs(srv.j).server_message_ms
         async with srv.lock:
-            ok, error, work = True, "", c.server_message_ms
+            ok, error, work = True, "", o_s
             if op == "prefill":
                 if srv.used + slots > srv.slots:
                     ok, error = False, "full"
@@ -167,7 +188,7 @@ class SimChainRunner:
             elif op == "decode":
                 work += c.decode_ms(n)
             if rec is not None and ok:
-                rec.server_cpu_ms += work - c.server_message_ms
+                rec.server_cpu_ms += work - o_s
             else:  # close
                 srv.used -= srv.sessions.pop(sid, 0)
             t0 = self.clock()
@@ -180,10 +201,11 @@ class SimChainRunner:
 
     async def _hop(self, j: int, op: str, sid: str, n: int = 0, l_in: int = 0, slots: int = 0, last: bool = False, rec=None):
         """docs/runtime.md §8.1 — one message and its reply, timed the way the transport times it."""
-        c = self.costs
+        c = self._hop_costs(j)
         tokens = l_in if op == "prefill" else (1 if op == "decode" else -1)
         await self.cpu.compute(CLIENT, c.client_message_ms / 2)
-        await asyncio.sleep(self._delay_s(j, tokens))
+        if await self._delayed(j, tokens):
+            await self.cpu.compute(CLIENT, 0.0)  # the delay's timer fires on the client's loop (Eq. 8.7)
         srv = self.servers.get(j)
         if srv is None or not srv.alive:
             self.live.set_dead(j)
@@ -195,9 +217,20 @@ class SimChainRunner:
             self.live.set_dead(j)
             raise HopFailed(j, "connection reset")
         ok, error = task.result()
-        await asyncio.sleep(self._delay_s(j, tokens if ok and op != "close" else -1))
+        if await self._delayed(j, tokens if ok and op != "close" else -1) and srv.alive:
+            async with srv.lock:  # the reply's timer fires on the server's loop, free only between forwards (Eq. 8.7)
+                await self.cpu.compute(srv.proc, 0.0)
         await self.cpu.compute(CLIENT, c.client_message_ms / 2)
         return ok, error
+
+    async def _delayed(self, j: int, tokens: int) -> bool:
+        """Sleep a frame's delay (Eq. 8.5); True when there was one — then a timer, not the sender's code,
+        releases the frame, and the frame leaves only once the sender's event loop runs that timer."""
+        d = self._delay_s(j, tokens)
+        if d <= 0:
+            return False
+        await asyncio.sleep(d)
+        return True
 
     async def run(self, rec: RequestRecord, servers, processed, need=None) -> None:
         """runtime.client.ChainRunner.run, message for message (tokens are placeholders: only timing matters)."""
