@@ -10,7 +10,9 @@ method's placement built at its capacity (docs/capacity.md §6): bound − fluid
 fluid − capacity what waiting and dispatch give up. A capacity search simulates each method ~7–11 times with
 requests growing with the rate. Measured: the five default scenarios × two SLOs × six methods took 23.5 min
 wall on 2 shared cores (paper-gtsce at p95 7.5 min, mostly PETALS); `--bins 12` on the traces adds ~1 min per
-bound (docs/capacity.md §2.3, §7).
+bound (docs/capacity.md §2.3, §7). `--slo-pack-dispatch jffc slo-aware` adds SLO-Pack's rows before and
+after its length-aware queue in the same run; `--bins 12 --bins-out 48` with it on the traces took 4.3 min
+(docs/capacity.md §7.1).
 """
 
 from __future__ import annotations
