@@ -24,7 +24,7 @@ import numpy as np
 
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.model import Head, LlamaArch
-from swarmplan.runtime.wire import Link, client_handshake, read_frame, send_frame
+from swarmplan.runtime.wire import Link, client_handshake, read_frame, run_precise, send_frame
 from swarmplan.sim.step_level import StepCosts
 
 
@@ -195,7 +195,7 @@ def calibrate(
     secret = os.urandom(32)
     spec = ServerSpec(0, "calibration", 1, m, slots=m * 4, links={"client:0": (rtt_ms, None)})
     with ServerGroup(arch, [spec], secret, host=host, device=device) as group:
-        dec, pre, msg = asyncio.run(
+        dec, pre, msg = run_precise(
             _measure(arch, m, group.ports[0], secret, host, rtt_ms, lengths, decode_steps, repeats, device, pings)
         )
     head_ms, embed_ms = _client_cost(arch, device)

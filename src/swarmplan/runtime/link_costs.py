@@ -26,7 +26,7 @@ import numpy as np
 
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.model import Head, LlamaArch
-from swarmplan.runtime.wire import Link, client_handshake, read_frame, send_frame
+from swarmplan.runtime.wire import Link, client_handshake, read_frame, run_precise, send_frame
 from swarmplan.sim.step_level import HopCosts
 
 
@@ -81,7 +81,7 @@ def measure_link_costs(
     links = {f"client:{k}": (r, bandwidth_mbit_s) for k, r in enumerate(rtts)}
     spec = ServerSpec(0, "link-costs", 1, m, slots=m * 2, links=links)
     with ServerGroup(arch, [spec], secret, host=host, device=device) as group:
-        return asyncio.run(_measure(arch, m, group.ports[0], secret, host, rtts, steps, device, bandwidth_mbit_s))
+        return run_precise(_measure(arch, m, group.ports[0], secret, host, rtts, steps, device, bandwidth_mbit_s))
 
 
 async def _measure(arch, m, port, secret, host, rtts, steps, device, bw) -> LinkCosts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,10 +19,11 @@ from swarmplan.runtime.host_load import LoadSampler
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.live import LiveSlots
 from swarmplan.runtime.model import Head, LlamaArch
-from swarmplan.runtime.wire import Link
+from swarmplan.runtime.wire import Link, run_precise
 from swarmplan.sim.recording import ChainTimer
 
 WARM_POOL = 4  # connections per server opened before the clock starts (the step-level prediction starts with them)
+WARM_STEPS = 24  # decode steps of the warm-up session that measures each server's forwards in place
 
 
 @dataclass
@@ -41,6 +42,9 @@ class LiveRun:
     background: object = None  # sim.cpu_share.Background: other sessions' demand during the run (§8.5)
     other_runnable_mean: float = 0.0  # other sessions' runnable processes, mean over the run
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the host's, at the end of the run
+    # Each server's forwards measured in place before the clock started: {server: (l_in, prefill CPU ms of
+    # l_in tokens, decode CPU ms per step)} (docs/runtime.md §8.4)
+    server_forwards: dict = field(default_factory=dict)
 
 
 def server_specs(pm, placement, bandwidth_mbit_s: float | None = None) -> list[ServerSpec]:
@@ -100,9 +104,19 @@ def run_live(
         with LoadSampler() as sampler:
             bw = bandwidth_mbit_s
             run = _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, list(outages), bw)
-            records, t0 = asyncio.run(run)
+            records, t0, measured = run_precise(run)
         wall = time.monotonic() - t_start
-    return LiveRun(records, list(outages), wall, pids, sampler.background(t0), sampler.mean_busy(), tuple(os.getloadavg()))
+    l_in = int(workload.input_tokens.max())
+    return LiveRun(
+        records,
+        list(outages),
+        wall,
+        pids,
+        sampler.background(t0),
+        sampler.mean_busy(),
+        tuple(os.getloadavg()),
+        {j: (l_in, pre, dec) for j, (pre, dec) in measured.items()},
+    )
 
 
 async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, outages, bw):
@@ -127,7 +141,7 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
         conns[c] = Connections(host, group.ports, secret, f"client:{c}")
         links = {j: Link(float(sw.rtt_raw_client_ms[c, j]), bw) for j in range(sw.n_servers)}
         runners[c] = ChainRunner(head, conns[c], links, live, span, clock)
-    await _warm_up(head, runners, placement, int(workload.input_tokens.max()))
+    measured = await _warm_up(head, runners, placement, int(workload.input_tokens.max()))
     t0 = loop.time()  # the run's clock starts once every server is warm
     driver = make_driver(policy, live, predictor(pm), clock, sw.timing)
     churn = asyncio.create_task(_churn(outages, group, conns, live, clock))
@@ -139,19 +153,32 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
         churn.cancel()
         for c in conns.values():
             c.close()
-    return recs, t0  # t0: loop.time() is time.monotonic(), the sampler's clock
+    return recs, t0, measured  # t0: loop.time() is time.monotonic(), the sampler's clock
 
 
-async def _warm_up(head, runners, placement, l_in: int, pool: int = WARM_POOL) -> None:
-    """Open a few pooled connections per server and run one short session through every span, so the first
-    measured request pays neither connection set-up nor the first forward's one-off allocations."""
+async def _warm_up(head, runners, placement, l_in: int, pool: int = WARM_POOL, steps: int = WARM_STEPS) -> dict:
+    """Open a few pooled connections per server and run short sessions through every span, so the first
+    measured request pays neither connection set-up nor the first forward's one-off allocations.
+
+    The sessions also measure each server's forwards in place (docs/runtime.md §8.4): one prompt-only session
+    (its CPU is the prefill of ``l_in`` tokens) and one of ``steps`` decode steps (minus that prefill, per step),
+    the client computing the LM head and embedding between hops as in the run. Returns {server: (prefill CPU
+    ms, decode CPU ms per step)} of the second round (the first warms up)."""
+    measured = {}
     for runner in runners.values():
         for j in np.flatnonzero(placement.n_blocks > 0).tolist():
             conns = [await runner.conns.get(j) for _ in range(pool)]
             for conn in conns:
                 runner.conns.put(j, conn)
-            rec = RequestRecord(-1 - j, 0.0, [1] * l_in, 4)
-            await runner.run(rec, [j], [int(placement.n_blocks[j])])
+            n = int(placement.n_blocks[j])
+            for _ in range(2):
+                only = RequestRecord(-1 - j, 0.0, [1] * l_in, 1)
+                await runner.run(only, [j], [n])
+                more = RequestRecord(-1 - j, 0.0, [1] * l_in, steps + 1)
+                await runner.run(more, [j], [n])
+                measured[j] = (only.server_cpu_ms, (more.server_cpu_ms - only.server_cpu_ms) / steps)
+        break  # every client shares the one Head and the servers: one client's sessions measure them
+    return measured
 
 
 async def _churn(outages: list[Outage], group: ServerGroup, conns, live: LiveSlots, clock) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch  # imported once in the fork server, so forked servers start at once
 import transformers.models.llama.modeling_llama  # noqa: F401
 
-from swarmplan.runtime.wire import Link, WireError, read_frame, send_frame, server_challenge
+from swarmplan.runtime.wire import Link, WireError, read_frame, run_precise, send_frame, server_challenge
 
 
 @dataclass
@@ -165,4 +165,4 @@ def process_main(cfg: dict, conn) -> None:
         os._exit(4)
     conn.send(("ready", sock.getsockname()[1]))
     conn.close()
-    asyncio.run(server.serve(sock))
+    run_precise(server.serve(sock))

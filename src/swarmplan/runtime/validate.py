@@ -61,6 +61,9 @@ class Validation:
             "predicted": {k: float(done[f"predicted_{k}_ms"].mean()) for k in ("response", "per_token", "ttft")},
             "calibration": {k: v for k, v in self.calibration.to_json().items() if k not in ("arch", "samples")},
             "link_costs": self.links.to_json() if self.links is not None else None,
+            "server_forwards_in_place": {
+                str(j): dict(l_in=v[0], prefill_cpu_ms=v[1], decode_cpu_ms=v[2]) for j, v in self.live.server_forwards.items()
+            },
             "wall_s": round(self.live.wall_s, 3),
             "host": {
                 "cores": self.cores,
@@ -295,6 +298,7 @@ def predict_steps(
     costs = cal.step_costs(cores, autogroup_enabled())
     if links is not None:
         costs = replace(costs, hops=links.hops, client_head_ms=links.client_head_ms, client_embed_ms=links.client_embed_ms)
+    costs = replace(costs, server_scale=in_place_scale(costs, placement, live.server_forwards))
     links = {c: {j: Link(float(sw.rtt_raw_client_ms[c, j]), bw) for j in range(sw.n_servers)} for c in range(sw.n_clients)}
     return simulate_steps(
         workload,
@@ -311,6 +315,19 @@ def predict_steps(
         [StepOutage(o.server, o.fail_ms, o.return_ms) for o in outages],
         pool=WARM_POOL,
     )
+
+
+def in_place_scale(costs, placement, measured: dict) -> dict:
+    """docs/runtime.md §8.4 — per server, (prefill, decode) = its forwards' CPU measured in place before the run
+    (``LiveRun.server_forwards``: l_in, prefill ms, decode ms per step) over the fitted Eq. 8.4 and Eq. 8.3 for
+    its block count. Worked: 4 blocks, c = 1, τ = 1.5 (7 ms fitted), 7.7 ms measured → decode factor 1.1."""
+    out = {}
+    for j, (l_in, pre, dec) in (measured or {}).items():
+        n = int(placement.n_blocks[j])
+        fit_pre, fit_dec = costs.prefill_ms(n, int(l_in)), costs.decode_ms(n)
+        if fit_pre > 0 and fit_dec > 0 and pre > 0 and dec > 0:
+            out[int(j)] = (float(pre) / fit_pre, float(dec) / fit_dec)
+    return out
 
 
 def plot_validation(v: Validation, path) -> None:
