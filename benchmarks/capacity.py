@@ -10,7 +10,9 @@ method's placement built at its capacity (docs/capacity.md §6): bound − fluid
 fluid − capacity what waiting and dispatch give up. A capacity search simulates each method ~7–11 times with
 requests growing with the rate. Measured: the five default scenarios × two SLOs × six methods took 23.5 min
 wall on 2 shared cores (paper-gtsce at p95 7.5 min, mostly PETALS); `--bins 12` on the traces adds ~1 min per
-bound (docs/capacity.md §2.3, §7).
+bound (docs/capacity.md §2.3, §7). `--slo-pack-dispatch jffc slo-aware` adds SLO-Pack's rows before and
+after its length-aware queue in the same run; `--bins 12 --bins-out 48` with it on the traces took 4.3 min
+(docs/capacity.md §7.1).
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=0.03)
     ap.add_argument("--bins", type=int, default=6, help="length classes per axis for the bound (traces; finer = tighter, slower)")
+    ap.add_argument("--horizon", type=float, default=20.0, help="arrival span in single-request services (§1.2)")
+    ap.add_argument("--bins-out", type=int, default=None, help="length classes along l_out (default: --bins)")
+    ap.add_argument(
+        "--slo-pack-dispatch",
+        nargs="+",
+        default=[None],
+        help="SLO-Pack's dispatch option(s) (jffc, slo-aware; docs/capacity.md §5.4); with several, SLO-Pack runs "
+        "once per value in the same run (rows slo-pack/VALUE), the other methods with the first",
+    )
     ap.add_argument("--json", default=None, help="also write every result here")
     args = ap.parse_args()
     docs = []
@@ -59,15 +70,18 @@ def main() -> None:
         sc, base = load_scenario(name)
         for text in args.slos:
             t0 = time.time()
-            res = capacity(
-                sc,
-                args.methods,
-                parse_slo(text),
-                args.runs,
-                args.seed,
-                SearchOptions(rel_tol=args.tol, length_bins=args.bins),
-                base,
-            )
+            runs = []
+            for i, dispatch in enumerate(args.slo_pack_dispatch):
+                methods = args.methods if i == 0 else ["slo-pack"]
+                opts = SearchOptions(
+                    rel_tol=args.tol,
+                    length_bins=args.bins,
+                    length_bins_out=args.bins_out,
+                    slo_pack_dispatch=dispatch,
+                    horizon_services=args.horizon,
+                )
+                runs.append((dispatch, capacity(sc, methods, parse_slo(text), args.runs, args.seed, opts, base)))
+            res = runs[0][1]
             ub, (ub_lo, ub_hi) = res.bound()
             gbp = res.capacity("gbp-cr")[0] if "gbp-cr" in res.methods else float("nan")
             certified = all(b["certified"] for b in res.bounds)
@@ -82,16 +96,20 @@ def main() -> None:
                 f"{'method':10} {'capacity':>9} {'95 % interval':>18} {'/bound':>7} {'/gbp-cr':>8} {'fluid':>7}  "
                 "where it loses capacity"
             )
-            for m in res.methods:
-                cap, (lo, hi) = res.capacity(m)
-                rel = cap / gbp if gbp > 0 else float("nan")
-                fluid = [s.fluid_per_s for s in res.searches[m] if s.fluid_per_s is not None]
-                fl = fmt(sum(fluid) / len(fluid)) if fluid else "—"
-                design = res.searches[m][0].design
-                print(
-                    f"{m:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {res.ratio(m):>7.1%} "
-                    f"{rel:>8.2f} {fl:>7}  {loss(res.searches[m][0])}" + (f"; design: {design}" if design else "")
-                )
+            for dispatch, r in runs:
+                for m in r.methods:
+                    label = m if len(runs) == 1 or m != "slo-pack" else f"{m}/{dispatch}"
+                    cap, (lo, hi) = r.capacity(m)
+                    rel = cap / gbp if gbp > 0 else float("nan")
+                    fluid = [s.fluid_per_s for s in r.searches[m] if s.fluid_per_s is not None]
+                    fl = fmt(sum(fluid) / len(fluid)) if fluid else "—"
+                    design = r.searches[m][0].design
+                    print(
+                        f"{label:10} {fmt(cap):>9} {'[' + fmt(lo) + ', ' + fmt(hi) + ']':>18} {r.ratio(m):>7.1%} "
+                        f"{rel:>8.2f} {fl:>7}  {loss(r.searches[m][0])}" + (f"; design: {design}" if design else "")
+                    )
+                if dispatch is not runs[0][0]:
+                    docs.append({**r.to_json(), "slo_pack_dispatch": dispatch})
             docs.append(res.to_json())
     if args.json:
         with open(args.json, "w") as fh:

@@ -79,6 +79,21 @@ def test_no_method_beats_the_bound(slo):
     assert res.capacity("slo-pack")[0] > 0
 
 
+@pytest.mark.parametrize("slo", ["per_token<=1.5x", "p90<=2x"])
+def test_length_aware_dispatch_stays_below_the_bound(slo, tmp_path):
+    """SLO-Pack with its length-aware queue (docs/capacity.md §5.4; on by default with a length distribution)
+    is still a placement + routing: the bound (here with 2 × 4 length boxes) holds on a tiny trace."""
+    rng = np.random.default_rng(4)
+    rows = [f"2023-11-16 18:{i // 60:02d}:{i % 60:02d}.0,{rng.integers(2, 12)},{rng.integers(1, 60)}" for i in range(300)]
+    (tmp_path / "t.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
+    spec = {**TINY, "workload": {**TINY["workload"], "lengths": "trace", "trace": "t.csv"}}
+    sc = Scenario.model_validate(spec)
+    opts = SearchOptions(rel_tol=0.05, horizon_services=20, length_bins=2, length_bins_out=4)
+    res = capacity(sc, ["slo-pack"], parse_slo(slo), 1, 0, opts, tmp_path)
+    lo, bound = res.searches["slo-pack"][0].lo, res.bounds[0]["rate_per_s"]
+    assert 0 < lo <= bound * (1 + opts.rel_tol)
+
+
 def test_cli_json_is_one_document(run_cli, tmp_path):
     path = tmp_path / "tiny.yaml"
     import yaml

@@ -173,6 +173,27 @@ def test_finer_length_classes_never_loosen_the_bound():
     assert fine.rate_per_s < coarse.rate_per_s  # strictly tighter on a spread of lengths
 
 
+def test_more_boxes_along_l_out_tighten_the_bound_and_stay_above_exact_lengths():
+    """docs/capacity.md §2.3: 2 × 4 boxes (l_in × l_out) refine 2 × 2, so the exact LP can only fall; and every
+    box's corner times are below its members', so it stays at or above the LP with one class per distinct
+    (l_in, l_out) pair at its exact times (the tightest classes: length-aware routing with nothing relaxed)."""
+    from swarmplan.perf.capacity_bound import LengthClass, length_classes
+
+    pm = tiny(np.random.default_rng(5), 3, 4)
+    rng = np.random.default_rng(7)
+    l_in, l_out = rng.integers(5, 200, size=60), rng.integers(2, 300, size=60)
+    delay = pm.swarm.timing.initial_delay_ms
+    slo = Slo("per_token", 1.3 * fastest_per_token_ms(pm, delay))
+    coarse = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=2), delay)
+    fine = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=2, bins_out=4), delay)
+    pairs, counts = np.unique(np.stack([l_in, l_out], 1), axis=0, return_counts=True)
+    exact = [LengthClass(0, c / len(l_in), int(i), int(o), int(o)) for (i, o), c in zip(pairs, counts)]
+    tight = capacity_upper_bound(pm, slo, exact, delay)
+    assert coarse.certified and fine.certified and tight.certified
+    assert tight.rate_per_s <= fine.rate_per_s * (1 + 1e-9) <= coarse.rate_per_s * (1 + 1e-9) ** 2
+    assert fine.rate_per_s < coarse.rate_per_s
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_a_pricing_budget_keeps_the_bound_valid(seed):
     """Stopping column generation early (docs/capacity.md §2.2, pricing budget) may loosen the bound, never

@@ -159,6 +159,8 @@ class SearchOptions:
     profile: Profile = "fair"
     cache_test: str = "petals"
     length_bins: int = 6  # quantile boxes per length axis for the bound's classes (docs/capacity.md §2.3)
+    length_bins_out: int | None = None  # boxes along l_out if not length_bins (l_out matters most, §2.3)
+    slo_pack_dispatch: str | None = None  # SLO-Pack's dispatch option ("jffc", "slo-aware"); None: its default
 
     def horizon_for(self, fastest_service_ms: float) -> float:
         if self.horizon_s is not None:
@@ -276,6 +278,7 @@ class CapacityResult:
             "min_requests": self.options.min_requests,
             "rel_tol": self.options.rel_tol,
             "length_bins": self.options.length_bins,
+            "length_bins_out": self.options.length_bins_out or self.options.length_bins,
             "upper_bound_per_s": ub,
             "upper_bound_ci_per_s": list(ub_ci),
             "upper_bound_per_run": self.bounds,
@@ -320,9 +323,10 @@ def length_samples(pairs: tuple | None, count: int = 100) -> tuple:
     return tuple(zip(li[idx].tolist(), lo[idx].tolist()))
 
 
-def slo_pack_options(slo: Slo) -> dict:
+def slo_pack_options(slo: Slo, dispatch: str | None = None) -> dict:
     """SLO-Pack plans for the SLO being searched (its typed options, as ``--option slo-pack.…`` would set)."""
-    return {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile, "samples": slo.samples}
+    out = {"kind": slo.kind, "limit_s": slo.limit_ms / 1000.0, "quantile": slo.quantile, "samples": slo.samples}
+    return out if dispatch is None else {**out, "dispatch": dispatch}
 
 
 def run_capacity(
@@ -336,7 +340,10 @@ def run_capacity(
     spec = scenario.workload
     lengths = load_trace(spec.trace, base_dir) if spec.lengths == "trace" else None
     classes = length_classes(
-        pm, *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)), bins=opts.length_bins
+        pm,
+        *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)),
+        bins=opts.length_bins,
+        bins_out=opts.length_bins_out,
     )
     delay = pm.swarm.timing.initial_delay_ms + (pm.swarm.timing.fair_allocation_delay_ms if opts.profile == "fair" else 0.0)
     pairs = (lengths.input_tokens, lengths.output_tokens) if lengths else None
@@ -367,7 +374,12 @@ def run_capacity(
         def evaluate(rate: float, method=method) -> tuple[float, dict]:
             method_rng = run_seeds(seed, run)[2]
             ctx = MethodContext(
-                pm, method_rng, rate, scenario.placement.R, opts.cache_test, overrides={"slo-pack": slo_pack_options(limit)}
+                pm,
+                method_rng,
+                rate,
+                scenario.placement.R,
+                opts.cache_test,
+                overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
             )
             try:
                 placement, policy = method.build(ctx)
@@ -386,7 +398,7 @@ def run_capacity(
                 search.lo,
                 scenario.placement.R,
                 opts.cache_test,
-                overrides={"slo-pack": slo_pack_options(limit)},
+                overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
             )
             try:
                 placement, _ = method.build(ctx)

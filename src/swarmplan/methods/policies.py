@@ -114,7 +114,7 @@ for _p in (
         "GCA chains, join-the-fastest-free-chain from a central queue (Sun, He, Hou 2026)",
         ("queue",),
         NoPolicyOptions,
-        lambda pm, pl, o: JffcDispatcher(chains_for(pm, pl)),
+        lambda pm, pl, o: JffcDispatcher(chains_for(pm, pl), getattr(pl.details, "dispatch_rule", None)),
     ),
     Policy(
         "helix-iwrr",

@@ -88,16 +88,19 @@ class BoundResult:
     chains: list[dict] = field(default_factory=list)  # used columns: class, servers, blocks, rate_per_s, service_ms
 
 
-def length_classes(pm: PerfModel, input_tokens=None, output_tokens=None, bins: int = 6) -> list[LengthClass]:
+def length_classes(
+    pm: PerfModel, input_tokens=None, output_tokens=None, bins: int = 6, bins_out: int | None = None
+) -> list[LengthClass]:
     """One class per client for fixed lengths; for a length distribution (e.g. a trace), quantile boxes of
-    (l_in, l_out), ``bins`` per axis, weighted by their frequency (docs/capacity.md §2.3)."""
+    (l_in, l_out), ``bins`` along l_in and ``bins_out`` (default ``bins``) along l_out, weighted by their
+    frequency (docs/capacity.md §2.3)."""
     n_clients = pm.rtt_ms.shape[0]
     if input_tokens is None:
         boxes = [(1.0, pm.input_tokens, pm.output_tokens, pm.output_tokens)]
     else:
         li, lo = np.asarray(input_tokens), np.asarray(output_tokens)
         qi = np.unique(np.quantile(li, np.linspace(0, 1, bins + 1)[1:-1]))
-        qo = np.unique(np.quantile(lo, np.linspace(0, 1, bins + 1)[1:-1]))
+        qo = np.unique(np.quantile(lo, np.linspace(0, 1, (bins_out or bins) + 1)[1:-1]))
         bi, bo = np.searchsorted(qi, li, side="right"), np.searchsorted(qo, lo, side="right")
         boxes = []
         for a in np.unique(bi):

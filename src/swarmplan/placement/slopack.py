@@ -108,6 +108,11 @@ class SloPackOptions:
     # Column generation of the bound's LP stops after its pricing DPs ran over this many servers in all
     # (docs/capacity.md §2.2); large swarms only (small ones finish first); None: no limit.
     pricing_budget: Annotated[int, Field(ge=1)] | None = PRICING_BUDGET
+    # Central-queue dispatch (docs/capacity.md §5.4): "jffc" = the fastest free admissible chain, FCFS;
+    # "slo-aware" = each request placed by its own lengths (cμ order and least per-token penalty for a
+    # per-token SLO, deadline best fit for a quantile SLO) when ``samples`` hold more than one length pair;
+    # with fixed lengths and for TTFT SLOs it is JFFC, so only length-distribution runs differ.
+    dispatch: Literal["jffc", "slo-aware"] = "slo-aware"
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:
@@ -127,7 +132,7 @@ def _slo_pack(ctx, o: SloPackOptions) -> Placement:
         extra = [(f"gbp-cr at the rate (c={gbp.details.c})", gbp, gbp.details.chains)]
     except SwarmplanError:
         extra = []
-    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra, o.pricing_budget)
+    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra, o.pricing_budget, o.dispatch)
     return dataclasses.replace(plan.placement, details=plan)
 
 

@@ -29,6 +29,15 @@ from swarmplan.routing.gca import Chain, gca
 
 
 @dataclass(frozen=True)
+class DispatchRule:
+    """What SLO-Pack's length-aware central queue needs (sim.central.SloAwareQueue, docs/capacity.md §5.4):
+    the SLO's kind and its absolute limit (ms; for a quantile SLO the response limit)."""
+
+    kind: str
+    limit_ms: float
+
+
+@dataclass(frozen=True)
 class SloPackPlan:
     placement: Placement
     chains: list[Chain]
@@ -36,6 +45,7 @@ class SloPackPlan:
     source: str  # which candidate won
     candidates: int
     bound_per_s: float
+    dispatch_rule: DispatchRule | None = None  # None: plain JFFC over ``chains``
 
     def summary(self) -> dict:
         """What a run reports of the plan beside its metrics."""
@@ -149,12 +159,15 @@ def plan_slo_pack(
     rate_per_s: float | None = None,
     extra: list[tuple[str, Placement, list[Chain]]] = (),
     pricing_budget: int | None = PRICING_BUDGET,
+    dispatch: str = "slo-aware",
 ) -> SloPackPlan:
     """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
     candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
     criterion, over a larger set that includes GBP-CR's own plan, passed in ``extra``) among those whose
     bound is within the mean response the SLO allows; when none is (or no rate is given), the one predicted
-    to carry the highest rate within the SLO."""
+    to carry the highest rate within the SLO. ``dispatch="slo-aware"`` gives the plan a length-aware queue
+    rule (docs/capacity.md §5.4) when the SLO's request mix has more than one length pair; otherwise (and with
+    ``"jffc"``) dispatch is JFFC over the admissible chains."""
     slo = slo or default_slo(pm)
     cands, bound_rate = candidate_designs(pm, slo, pricing_budget)
     cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
@@ -181,6 +194,12 @@ def plan_slo_pack(
             if best is None or -rate < best[0]:
                 best = (-rate, name, pl, chains)
     _, name, pl, chains = best
+    rule = None
+    if dispatch == "slo-aware" and slo.kind in ("per_token", "response") and len(set(slo.samples)) > 1:
+        rule = DispatchRule(slo.kind, slo.limit_ms)
+        if slo.kind == "response":  # every chain: the deadline rule decides per request which it may use
+            tau_c, tau_p = whole_request_times(pm)
+            chains = gca(pl, pm.L, tau_c, tau_p)
     pl = Placement(
         method="slo-pack",
         start=pl.start,
@@ -190,4 +209,4 @@ def plan_slo_pack(
         order=pl.order,
         info={"slo": slo.describe(), "candidate": name, "chosen_by": how, "bound_per_s": bound_rate},
     )
-    return SloPackPlan(pl, chains, 0.0, name, len(cands), bound_rate)
+    return SloPackPlan(pl, chains, 0.0, name, len(cands), bound_rate, rule)

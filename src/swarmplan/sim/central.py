@@ -11,8 +11,11 @@ the workload's exponential service option each job's service time is exponential
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from heapq import heappush
+
+import numpy as np
 
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
@@ -25,12 +28,17 @@ from swarmplan.sim.swarm_handler import SwarmHandler
 
 
 class JffcDispatcher:
+    """The chains, fastest first, and an optional SLO-aware ``rule`` (an object with ``kind`` —
+    "per_token" or "response" — and ``limit_ms``; routing.slopack.DispatchRule): with it the queue decides
+    per request from its lengths (SloAwareQueue, docs/capacity.md §5.4); without it, plain JFFC."""
+
     name = "jffc"
 
-    def __init__(self, chains: list[Chain]):
+    def __init__(self, chains: list[Chain], rule=None):
         if not chains:
             raise ValueError("JFFC needs at least one chain")
         self.chains = sorted(chains, key=lambda ch: ch.service_ms)  # fastest first (stable)
+        self.rule = rule
 
 
 class CentralQueue(SwarmHandler):
@@ -121,6 +129,126 @@ class CentralQueue(SwarmHandler):
         return None
 
 
+class SloAwareQueue(CentralQueue):
+    """A central queue that knows each request's lengths at arrival (docs/capacity.md §5.4).
+
+    Every request's service time alone on every chain, T_rk (docs/model.md §3.3), is known from its lengths.
+
+    * Mean per-token SLO: a request starts at once on the fastest free chain (as JFFC: under this SLO a wait
+      W costs W/l_out, which short outputs cannot afford). Queued requests are ordered by the cμ index
+      1/(l_out · T_r,fastest) (Cox & Smith 1961: the order minimising a weighted mean wait, here weight
+      1/l_out); a place on the fastest live chain goes to the head, a place on a slower chain k to the queued
+      request whose per-token time it raises least, (T_rk − min_{f faster} T_rf)/l_out.
+    * Response-time quantile SLO: FCFS; a request starts on a chain only if it still meets the limit there
+      (waited + d + T_rk ≤ limit): the slowest free chain that meets it (best fit, keeping fast chains for
+      requests that need them). A request that can no longer meet the limit on any chain is a miss whatever
+      happens: it takes the slowest free place, in FCFS order with the others (never starved: the system
+      must serve every request, as the bound's Σ λ_p = Λ does). One that meets the limit only on a busy
+      chain waits for it.
+    """
+
+    def __init__(self, pm, placement, workload, dispatcher: JffcDispatcher, allocation_delay_ms=0.0, churn=None):
+        super().__init__(pm, placement, workload, dispatcher, allocation_delay_ms, churn)
+        self.rule = dispatcher.rule
+        rec, K = self.rec, len(self.chains)
+        self.T = service_matrix_ms(rec, self.chains)
+        self.T_min = self.T.min(axis=1)
+        self.l_out = np.asarray(rec.output_tokens, dtype=float)
+        faster = np.full_like(self.T, np.inf)  # min over the chains before k (nominally faster) of T_rf
+        if K > 1:
+            faster[:, 1:] = np.minimum.accumulate(self.T, axis=1)[:, :-1]
+        self.penalty = (self.T - faster) / self.l_out[:, None]  # −inf on the fastest chain
+        self.key = (-1.0 / (self.l_out * self.T_min)).tolist()
+        self.queue: list[int] = []  # type: ignore[assignment]  # a list in priority (or FCFS) order
+        self.keys: list[tuple[float, int]] = []
+        self.arrival = np.asarray(rec.arrival)
+        self.per_token = self.rule.kind == "per_token"
+        self.limit = float(self.rule.limit_ms) - rec.delay
+        self._rates()
+
+    def _rates(self) -> None:
+        """ν_k = Σ over live chains faster than k of c_f/T_f (jobs per ms when full); 0: k is the fastest live."""
+        nu, acc = [], 0.0
+        for k, ch in enumerate(self.chains):
+            nu.append(acc)
+            if not self.down_hops[k]:
+                acc += ch.capacity / ch.service_ms
+        self.nu = nu
+
+    def enqueue(self, r: int, front: bool = False) -> None:
+        if self.churn is not None and not any(d == 0 for d in self.down_hops):
+            self.rec.stalled.add(r)
+        key = (-np.inf if front else (self.key[r] if self.per_token else 0.0), r)
+        i = bisect_right(self.keys, key) if not front else 0
+        self.keys.insert(i, key)
+        self.queue.insert(i, r)
+
+    def on_arrival(self, r: int, now: float) -> None:
+        self.in_system += 1
+        if self.in_system > self.max_conc:
+            self.max_conc = self.in_system
+        self.enqueue(r)
+        self.dispatch(now)
+
+    def _pick(self, k: int, now: float) -> int | None:
+        """Index in the queue of the request that takes a free place on chain k, or None."""
+        q = np.fromiter(self.queue, dtype=np.int64, count=len(self.queue))
+        if self.per_token:  # the fastest live chain: the head; a slower one: the least per-token penalty
+            return 0 if self.nu[k] <= 0.0 else int(np.argmin(self.penalty[q, k]))
+        waited = now - self.arrival[q]
+        ok = (waited + self.T[q, k] <= self.limit) | (waited + self.T_min[q] > self.limit)  # meets, or lost
+        return int(np.argmax(ok)) if ok.any() else None
+
+    def _fill(self, k: int, now: float) -> None:
+        while self.queue and not self.down_hops[k] and self.busy[k] < self.caps[k]:
+            i = self._pick(k, now)
+            if i is None:
+                return
+            r = self.queue.pop(i)
+            del self.keys[i]
+            self.busy[k] += 1
+            self.start(r, k, now)
+
+    def on_complete(self, r: int, now: float, generation: int) -> None:
+        if generation != self.gen[r]:
+            return
+        k = self.on_chain[r]
+        self.on_chain[r] = -1
+        self.busy[k] -= 1
+        self.in_system -= 1
+        if self.rec.track:
+            self.rec.complete(r, now)
+        if self.per_token:
+            self._fill(k, now)  # the queue did not change: only chain k's place is new
+        else:
+            self.dispatch(now)  # waiting requests may have become misses that take any place
+
+    def dispatch(self, now: float) -> None:
+        """Offer every free place: fastest first (per-token SLO); slowest first under a quantile SLO, so that a
+        request that meets the limit on a slow chain, or misses it anyway, leaves the fast places to others."""
+        self._rates()
+        order = range(len(self.chains)) if self.per_token else range(len(self.chains) - 1, -1, -1)
+        for k in order:
+            if not self.queue:
+                return
+            self._fill(k, now)
+
+
+def service_matrix_ms(rec, chains: list[Chain]) -> np.ndarray:
+    """T_rk: request r's service time alone on chain k at its lengths (docs/model.md §3.3: t_1 + (l_out − 1)
+    t_tok), without the random factor of the exponential-service option (a dispatcher knows lengths only)."""
+    timer = rec._timer
+    T = np.empty((len(rec.arrival), len(chains)))
+    rows: dict[tuple[int, int], np.ndarray] = {}
+    for r, (c, l_in, l_out) in enumerate(zip(rec.client, rec.input_tokens, rec.output_tokens)):
+        key = (c, l_in)
+        parts = rows.get(key)
+        if parts is None:
+            parts = rows[key] = np.array([timer.times(c, l_in, ch.servers, ch.blocks) for ch in chains])
+        T[r] = parts[:, 0] + (l_out - 1) * parts[:, 1]
+    return T
+
+
 def simulate_central(
     pm: PerfModel,
     placement: Placement,
@@ -131,4 +259,5 @@ def simulate_central(
     churn: ChurnSchedule | None = None,
     rejoin=None,
 ) -> SimResult:
-    return CentralQueue(pm, placement, workload, dispatcher, allocation_delay_ms, churn).run(method or dispatcher.name)
+    queue = CentralQueue if getattr(dispatcher, "rule", None) is None else SloAwareQueue
+    return queue(pm, placement, workload, dispatcher, allocation_delay_ms, churn).run(method or dispatcher.name)
