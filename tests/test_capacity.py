@@ -111,3 +111,12 @@ def test_cli_json_is_one_document(run_cli, tmp_path):
         assert lo <= m["capacity_per_s"] <= hi
     code, out, err = run_cli("capacity", str(path), "--slo", "quick")
     assert code == 2 and "--slo" in err and out == ""
+
+
+def test_cli_bins_out_is_validated(run_cli, tmp_path):
+    path = tmp_path / "tiny.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(TINY))
+    code, out, err = run_cli("capacity", str(path), "--bins-out", "0")
+    assert code == 2 and "--bins-out" in err and out == ""

@@ -72,6 +72,13 @@ def capacity(
         max=40,
         help="length classes per axis for the bound with a length distribution (finer: tighter, slower)",
     ),
+    length_bins_out: int | None = typer.Option(
+        None,
+        "--bins-out",
+        min=1,
+        max=200,
+        help="length classes along l_out only (default: --bins); l_out matters most (docs/capacity.md §2.3)",
+    ),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     sets: list[str] | None = SetOpt,
@@ -88,7 +95,13 @@ def capacity(
     spec = parse_slo(slo)
     sc, base = load_scenario(scenario, sets or [])
     names = [m.name for m in get_methods([m.strip() for m in methods.split(",")] if methods else None)]
-    opts = SearchOptions(horizon_services=horizon_services, rel_tol=rel_tol, profile=profile, length_bins=length_bins)
+    opts = SearchOptions(
+        horizon_services=horizon_services,
+        rel_tol=rel_tol,
+        profile=profile,
+        length_bins=length_bins,
+        length_bins_out=length_bins_out,
+    )
     err = Console(stderr=True)
     err.print(f"{sc.name}: {runs} run(s) × {len(names)} methods, SLO {spec.text}", highlight=False)
     result = run_capacity(sc, names, spec, runs, seed, opts, base, jobs=jobs)
