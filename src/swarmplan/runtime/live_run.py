@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from swarmplan.runtime.client import ChainRunner, Connections, RequestRecord, make_driver, serve_request
+from swarmplan.runtime.client import ChainRunner, Connections, HopFailed, RequestRecord, make_driver, serve_request
 from swarmplan.runtime.host_load import LoadSampler
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.live import LiveSlots
@@ -45,6 +45,9 @@ class LiveRun:
     # Each server's forwards measured in place before the clock started: {server: (l_in, prefill CPU ms of
     # l_in tokens, decode CPU ms per step)} (docs/runtime.md §8.4)
     server_forwards: dict = field(default_factory=dict)
+    # The outages as they happened: each kill's and restart's completion instant (ms from the run's start);
+    # a restart counts once the server is warmed up and offered to requests again
+    outages_done: list[Outage] = field(default_factory=list)
 
 
 def server_specs(pm, placement, bandwidth_mbit_s: float | None = None) -> list[ServerSpec]:
@@ -104,7 +107,7 @@ def run_live(
         with LoadSampler() as sampler:
             bw = bandwidth_mbit_s
             run = _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, list(outages), bw)
-            records, t0, measured = run_precise(run)
+            records, t0, measured, happened = run_precise(run)
         wall = time.monotonic() - t_start
     l_in = int(workload.input_tokens.max())
     return LiveRun(
@@ -116,6 +119,7 @@ def run_live(
         sampler.mean_busy(),
         tuple(os.getloadavg()),
         {j: (l_in, pre, dec) for j, (pre, dec) in measured.items()},
+        happened,
     )
 
 
@@ -144,7 +148,8 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
     measured = await _warm_up(head, runners, placement, int(workload.input_tokens.max()))
     t0 = loop.time()  # the run's clock starts once every server is warm
     driver = make_driver(policy, live, predictor(pm), clock, sw.timing)
-    churn = asyncio.create_task(_churn(outages, group, conns, live, clock))
+    happened: list = []
+    churn = asyncio.create_task(_churn(outages, group, conns, live, clock, runners, placement, happened))
     arrival, l_out, client = workload.arrival_ms.tolist(), workload.output_tokens.tolist(), workload.client.tolist()
     recs = [RequestRecord(r, arrival[r], list(prompts[r]), int(l_out[r])) for r in range(workload.n)]
     try:
@@ -153,7 +158,7 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
         churn.cancel()
         for c in conns.values():
             c.close()
-    return recs, t0, measured  # t0: loop.time() is time.monotonic(), the sampler's clock
+    return recs, t0, measured, [Outage(j, f, r) for j, f, r in happened]  # t0: time.monotonic(), the sampler's
 
 
 async def _warm_up(head, runners, placement, l_in: int, pool: int = WARM_POOL, steps: int = WARM_STEPS) -> dict:
@@ -181,20 +186,35 @@ async def _warm_up(head, runners, placement, l_in: int, pool: int = WARM_POOL, s
     return measured
 
 
-async def _churn(outages: list[Outage], group: ServerGroup, conns, live: LiveSlots, clock) -> None:
+async def _churn(outages: list[Outage], group: ServerGroup, conns, live: LiveSlots, clock, runners, placement, done) -> None:
+    """Kill at fail_ms and restart at return_ms. A restarted server is warmed up (one short session, as at the
+    start) before it is offered to requests again, and the instants at which each kill and each return actually
+    completed are appended to ``done`` as (server, fail_ms, return_ms | None) (docs/runtime.md §6)."""
     events = sorted(
         [(o.fail_ms, "fail", o.server) for o in outages]
         + [(o.return_ms, "return", o.server) for o in outages if o.return_ms is not None]
     )
     loop = asyncio.get_running_loop()
+    failed_at: dict[int, float] = {}
     for at, what, j in events:
         await asyncio.sleep(max(0.0, at - clock()) / 1000)
         if j not in group.specs:
             continue
         if what == "fail":
             await loop.run_in_executor(None, group.kill, j)
+            failed_at[j] = clock()
+            done.append([j, failed_at[j], None])
         else:
             port = await loop.run_in_executor(None, group.restart, j)
             for c in conns.values():
                 c.server_back(j, port)
+            runner = next(iter(runners.values()))
+            try:
+                await runner.run(RequestRecord(-1 - j, 0.0, [1] * 4, 4), [j], [int(placement.n_blocks[j])])
+            except HopFailed:
+                continue  # it died again while warming up: it stays dead, as the client saw
             live.set_alive(j)
+            for row in reversed(done):
+                if row[0] == j and row[2] is None:
+                    row[2] = clock()
+                    break

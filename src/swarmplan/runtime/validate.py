@@ -312,7 +312,9 @@ def predict_steps(
         costs,
         arch.hidden,
         live.background,
-        [StepOutage(o.server, o.fail_ms, o.return_ms) for o in outages],
+        # the kills and returns as they happened in the live run (a restart takes a process start and a
+        # warm-up); the schedule's instants where the live run has none (docs/runtime.md §6)
+        [StepOutage(o.server, o.fail_ms, o.return_ms) for o in (live.outages_done or outages)],
         pool=WARM_POOL,
     )
 
