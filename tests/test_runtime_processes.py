@@ -87,6 +87,28 @@ def test_killing_one_of_three_servers_during_decode_loses_nothing():
     for rec in run.records:
         assert rec.tokens == reference_generate(ref, rec.prompt, 16)
     assert all(gone(p) for p in run.server_pids)
+    # The kill as it happened: after its scheduled instant, and s0 never came back.
+    (done,) = run.outages_done
+    assert done.server == 0 and done.fail_ms >= 40.0 and done.return_ms is None
+    # The warm-up measured every server's forwards in place: positive prefill and per-step decode CPU.
+    assert set(run.server_forwards) == {0, 1, 2}
+    assert all(l_in == 5 and pre > 0 and dec > 0 for l_in, pre, dec in run.server_forwards.values())
+
+
+def test_a_restarted_server_is_warmed_up_and_serves_again():
+    pm = PerfModel.from_swarm(realize(Scenario.model_validate(tiny_scenario([4.0, 6.0, 6.0])), np.random.default_rng(0)))
+    pl = Placement("test", np.array([1, 1, 3]), np.array([4, 2, 2]), np.array([40, 40, 40]), "proposed")
+    # s0 (the fastest chain) is down from 0 to 300 ms; the last request arrives long after it is back.
+    wl = Workload(np.array([50.0, 2500.0]), np.full(2, 4), np.full(2, 6), np.zeros(2, dtype=int))
+    prompts = [[1, 2, 3, 4], [5, 6, 7, 8]]
+    run = run_live(ARCH, pm, pl, WsRrRouter(pm, pl), wl, prompts, outages=[Outage(0, 0.0, 300.0)])
+    (done,) = run.outages_done
+    # Back only once restarted and warmed up: after the scheduled 300 ms, before the last arrival.
+    assert done.server == 0 and done.return_ms is not None and 300.0 < done.return_ms < 2500.0
+    first, last = run.records
+    assert first.chains[-1] == (1, 2) and last.chains == [(0,)]  # the detour while down, s0 again after
+    ref = build_reference(ARCH)
+    assert all(rec.tokens == reference_generate(ref, rec.prompt, 6) for rec in run.records)
 
 
 def test_children_reaped_on_error():
