@@ -156,16 +156,21 @@ def test_no_rate_meets_an_slo_below_the_fastest_chain():
     assert capacity_upper_bound(pm, Slo("per_token", 0.99 * fast)).rate_per_s == pytest.approx(0.0, abs=1e-9)
 
 
+def _spread_lengths_case(seed: int, n: int):
+    """A tiny 3-server swarm, n requests with spread (l_in, l_out), and a per-token SLO 1.3 × its fastest chain."""
+    pm = tiny(np.random.default_rng(5), 3, 4)
+    rng = np.random.default_rng(seed)
+    l_in, l_out = rng.integers(5, 200, size=n), rng.integers(2, 300, size=n)
+    delay = pm.swarm.timing.initial_delay_ms
+    return pm, l_in, l_out, delay, Slo("per_token", 1.3 * fastest_per_token_ms(pm, delay))
+
+
 def test_finer_length_classes_never_loosen_the_bound():
     """docs/capacity.md §2.3: boxes of 4 quantiles per axis refine those of 2, and every refined box's corner
     times are at least its parent's, so the LP (exact here: every chain enumerated) can only fall."""
     from swarmplan.perf.capacity_bound import length_classes
 
-    pm = tiny(np.random.default_rng(5), 3, 4)
-    rng = np.random.default_rng(6)
-    l_in, l_out = rng.integers(5, 200, size=400), rng.integers(2, 300, size=400)
-    delay = pm.swarm.timing.initial_delay_ms
-    slo = Slo("per_token", 1.3 * fastest_per_token_ms(pm, delay))
+    pm, l_in, l_out, delay, slo = _spread_lengths_case(seed=6, n=400)
     coarse = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=2), delay)
     fine = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=4), delay)
     assert coarse.certified and fine.certified
@@ -179,11 +184,7 @@ def test_more_boxes_along_l_out_tighten_the_bound_and_stay_above_exact_lengths()
     (l_in, l_out) pair at its exact times (the tightest classes: length-aware routing with nothing relaxed)."""
     from swarmplan.perf.capacity_bound import LengthClass, length_classes
 
-    pm = tiny(np.random.default_rng(5), 3, 4)
-    rng = np.random.default_rng(7)
-    l_in, l_out = rng.integers(5, 200, size=60), rng.integers(2, 300, size=60)
-    delay = pm.swarm.timing.initial_delay_ms
-    slo = Slo("per_token", 1.3 * fastest_per_token_ms(pm, delay))
+    pm, l_in, l_out, delay, slo = _spread_lengths_case(seed=7, n=60)
     coarse = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=2), delay)
     fine = capacity_upper_bound(pm, slo, length_classes(pm, l_in, l_out, bins=2, bins_out=4), delay)
     pairs, counts = np.unique(np.stack([l_in, l_out], 1), axis=0, return_counts=True)
