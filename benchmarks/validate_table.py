@@ -30,36 +30,6 @@ def service_mape(rows) -> dict:
     return {p: mape(measured, done[f"{p}_response_ms"] - done[f"{p}_wait_ms"]) for p in ("step", "paper")}
 
 
-def forward_noise(arch, blocks: int = 4, l_in: int = 16, l_out: int = 32, rounds: int = 30) -> dict:
-    """The host's own noise floor: CPU time of one request's forwards (a prefill and l_out − 1 decode steps
-    through ``blocks`` blocks), the identical work ``rounds`` times back to back in this process. Its coefficient
-    of variation bounds how well *any* prediction made before a run can match single requests' times here."""
-    import numpy as np
-    import torch
-
-    from swarmplan.runtime.model import Stage, new_cache
-
-    torch.set_num_threads(1)
-    stage = Stage(arch, 1, min(blocks, arch.n_layers), "cpu")
-    gen = torch.Generator().manual_seed(0)
-    prompt, step = torch.randn(1, l_in, arch.hidden, generator=gen), torch.randn(1, 1, arch.hidden, generator=gen)
-    cpu = []
-    with torch.no_grad():
-        for _ in range(rounds + 2):  # two warm-up rounds
-            cache, c0 = new_cache(), time.thread_time()
-            stage.forward(prompt, cache, 0)
-            for p in range(l_out - 1):
-                stage.forward(step, cache, l_in + p)
-            cpu.append((time.thread_time() - c0) * 1000.0)
-    cpu = np.array(cpu[2:])
-    return {
-        "mean_ms": float(cpu.mean()),
-        "cv": float(cpu.std() / cpu.mean()),
-        "min_ms": float(cpu.min()),
-        "max_ms": float(cpu.max()),
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="validate-abvt")
@@ -102,7 +72,9 @@ def main() -> None:
             (args.out / f"{method}-host_load.json").write_text(
                 json.dumps({"times_ms": bg.times_ms, "demands": bg.demands, "weights": bg.weights})
             )
-    noise = forward_noise(scenario_arch(sc, base, args.seed))
+    from swarmplan.runtime.host_noise import forward_noise
+
+    noise = forward_noise(scenario_arch(sc, base, args.seed), rounds=30)
     total = time.monotonic() - t_all
 
     print(f"{args.scenario}, {args.requests} requests per method, seed {args.seed}, {os.cpu_count()} CPUs")

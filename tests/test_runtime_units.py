@@ -228,3 +228,13 @@ def test_tpot_and_mape_leave_out_what_has_no_decode_step():
     assert tpot(1000.0, 100.0, 10) == pytest.approx(100.0)
     assert np.isnan(tpot(50.0, 50.0, 1))
     assert mape([100.0, float("nan"), 200.0], [110.0, 5.0, 150.0]) == pytest.approx((0.1 + 0.25) / 2)
+
+
+def test_forward_noise_reports_the_spread_of_identical_work():
+    from swarmplan.runtime.host_noise import forward_noise
+
+    got = forward_noise(preset_arch("llama-tiny"), blocks=2, l_in=4, l_out=3, rounds=5)
+    assert got["rounds"] == 5
+    assert 0 < got["min_ms"] <= got["mean_ms"] <= got["max_ms"]
+    # CV of 5 positive samples: at most sqrt(n − 1) = 2 (all but one equal to zero), never negative.
+    assert 0.0 <= got["cv"] <= 2.0

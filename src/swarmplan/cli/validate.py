@@ -113,6 +113,12 @@ def validate(
             f"  {k:9s} measured {m[k]:9.1f} ms  predicted {p[k]:9.1f} ms  MAPE {e[k + '_mape'] * 100:5.1f} %"
             f"  (paper model {paper[k + '_mape'] * 100:5.1f} %)"
         )
+    noise = summary.get("host_noise")
+    if noise:
+        print(
+            f"  host noise: one request's forwards, identical work {noise['rounds']} times, vary with CV "
+            f"{noise['cv'] * 100:.1f} %: the spread any prediction made before a run faces on single requests"
+        )
     h = summary["host"]
     print(f"  host: {h['cores']} cores, load average {h['load_average'][0]}, other sessions' runnable {h['other_runnable_mean']}")
     print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)

@@ -16,6 +16,7 @@ import numpy as np
 from swarmplan.errors import SwarmplanError
 from swarmplan.runtime.calibrate import Calibration, calibrate
 from swarmplan.runtime.host_load import autogroup_enabled, host_cores
+from swarmplan.runtime.host_noise import forward_noise
 from swarmplan.runtime.link_costs import distinct_rtts, measure_link_costs
 from swarmplan.runtime.live_run import WARM_POOL, LiveRun, Outage, predictor, run_live
 from swarmplan.runtime.model import LlamaArch, arch_from_model_params, build_reference, check_fits_memory, reference_generate
@@ -38,6 +39,7 @@ class Validation:
     prediction: str = "paper"  # which prediction "predicted_*" and "error" are: "step" or "paper" (§8.6)
     cores: int = 0
     links: object = None  # runtime.link_costs.LinkCosts measured before the run (step-level prediction only)
+    host_noise: dict | None = None  # runtime.host_noise.forward_noise after the run (step-level prediction only)
 
     def summary(self) -> dict:
         df = self.rows
@@ -64,6 +66,7 @@ class Validation:
             "server_forwards_in_place": {
                 str(j): dict(l_in=v[0], prefill_cpu_ms=v[1], decode_cpu_ms=v[2]) for j, v in self.live.server_forwards.items()
             },
+            "host_noise": self.host_noise,
             "wall_s": round(self.live.wall_s, 3),
             "host": {
                 "cores": self.cores,
@@ -221,6 +224,11 @@ def run_validation(
         step = predict_steps(
             pm, placement, build()[1], workload, prompts, calibration, arch, live, outages, bandwidth_mbit_s, cores, links
         )
+    # The host's own noise on identical request-sized work, to read per-request errors against (§8.7)
+    noise = None
+    if prediction == "step":
+        blocks, l_in, l_out = int(placement.n_blocks.max()), int(workload.input_tokens.max()), int(workload.output_tokens.max())
+        noise = forward_noise(arch, blocks, l_in, l_out, device=device)
     identical = True
     if check_tokens:
         ref = build_reference(arch, device)
@@ -284,6 +292,7 @@ def run_validation(
         prediction=prediction,
         cores=cores,
         links=links,
+        host_noise=noise,
     )
 
 
