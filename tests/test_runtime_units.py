@@ -238,3 +238,18 @@ def test_forward_noise_reports_the_spread_of_identical_work():
     assert 0 < got["min_ms"] <= got["mean_ms"] <= got["max_ms"]
     # CV of 5 positive samples: at most sqrt(n − 1) = 2 (all but one equal to zero), never negative.
     assert 0.0 <= got["cv"] <= 2.0
+
+
+def test_in_place_scale_pools_the_servers_worked_example():
+    from types import SimpleNamespace
+
+    from swarmplan.runtime.validate import in_place_scale
+    from swarmplan.sim.step_level import StepCosts
+
+    costs = StepCosts(1.0, 1.5, 1.0, 0.0, 2.0, 0.0, 0.5, 0.5, 0.1, 0.1)  # decode c + τ·n, prefill α + n·b
+    placement = SimpleNamespace(n_blocks=np.array([4, 0, 8]))
+    # fitted decode: 1 + 1.5·4 = 7 and 1 + 1.5·8 = 13; measured 8.4 and 13.6 → (8.4 + 13.6) / (7 + 13) = 1.1.
+    # fitted prefill: 1 + 2·4 = 9 and 1 + 2·8 = 17; measured 9 and 17 → 1.0.
+    got = in_place_scale(costs, placement, {0: (16, 9.0, 8.4), 2: (16, 17.0, 13.6)})
+    assert got == {0: pytest.approx((1.0, 1.1)), 2: pytest.approx((1.0, 1.1))}
+    assert in_place_scale(costs, placement, {}) == {}

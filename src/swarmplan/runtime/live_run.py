@@ -23,7 +23,8 @@ from swarmplan.runtime.wire import Link, run_precise
 from swarmplan.sim.recording import ChainTimer
 
 WARM_POOL = 4  # connections per server opened before the clock starts (the step-level prediction starts with them)
-WARM_STEPS = 24  # decode steps of the warm-up session that measures each server's forwards in place
+WARM_STEPS = 16  # decode steps of each warm-up session that measures a server's forwards in place
+WARM_ROUNDS = 3  # measured rounds over all servers (after one that only warms up)
 
 
 @dataclass
@@ -161,29 +162,38 @@ async def _drive(arch, pm, placement, policy, workload, prompts, group, secret, 
     return recs, t0, measured, [Outage(j, f, r) for j, f, r in happened]  # t0: time.monotonic(), the sampler's
 
 
-async def _warm_up(head, runners, placement, l_in: int, pool: int = WARM_POOL, steps: int = WARM_STEPS) -> dict:
+async def _warm_up(
+    head, runners, placement, l_in: int, pool: int = WARM_POOL, steps: int = WARM_STEPS, rounds: int = WARM_ROUNDS
+) -> dict:
     """Open a few pooled connections per server and run short sessions through every span, so the first
     measured request pays neither connection set-up nor the first forward's one-off allocations.
 
-    The sessions also measure each server's forwards in place (docs/runtime.md §8.4): one prompt-only session
-    (its CPU is the prefill of ``l_in`` tokens) and one of ``steps`` decode steps (minus that prefill, per step),
-    the client computing the LM head and embedding between hops as in the run. Returns {server: (prefill CPU
-    ms, decode CPU ms per step)} of the second round (the first warms up)."""
-    measured = {}
-    for runner in runners.values():
-        for j in np.flatnonzero(placement.n_blocks > 0).tolist():
-            conns = [await runner.conns.get(j) for _ in range(pool)]
+    The sessions also measure each server's forwards in place (docs/runtime.md §8.4): per round and server one
+    prompt-only session (its CPU is the prefill of ``l_in`` tokens) and one of ``steps`` decode steps (minus
+    that prefill, per step), the client computing the LM head and embedding between hops as in the run. The
+    rounds go over the servers in turn, so each server's mean spans the whole warm-up rather than one moment of
+    a host whose speed drifts. Returns {server: (mean prefill CPU ms, mean decode CPU ms per step)}; the first
+    round only warms up."""
+    sums: dict[int, list[float]] = {}
+    runner = next(iter(runners.values()))  # every client shares the one Head and the servers
+    servers = np.flatnonzero(placement.n_blocks > 0).tolist()
+    for r in runners.values():
+        for j in servers:
+            conns = [await r.conns.get(j) for _ in range(pool)]
             for conn in conns:
-                runner.conns.put(j, conn)
+                r.conns.put(j, conn)
+    for rnd in range(rounds + 1):
+        for j in servers:
             n = int(placement.n_blocks[j])
-            for _ in range(2):
-                only = RequestRecord(-1 - j, 0.0, [1] * l_in, 1)
-                await runner.run(only, [j], [n])
-                more = RequestRecord(-1 - j, 0.0, [1] * l_in, steps + 1)
-                await runner.run(more, [j], [n])
-                measured[j] = (only.server_cpu_ms, (more.server_cpu_ms - only.server_cpu_ms) / steps)
-        break  # every client shares the one Head and the servers: one client's sessions measure them
-    return measured
+            only = RequestRecord(-1 - j, 0.0, [1] * l_in, 1)
+            await runner.run(only, [j], [n])
+            more = RequestRecord(-1 - j, 0.0, [1] * l_in, steps + 1)
+            await runner.run(more, [j], [n])
+            if rnd:
+                acc = sums.setdefault(j, [0.0, 0.0])
+                acc[0] += only.server_cpu_ms / rounds
+                acc[1] += (more.server_cpu_ms - only.server_cpu_ms) / steps / rounds
+    return {j: (pre, dec) for j, (pre, dec) in sums.items()}
 
 
 async def _churn(outages: list[Outage], group: ServerGroup, conns, live: LiveSlots, clock, runners, placement, done) -> None:
