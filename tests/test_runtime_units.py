@@ -253,3 +253,16 @@ def test_in_place_scale_pools_the_servers_worked_example():
     got = in_place_scale(costs, placement, {0: (16, 9.0, 8.4), 2: (16, 17.0, 13.6)})
     assert got == {0: pytest.approx((1.0, 1.1)), 2: pytest.approx((1.0, 1.1))}
     assert in_place_scale(costs, placement, {}) == {}
+
+
+def test_precise_loop_only_where_select_can_watch_every_descriptor():
+    import selectors
+
+    from swarmplan.runtime.wire import precise_loop_fits, run_precise
+
+    async def kind():
+        return type(asyncio.get_running_loop()._selector)
+
+    assert precise_loop_fits(10) and not precise_loop_fits(5000)
+    assert run_precise(kind()) is selectors.SelectSelector  # microsecond timeouts
+    assert run_precise(kind(), descriptors=5000) is not selectors.SelectSelector  # the default loop instead

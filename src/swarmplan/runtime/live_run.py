@@ -108,7 +108,9 @@ def run_live(
         with LoadSampler() as sampler:
             bw = bandwidth_mbit_s
             run = _drive(arch, pm, placement, policy, workload, prompts, group, secret, host, device, list(outages), bw)
-            records, t0, measured, happened = run_precise(run)
+            # connections: the pooled ones per client and server, plus one per session the slots allow
+            conns = pm.swarm.n_clients * WARM_POOL * len(specs) + int(np.sum(placement.cache_slots))
+            records, t0, measured, happened = run_precise(run, descriptors=conns)
         wall = time.monotonic() - t_start
     l_in = int(workload.input_tokens.max())
     return LiveRun(

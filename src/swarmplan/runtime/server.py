@@ -165,4 +165,5 @@ def process_main(cfg: dict, conn) -> None:
         os._exit(4)
     conn.send(("ready", sock.getsockname()[1]))
     conn.close()
-    run_precise(server.serve(sock))
+    # connections: a few pooled per peer plus one per session it can hold
+    run_precise(server.serve(sock), descriptors=int(cfg["slots"]) + 8 * (len(cfg.get("links", {})) + 1))

@@ -43,15 +43,34 @@ class Link:
         return (self.rtt_ms / 2 + transfer_ms) / 1000.0
 
 
-def run_precise(coro):
+SELECT_LIMIT = 1024  # FD_SETSIZE: select() cannot watch a descriptor at or above it
+
+
+def run_precise(coro, descriptors: int = 0):
     """Run ``coro`` on an event loop whose timers are precise to the microsecond (docs/runtime.md §3).
 
     asyncio's default loop waits with epoll, whose timeout is whole milliseconds (rounded up), so an emulated
     delay d came out late by 0.1–1.8 ms in a pattern that depends on d and on the phase of the clock; with
     select(), whose timeout is in microseconds, it is late by a steady ~0.3 ms on this host (the wake-up
-    itself). select() handles descriptors below FD_SETSIZE (1024): a runtime process keeps far fewer."""
-    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())) as runner:
+    itself). select() cannot watch descriptors numbered 1024 or more: when the process already has open, plus
+    the ``descriptors`` the caller may open (its connections), could reach that, the default loop runs instead
+    (millisecond timers; still correct)."""
+    if precise_loop_fits(descriptors):
+        factory = lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())  # noqa: E731
+    else:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(coro)
+
+
+def precise_loop_fits(descriptors: int) -> bool:
+    """Whether this process's open descriptors plus ``descriptors`` more (and a margin of 64 for what the loop
+    and libraries open) stay below select()'s limit."""
+    try:
+        open_now = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        open_now = 64
+    return open_now + int(descriptors) + 64 < SELECT_LIMIT
 
 
 def encode(header: dict, array: np.ndarray | None = None) -> bytes:
