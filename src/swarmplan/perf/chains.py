@@ -29,6 +29,32 @@ from swarmplan.perf.jit import njit
 SOURCE = -1
 
 
+def _walk_edges(graph, end_at: int, via) -> tuple[list[int], list[int]]:
+    """The chain ending at server ``end_at`` of an edge-list shortest path: servers and blocks each processes,
+    source first, following each server's arriving edge ``via[j]``."""
+    servers, processed = [], []
+    j = int(end_at)
+    while j != SOURCE:
+        e = int(via[j])
+        servers.append(j)
+        processed.append(int(graph.k[e]))
+        j = int(graph.src[e])
+    return servers[::-1], processed[::-1]
+
+
+def _walk_back(bc, end_at: int, pred) -> tuple[list[int], list[int]]:
+    """The chain ending at server ``end_at`` of a per-(server, blocks) shortest path: servers and the blocks
+    each processes (its end minus its predecessor's), source first, following predecessors ``pred[j]``."""
+    servers, processed = [], []
+    j, end = int(end_at), bc.end
+    while j != SOURCE:
+        i = int(pred[j])
+        servers.append(j)
+        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
+        j = i
+    return servers[::-1], processed[::-1]
+
+
 @dataclass(frozen=True)
 class ChainGraph:
     L: int
@@ -141,14 +167,7 @@ def shortest_chain_reference(graph: ChainGraph, edge_weight, sink_weight=None):
             best, end_at = dist[j] + sink[j], j
     if end_at < 0:
         return float("inf"), [], []
-    servers, processed = [], []
-    j = end_at
-    while j != SOURCE:
-        e = via[j]
-        servers.append(j)
-        processed.append(int(graph.k[e]))
-        j = int(graph.src[e])
-    return best, servers[::-1], processed[::-1]
+    return (best, *_walk_edges(graph, end_at, via))
 
 
 @njit
@@ -190,15 +209,7 @@ def shortest_chain(graph: ChainGraph, edge_weight, sink_weight=None):
     best, end_at, via = _edges_kernel(graph.order, graph.first_edge, graph.last_edge, graph.src, w, graph.is_last, sink, n)
     if end_at < 0:
         return float("inf"), [], []
-    servers, processed = [], []
-    j = int(end_at)
-    src, k = graph.src, graph.k
-    while j != SOURCE:
-        e = via[j]
-        servers.append(j)
-        processed.append(int(k[e]))
-        j = int(src[e])
-    return float(best), servers[::-1], processed[::-1]
+    return (float(best), *_walk_edges(graph, end_at, via))
 
 
 # ------------------------------------------------------------------------ per-(server, blocks) weights
@@ -329,15 +340,7 @@ def shortest_chain_jk(bc: BlockChains, slot_weight, sink_weight=None):
     best, end_at, pred = _jk_kernel(bc.order, bc.start, bc.end, bc.n_blocks, bc.offset, bc.group_start, w, sink, bc.L, n)
     if end_at < 0:
         return float("inf"), [], []
-    servers, processed = [], []
-    j = int(end_at)
-    end = bc.end
-    while j != SOURCE:
-        i = int(pred[j])
-        servers.append(j)
-        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
-        j = i
-    return float(best), servers[::-1], processed[::-1]
+    return (float(best), *_walk_back(bc, end_at, pred))
 
 
 @njit
@@ -566,14 +569,7 @@ def opt_rr_chain(bc: BlockChains, slot_base, slot_waits):
     )
     if end_at < 0:
         return float("inf"), [], []
-    servers, processed = [], []
-    j, end = int(end_at), bc.end
-    while j != SOURCE:
-        i = int(pred[j])
-        servers.append(j)
-        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
-        j = i
-    return float(best), servers[::-1], processed[::-1]
+    return (float(best), *_walk_back(bc, end_at, pred))
 
 
 # ------------------------------------------------------------- pair weights through nodes (PETALS' router)
@@ -683,11 +679,4 @@ def shortest_chain_pairs(bc: BlockChains, node, hop_ss, hop_src, own, fits, pen=
     )
     if end_at < 0:
         return float("inf"), [], []
-    servers, processed = [], []
-    j, end = int(end_at), bc.end
-    while j != SOURCE:
-        i = int(via[j])
-        servers.append(j)
-        processed.append(int(end[j] - (end[i] if i >= 0 else 0)))
-        j = i
-    return float(best), servers[::-1], processed[::-1]
+    return (float(best), *_walk_back(bc, end_at, via))
