@@ -48,3 +48,19 @@ def run_cli(capsys, monkeypatch):
         return code, out.out, out.err
 
     return run
+
+
+def draw_spans(draw, max_servers: int):
+    """For hypothesis composites: L blocks and n servers, each (server 0 always) holding a random contiguous
+    span (start, count) or nothing — the random placements the chain kernels are checked on."""
+    from hypothesis import strategies as st
+
+    L = draw(st.integers(1, 7))
+    n = draw(st.integers(1, max_servers))
+    start = np.zeros(n, dtype=np.int64)
+    m = np.zeros(n, dtype=np.int64)
+    for j in range(n):
+        if draw(st.booleans()) or j == 0:
+            a = draw(st.integers(1, L))
+            start[j], m[j] = a, draw(st.integers(1, L - a + 1))
+    return L, n, start, m

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import draw_spans
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,14 +22,7 @@ WEIGHTS = [0.1, 0.2, 0.3, 0.5, 1.0, 1.5, 2.0, np.inf]
 
 @st.composite
 def placements(draw):
-    L = draw(st.integers(1, 7))
-    n = draw(st.integers(1, 14))
-    start = np.zeros(n, dtype=np.int64)
-    m = np.zeros(n, dtype=np.int64)
-    for j in range(n):
-        if draw(st.booleans()) or j == 0:
-            a = draw(st.integers(1, L))
-            start[j], m[j] = a, draw(st.integers(1, L - a + 1))
+    L, _, start, m = draw_spans(draw, 14)
     return L, start, m
 
 

@@ -2,7 +2,7 @@
 straightforward forms give: the dense servers × servers matrix, and shortest paths edge by edge."""
 
 import numpy as np
-from conftest import perf_of
+from conftest import draw_spans, perf_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,14 +29,7 @@ VALUES = [0.1, 0.2, 0.3, 0.5, 1.0]
 @st.composite
 def swarms(draw):
     """A random placement with servers on a few nodes, pair and own weights, fits, penalties and sinks."""
-    L = draw(st.integers(1, 7))
-    n = draw(st.integers(1, 24))
-    start = np.zeros(n, dtype=np.int64)
-    m = np.zeros(n, dtype=np.int64)
-    for j in range(n):
-        if draw(st.booleans()) or j == 0:
-            a = draw(st.integers(1, L))
-            start[j], m[j] = a, draw(st.integers(1, L - a + 1))
+    L, n, start, m = draw_spans(draw, 24)
     V = draw(st.integers(1, 4))
 
     def floats(size, pool=VALUES):
