@@ -6,7 +6,7 @@ the book's rows against its lists; Opt RR on kept instants against one pass per 
 import numpy as np
 import pytest
 from conftest import perf_of
-from test_overload_paths import PlainView, churn_step
+from test_overload_paths import PlainView, churn_step, crowded_wsrr
 
 from swarmplan.perf.chains import block_chains, opt_rr_chain
 from swarmplan.placement.petals import petals_placement
@@ -14,7 +14,6 @@ from swarmplan.routing.optrr import opt_rr_chain_ready
 from swarmplan.routing.parallax import ParallaxRouter
 from swarmplan.routing.ready import ReadyTimes
 from swarmplan.routing.slots import SlotBook
-from swarmplan.routing.wsrr import WsRrRouter
 
 PM = perf_of("paper-abvt", 0, ["servers.count=12"])
 
@@ -22,11 +21,7 @@ PM = perf_of("paper-abvt", 0, ["servers.count=12"])
 @pytest.mark.parametrize("seed", range(3))
 def test_walked_ready_times_equal_the_curve_search_and_the_book(seed):
     rng = np.random.default_rng(seed)
-    pl = petals_placement(PM, rng=rng)
-    pl = type(pl)(pl.method, pl.start, pl.n_blocks, np.maximum(pl.cache_slots // 40, 1), pl.memory_model)  # crowded
-    router = WsRrRouter(PM, pl)
-    books = [SlotBook(pl.cache_slots), SlotBook(pl.cache_slots)]  # a router may meet a second book
-    kmax = int(pl.n_blocks.max())
+    pl, router, books, kmax = crowded_wsrr(rng)
     kept = {
         (units, compiled): ReadyTimes(router._edge_slots, router.blocks.n_slots, units, compiled)
         for units in (1, 3)

@@ -38,6 +38,14 @@ class PlainView:
         return self._b.n_down
 
 
+def crowded_wsrr(rng):
+    """A PETALS placement of PM with 1/40 of its cache slots (so requests wait), its WS-RR router, two slot
+    books (a router may meet a second one) and the largest span."""
+    pl = petals_placement(PM, rng=rng)
+    pl = type(pl)(pl.method, pl.start, pl.n_blocks, np.maximum(pl.cache_slots // 40, 1), pl.memory_model)
+    return pl, WsRrRouter(PM, pl), [SlotBook(pl.cache_slots), SlotBook(pl.cache_slots)], int(pl.n_blocks.max())
+
+
 def churn_step(rng, book: SlotBook, r: int, now: float, n: int, kmax: int) -> None:
     """One random change: book a random set of servers, release a holder, or take a server down / up."""
     x = rng.random()
@@ -62,11 +70,7 @@ def churn_step(rng, book: SlotBook, r: int, now: float, n: int, kmax: int) -> No
 @pytest.mark.parametrize("seed", range(4))
 def test_kept_slot_waits_equal_asking_every_slot(seed):
     rng = np.random.default_rng(seed)
-    pl = petals_placement(PM, rng=rng)
-    pl = type(pl)(pl.method, pl.start, pl.n_blocks, np.maximum(pl.cache_slots // 40, 1), pl.memory_model)  # crowded
-    router = WsRrRouter(PM, pl)
-    books = [SlotBook(pl.cache_slots), SlotBook(pl.cache_slots)]  # a router may meet a second book
-    kmax = int(pl.n_blocks.max())
+    pl, router, books, kmax = crowded_wsrr(rng)
     now, seen_wait = 0.0, 0
     for r in range(300):
         book = books[int(rng.random() < 0.2)]
