@@ -307,7 +307,18 @@ def predict_steps(
     costs = cal.step_costs(cores, autogroup_enabled())
     if links is not None:
         costs = replace(costs, hops=links.hops, client_head_ms=links.client_head_ms, client_embed_ms=links.client_embed_ms)
-    costs = replace(costs, server_scale=in_place_scale(costs, placement, live.server_forwards))
+    factors = in_place_scale(costs, placement, live.server_forwards)
+    if factors is not None:
+        pre, dec = factors
+        costs = replace(
+            costs,
+            decode_call_ms=costs.decode_call_ms * dec,
+            decode_block_ms=costs.decode_block_ms * dec,
+            prefill_call_ms=costs.prefill_call_ms * pre,
+            prefill_call_token_ms=costs.prefill_call_token_ms * pre,
+            prefill_block_ms=costs.prefill_block_ms * pre,
+            prefill_block_token_ms=costs.prefill_block_token_ms * pre,
+        )
     links = {c: {j: Link(float(sw.rtt_raw_client_ms[c, j]), bw) for j in range(sw.n_servers)} for c in range(sw.n_clients)}
     return simulate_steps(
         workload,
@@ -328,22 +339,21 @@ def predict_steps(
     )
 
 
-def in_place_scale(costs, placement, measured: dict) -> dict:
-    """docs/runtime.md §8.4 — the factor on the fitted forwards (Eq. 8.3, 8.4) from the servers' forwards
-    measured in place before the run (``LiveRun.server_forwards``: l_in, prefill ms, decode ms per step):
-    Σ measured / Σ fitted over all servers, one (prefill, decode) pair for every server — the same code on
-    the same host, pooled so that one server's sampling noise (~10 % per short session) does not become its
-    bias. Worked: fitted decode 7 and 5 ms, measured 8.4 and 5.6 → 14 / 12 = 7/6 for both."""
+def in_place_scale(costs, placement, measured: dict) -> tuple[float, float] | None:
+    """docs/runtime.md §8.4 — the (prefill, decode) factors on the fitted forwards (Eq. 8.4, 8.3) from the
+    servers' forwards measured in place before the run (``LiveRun.server_forwards``: l_in, prefill ms, decode
+    ms per step): Σ measured / Σ fitted over all servers — the same code on the same host, pooled so that one
+    server's sampling noise (~10 % per short session) does not become its bias. None: nothing measured.
+    Worked: fitted decode 7 and 5 ms, measured 8.4 and 5.6 → 14 / 12 = 7/6."""
     rows = []
     for j, (l_in, pre, dec) in (measured or {}).items():
         n = int(placement.n_blocks[j])
-        rows.append((int(j), costs.prefill_ms(n, int(l_in)), float(pre), costs.decode_ms(n), float(dec)))
-    fit_pre, got_pre = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    fit_dec, got_dec = sum(r[3] for r in rows), sum(r[4] for r in rows)
+        rows.append((costs.prefill_ms(n, int(l_in)), float(pre), costs.decode_ms(n), float(dec)))
+    fit_pre, got_pre = sum(r[0] for r in rows), sum(r[1] for r in rows)
+    fit_dec, got_dec = sum(r[2] for r in rows), sum(r[3] for r in rows)
     if not rows or min(fit_pre, got_pre, fit_dec, got_dec) <= 0:
-        return {}
-    factor = (got_pre / fit_pre, got_dec / fit_dec)
-    return {j: factor for j, *_ in rows}
+        return None
+    return got_pre / fit_pre, got_dec / fit_dec
 
 
 def plot_validation(v: Validation, path) -> None:

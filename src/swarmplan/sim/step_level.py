@@ -67,9 +67,6 @@ class StepCosts:
     # Per link RTT (ms, rounded to a microsecond): that link's measured hop costs, in place of the three
     # scalars above (runtime.link_costs); links not in it use the scalars.
     hops: dict = field(default_factory=dict)
-    # Per server: (prefill, decode) factors on the fitted forwards' work, from its forwards measured in place
-    # before the run (runtime.live_run._warm_up); servers not in it use the fit as it is.
-    server_scale: dict = field(default_factory=dict)
 
     def hop(self, rtt_ms: float) -> HopCosts:
         """The hop costs of a link of this RTT: measured on it when ``hops`` has it, else the calibration's."""
@@ -208,9 +205,9 @@ class SimChainRunner:
                 else:
                     srv.used += slots
                     srv.sessions[sid] = slots
-                    work += c.prefill_ms(n, l_in) * c.server_scale.get(srv.j, (1.0, 1.0))[0]
+                    work += c.prefill_ms(n, l_in)
             elif op == "decode":
-                work += c.decode_ms(n) * c.server_scale.get(srv.j, (1.0, 1.0))[1]
+                work += c.decode_ms(n)
             else:  # close
                 srv.used -= srv.sessions.pop(sid, 0)
             t0 = self.clock()
