@@ -217,8 +217,7 @@ class SimChainRunner:
                 srv.used -= srv.sessions.pop(sid, 0)
         reply_tokens = (l_in if op == "prefill" else 1) if ok and op != "close" else -1
         if await self._delayed(srv.j, reply_tokens):
-            async with srv.lock:  # the reply's timer fires on the server's loop, free only between forwards (Eq. 8.7)
-                await self.cpu.compute(srv.proc, 0.0)
+            await self._work(srv, 0.0)  # the reply's timer fires on the server's loop, free only between forwards (Eq. 8.7)
         return (ok, error, work - o_s, wall_ms) if ok else (ok, error, 0.0, 0.0)
 
     async def _hop(self, j: int, conn, op: str, sid: str, n=0, l_in=0, slots=0, last=False, rec=None):
