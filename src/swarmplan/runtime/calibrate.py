@@ -25,7 +25,7 @@ import numpy as np
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.model import Head, LlamaArch
 from swarmplan.runtime.wire import Link, client_handshake, read_frame, run_precise, send_frame
-from swarmplan.sim.step_level import StepCosts
+from swarmplan.sim.step_level import HopCosts, StepCosts
 
 
 @dataclass
@@ -185,10 +185,21 @@ def fit_cpu(decode_rows, prefill_rows) -> dict:
 def message_costs(hops_ms, server_cpu_ms: float, client_cpu_ms: float, count: int, rtt_ms: float) -> dict:
     """docs/runtime.md §8.4 — per message: the server's CPU o_s and the client's o_c (growth of each process's
     CPU time over ``count`` echo messages, divided by the count), and the timer lateness δ of each of the two
-    delayed frames of a hop: median(hop) = RTT + o_c + o_s + 2δ when the machine is otherwise idle."""
+    delayed frames of a hop: median(hop) = RTT + o_c + o_s + 2δ when the machine is otherwise idle
+    (``hop_costs`` with no forward in the hop)."""
+    h = hop_costs(hops_ms, np.zeros(len(hops_ms)), server_cpu_ms, client_cpu_ms, count, rtt_ms)
+    return dict(server_message_cpu_ms=h.server_message_ms, client_message_cpu_ms=h.client_message_ms, wake_ms=h.wake_ms)
+
+
+def hop_costs(hops_ms, forward_ms, server_cpu_ms: float, client_cpu_ms: float, count: int, rtt_ms: float) -> HopCosts:
+    """docs/runtime.md §8.4 (per link) — o_s, o_c: CPU time per message outside the forwards and the client's
+    per-token work (already subtracted by the caller), over ``count`` hops; δ = (median(hop − forward) − RTT −
+    o_s − o_c) / 2, never below 0. Worked: hops 14, 15, 16 ms with forwards 7 ms, RTT 3 ms, o_s 1, o_c 1 →
+    δ = (8 − 3 − 1 − 1) / 2 = 1.5 ms."""
     o_s, o_c = server_cpu_ms / count, client_cpu_ms / count
-    wake = (float(np.median(hops_ms)) - rtt_ms - o_s - o_c) / 2 if rtt_ms > 0 else 0.0
-    return dict(server_message_cpu_ms=o_s, client_message_cpu_ms=o_c, wake_ms=max(wake, 0.0))
+    rest = float(np.median(np.asarray(hops_ms, float) - np.asarray(forward_ms, float)))
+    wake = (rest - rtt_ms - o_s - o_c) / 2 if rtt_ms > 0 else 0.0
+    return HopCosts(server_message_ms=o_s, client_message_ms=o_c, wake_ms=max(wake, 0.0))
 
 
 def calibrate(

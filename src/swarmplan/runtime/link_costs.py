@@ -24,18 +24,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from swarmplan.runtime.calibrate import timed_hop
+from swarmplan.runtime.calibrate import hop_costs, timed_hop
 from swarmplan.runtime.launch import ServerGroup, ServerSpec
 from swarmplan.runtime.model import Head, LlamaArch
 from swarmplan.runtime.wire import Link, client_handshake, run_precise
-from swarmplan.sim.step_level import HopCosts
 
 
 @dataclass
 class LinkCosts:
     """What ``measure_link_costs`` found: per RTT (ms) the hop's costs, and the client's per-token work."""
 
-    hops: dict[float, HopCosts]
+    hops: dict  # RTT ms → sim.step_level.HopCosts
     client_head_ms: float
     client_embed_ms: float
     steps: int
@@ -47,17 +46,6 @@ class LinkCosts:
             client_embed_ms=self.client_embed_ms,
             steps=self.steps,
         )
-
-
-def hop_costs(hops_ms, forward_ms, server_cpu_ms: float, client_cpu_ms: float, count: int, rtt_ms: float) -> HopCosts:
-    """docs/runtime.md §8.4 (per link) — o_s, o_c: CPU time per message outside the forwards and the client's
-    per-token work (already subtracted by the caller), over ``count`` hops; δ = (median(hop − forward) − RTT −
-    o_s − o_c) / 2, never below 0. Worked: hops 14, 15, 16 ms with forwards 7 ms, RTT 3 ms, o_s 1, o_c 1 →
-    δ = (8 − 3 − 1 − 1) / 2 = 1.5 ms."""
-    o_s, o_c = server_cpu_ms / count, client_cpu_ms / count
-    rest = float(np.median(np.asarray(hops_ms, float) - np.asarray(forward_ms, float)))
-    wake = (rest - rtt_ms - o_s - o_c) / 2 if rtt_ms > 0 else 0.0
-    return HopCosts(server_message_ms=o_s, client_message_ms=o_c, wake_ms=max(wake, 0.0))
 
 
 def distinct_rtts(rtt_ms) -> list[float]:
