@@ -73,14 +73,18 @@ class Background:
     # Instants within EPS_MS count as equal: the loop's clock (seconds) and these ms differ by rounding.
     EPS_MS = 1e-6
 
+    def _interval(self, t_ms: float) -> int:
+        """The interval ``t_ms`` falls in (−1: before the first)."""
+        return bisect.bisect_right(self.times_ms, t_ms + self.EPS_MS) - 1
+
     def at(self, t_ms: float) -> tuple[float, ...]:
-        i = bisect.bisect_right(self.times_ms, t_ms + self.EPS_MS) - 1
+        i = self._interval(t_ms)
         return self.demands[i] if i >= 0 else ()
 
     def weights_at(self, t_ms: float) -> tuple[float, ...] | None:
         if self.weights is None:
             return None
-        i = bisect.bisect_right(self.times_ms, t_ms + self.EPS_MS) - 1
+        i = self._interval(t_ms)
         return self.weights[i] if i >= 0 else ()
 
     def next_change(self, t_ms: float) -> float | None:
