@@ -253,6 +253,8 @@ def test_in_place_scale_pools_the_servers_worked_example():
     got = in_place_scale(costs, placement, {0: (16, 9.0, 8.4), 2: (16, 17.0, 13.6)})
     assert got == pytest.approx((1.0, 1.1))
     assert in_place_scale(costs, placement, {}) is None
+    scaled = costs.forwards_scaled(2.0, 1.1)  # whole forwards scale: 1.1 × 7 and 2 × 9 (prefill of n = 4)
+    assert (scaled.decode_ms(4), scaled.prefill_ms(4, 16)) == pytest.approx((7.7, 18.0))
 
 
 def test_precise_loop_only_where_select_can_watch_every_descriptor():

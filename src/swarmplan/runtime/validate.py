@@ -309,16 +309,7 @@ def predict_steps(
         costs = replace(costs, hops=links.hops, client_head_ms=links.client_head_ms, client_embed_ms=links.client_embed_ms)
     factors = in_place_scale(costs, placement, live.server_forwards)
     if factors is not None:
-        pre, dec = factors
-        costs = replace(
-            costs,
-            decode_call_ms=costs.decode_call_ms * dec,
-            decode_block_ms=costs.decode_block_ms * dec,
-            prefill_call_ms=costs.prefill_call_ms * pre,
-            prefill_call_token_ms=costs.prefill_call_token_ms * pre,
-            prefill_block_ms=costs.prefill_block_ms * pre,
-            prefill_block_token_ms=costs.prefill_block_token_ms * pre,
-        )
+        costs = costs.forwards_scaled(*factors)
     links = {c: {j: Link(float(sw.rtt_raw_client_ms[c, j]), bw) for j in range(sw.n_servers)} for c in range(sw.n_clients)}
     return simulate_steps(
         workload,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -72,6 +72,18 @@ class StepCosts:
         """The hop costs of a link of this RTT: measured on it when ``hops`` has it, else the calibration's."""
         found = self.hops.get(round(float(rtt_ms), 3))
         return found or HopCosts(self.server_message_ms, self.client_message_ms, self.wake_ms)
+
+    def forwards_scaled(self, prefill: float, decode: float) -> "StepCosts":
+        """These costs with Eq. 8.4's coefficients times ``prefill`` and Eq. 8.3's times ``decode``."""
+        return replace(
+            self,
+            decode_call_ms=self.decode_call_ms * decode,
+            decode_block_ms=self.decode_block_ms * decode,
+            prefill_call_ms=self.prefill_call_ms * prefill,
+            prefill_call_token_ms=self.prefill_call_token_ms * prefill,
+            prefill_block_ms=self.prefill_block_ms * prefill,
+            prefill_block_token_ms=self.prefill_block_token_ms * prefill,
+        )
 
     def decode_ms(self, n: int) -> float:
         """docs/runtime.md Eq. 8.3 — work of one decode forward through n blocks: c + τ·n."""
