@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--bins", type=int, default=6, help="length classes per axis for the bound (traces; finer = tighter, slower)")
     ap.add_argument("--horizon", type=float, default=20.0, help="arrival span in single-request services (§1.2)")
     ap.add_argument("--bins-out", type=int, default=None, help="length classes along l_out (default: --bins)")
+    ap.add_argument("--no-moments", action="store_true", help="the bound's classes as corners only (docs/capacity.md §2.6)")
     ap.add_argument(
         "--slo-pack-dispatch",
         nargs="+",
@@ -77,6 +78,7 @@ def main() -> None:
                     rel_tol=args.tol,
                     length_bins=args.bins,
                     length_bins_out=args.bins_out,
+                    length_moments=not args.no_moments,
                     slo_pack_dispatch=dispatch,
                     horizon_services=args.horizon,
                 )

@@ -79,6 +79,11 @@ def capacity(
         max=200,
         help="length classes along l_out only (default: --bins); l_out matters most (docs/capacity.md §2.3)",
     ),
+    length_moments: bool = typer.Option(
+        True,
+        "--moments/--no-moments",
+        help="hold the bound's routing to each length class's mean lengths (tighter; docs/capacity.md §2.6)",
+    ),
     jobs: int = typer.Option(1, "--jobs", min=1, help="worker processes for the runs (results do not depend on it)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     sets: list[str] | None = SetOpt,
@@ -101,6 +106,7 @@ def capacity(
         profile=profile,
         length_bins=length_bins,
         length_bins_out=length_bins_out,
+        length_moments=length_moments,
     )
     err = Console(stderr=True)
     err.print(f"{sc.name}: {runs} run(s) × {len(names)} methods, SLO {spec.text}", highlight=False)

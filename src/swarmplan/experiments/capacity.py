@@ -160,6 +160,7 @@ class SearchOptions:
     cache_test: str = "petals"
     length_bins: int = 6  # quantile boxes per length axis for the bound's classes (docs/capacity.md §2.3)
     length_bins_out: int | None = None  # boxes along l_out if not length_bins (l_out matters most, §2.3)
+    length_moments: bool = True  # hold every routing to each box's mean lengths (tighter bound, §2.6)
     slo_pack_dispatch: str | None = None  # SLO-Pack's dispatch option ("jffc", "slo-aware"); None: its default
 
     def horizon_for(self, fastest_service_ms: float) -> float:
@@ -344,6 +345,7 @@ def run_capacity(
         *((lengths.input_tokens, lengths.output_tokens) if lengths else (None, None)),
         bins=opts.length_bins,
         bins_out=opts.length_bins_out,
+        moments=opts.length_moments,
     )
     delay = pm.swarm.timing.initial_delay_ms + (pm.swarm.timing.fair_allocation_delay_ms if opts.profile == "fair" else 0.0)
     pairs = (lengths.input_tokens, lengths.output_tokens) if lengths else None
