@@ -12,7 +12,8 @@ requests growing with the rate. Measured: the five default scenarios × two SLOs
 wall on 2 shared cores (paper-gtsce at p95 7.5 min, mostly PETALS); `--bins 12` on the traces adds ~1 min per
 bound (docs/capacity.md §2.3, §7). `--slo-pack-dispatch jffc slo-aware` adds SLO-Pack's rows before and
 after its length-aware queue in the same run; `--bins 12 --bins-out 48` with it on the traces took 4.3 min
-(docs/capacity.md §7.1).
+(docs/capacity.md §7.1). The bound holds each length class to its members' mean lengths (§2.6; about 1.5 min
+per trace bound at 12 × 48); `--no-moments` reports the corner-only bound of §2.3 instead.
 """
 
 from __future__ import annotations

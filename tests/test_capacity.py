@@ -11,6 +11,7 @@ from swarmplan.errors import SwarmplanError
 from swarmplan.experiments.capacity import (
     SearchOptions,
     UnitStream,
+    backlog_growth,
     capacity,
     parse_slo,
     search_method,
@@ -44,6 +45,27 @@ def test_bisection_brackets_a_monotone_threshold():
     assert all(t["holds"] == (t["rate_per_s"] <= 3.0) for t in res.trials)
     never = search_method(lambda r: (1e9, {}), 1.0, start=1.0, ceiling=10.0, opts=opts)
     assert never.lo == 0.0 and never.hi <= 1.0 / 2**9
+
+
+def test_backlog_growth_by_hand():
+    """docs/capacity.md §1.2: one FCFS server, arrivals every 1 ms at 0..99 ms. Service 1.25 ms (25 % overload):
+    request i completes at 1.25 (i + 1); at t_w = 24.75 ms 25 arrived and 19 completed (N = 6), at 99 ms 100
+    arrived and 79 completed (N = 21); 75 arrived in between, so the growth is 15/75 = 0.2 = ε/(1 + ε).
+    Service 0.8 ms: one in the system at both instants, growth 0."""
+    from types import SimpleNamespace
+
+    arrival = np.arange(100.0)
+    for service, want in ((1.25, 0.2), (0.8, 0.0)):
+        done = service * (np.arange(100) + 1) if service > 1 else arrival + service
+        result = SimpleNamespace(workload=SimpleNamespace(arrival_ms=arrival), completion_ms=done)
+        assert backlog_growth(result, 0.25) == pytest.approx(want, abs=1e-12)
+
+
+def test_a_rate_that_does_not_keep_up_does_not_hold():
+    """A metric within the SLO is not enough when the evaluation says the swarm does not keep up (a growing
+    backlog, docs/capacity.md §1.2): the search brackets where it stops keeping up."""
+    res = search_method(lambda r: (0.0, {"keeps_up": r <= 5.0}), 1.0, start=1.0, ceiling=100.0, opts=SearchOptions())
+    assert res.lo <= 5.0 < res.hi
 
 
 def test_unit_stream_rescales_one_arrival_pattern():

@@ -143,6 +143,18 @@ class UnitStream:
         return Workload(np.cumsum(self.gaps[:n]) / rate_per_s, self.input_tokens[:n], self.output_tokens[:n], self.client[:n], f)
 
 
+def backlog_growth(result: SimResult, warmup_fraction: float = 0.0) -> float:
+    """How much the number of requests in the system grew over the measured part of the arrival span, as a
+    share of the requests that arrived in it: (N(t_end) − N(t_w)) / arrivals in [t_w, t_end]. In steady state
+    it is ~0; an overload ε makes it ~ε/(1 + ε) (docs/capacity.md §1.2)."""
+    arr, done = result.workload.arrival_ms, result.completion_ms
+    t_w, t_end = warmup_fraction * arr[-1], arr[-1]
+    arrived = int(np.count_nonzero((arr >= t_w) & (arr <= t_end)))
+    in_system_w = int(np.count_nonzero(arr <= t_w)) - int(np.count_nonzero(done <= t_w))
+    in_system_end = int(np.count_nonzero(arr <= t_end)) - int(np.count_nonzero(done <= t_end))
+    return (in_system_end - in_system_w) / max(arrived, 1)
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """horizon: arrivals span ``horizon_services`` × the fastest single-request service time (at least
@@ -203,7 +215,7 @@ def search_method(
 
     def holds(rate: float) -> bool:
         metric, diag = evaluate(rate)
-        ok = metric <= limit_ms
+        ok = metric <= limit_ms and diag.get("keeps_up", True)
         trials.append({"rate_per_s": rate, "metric_s": metric / 1000.0, "holds": ok, **diag})
         return ok
 
@@ -390,7 +402,13 @@ def run_capacity(
             result = run_policy(
                 pm, placement, workload_at(rate), policy, allocation_delay_ms(method, opts.profile, pm), method.name
             )
-            return measure(result, limit, opts.warmup_fraction), _diagnostics(result)
+            diag = _diagnostics(result)
+            # A quantile cannot see requests left waiting (a policy may starve the share it misses anyway), so
+            # under a quantile SLO the swarm must also keep up: its backlog may grow by at most the search's
+            # resolution (docs/capacity.md §1.2).
+            diag["backlog_growth"] = backlog_growth(result, opts.warmup_fraction)
+            diag["keeps_up"] = limit.kind != "response" or diag["backlog_growth"] <= opts.rel_tol
+            return measure(result, limit, opts.warmup_fraction), diag
 
         search = search_method(evaluate, limit.limit_ms, start if bound.rate_per_s > 0 else spec.rate_per_s, ceiling, opts)
         if search.lo > 0:  # how much of the bound its placement keeps before any waiting (docs/capacity.md §6)
