@@ -40,6 +40,8 @@ def loss(search) -> str:
         return "SLO broken even alone (chains too slow)"
     if above is None:
         return "—"
+    if search.stopped_by() == "backlog":
+        return f"backlog grew {above.get('backlog_growth', 0.0):.1%} above it (docs/capacity.md §1.2)"
     w, s = above.get("wait_s", 0.0), above.get("service_s", 0.0)
     if w > 0.25 * max(s, 1e-9) or w > 1.0:
         return f"waiting above it (wait {fmt(w)} s, service {fmt(s)} s, slots {above.get('mean_slot_utilisation', 0):.0%})"

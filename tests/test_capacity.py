@@ -12,6 +12,7 @@ from swarmplan.experiments.capacity import (
     SearchOptions,
     UnitStream,
     backlog_growth,
+    backlog_noise,
     capacity,
     parse_slo,
     search_method,
@@ -59,13 +60,22 @@ def test_backlog_growth_by_hand():
         done = service * (np.arange(100) + 1) if service > 1 else arrival + service
         result = SimpleNamespace(workload=SimpleNamespace(arrival_ms=arrival), completion_ms=done)
         assert backlog_growth(result, 0.25) == pytest.approx(want, abs=1e-12)
+    # Noise scale: service 0.8 ms, one request in the system 80 % of the time over [24.75, 99] (the one that
+    # arrived at 24 leaves at 24.8), so N̄ = (74 · 0.8 + 0.05) / 74.25 and the noise is 3 √(2 N̄) / 75.
+    stable = SimpleNamespace(workload=SimpleNamespace(arrival_ms=arrival), completion_ms=arrival + 0.8)
+    n_bar = (74 * 0.8 + 0.05) / 74.25
+    assert backlog_noise(stable, 0.25) == pytest.approx(3 * np.sqrt(2 * n_bar) / 75, rel=1e-9)
 
 
 def test_a_rate_that_does_not_keep_up_does_not_hold():
     """A metric within the SLO is not enough when the evaluation says the swarm does not keep up (a growing
     backlog, docs/capacity.md §1.2): the search brackets where it stops keeping up."""
     res = search_method(lambda r: (0.0, {"keeps_up": r <= 5.0}), 1.0, start=1.0, ceiling=100.0, opts=SearchOptions())
-    assert res.lo <= 5.0 < res.hi
+    assert res.lo <= 5.0 < res.hi and res.stopped_by() == "backlog"
+    slo = search_method(lambda r: (r * 1000.0, {"keeps_up": True}), 5000.0, start=1.0, ceiling=100.0, opts=SearchOptions())
+    assert slo.lo <= 5.0 < slo.hi and slo.stopped_by() == "slo"
+    capped = search_method(lambda r: (0.0, {}), 1.0, start=1.0, ceiling=3.0, opts=SearchOptions())
+    assert capped.lo == capped.hi == 3.0 and capped.stopped_by() == "ceiling"
 
 
 def test_unit_stream_rescales_one_arrival_pattern():

@@ -26,9 +26,11 @@ def capacity_table(result) -> Table:
         ),
         title_justify="left",
         caption="capacity: mean over runs of the highest rate that held; [95 % interval]; at capacity: "
-        "mean wait, mean service and slot utilisation of the run(s) there",
+        "mean wait, mean service and slot utilisation of the run(s) there; stopped by: what failed one step "
+        "above it in each run (the SLO, or a growing backlog under a quantile SLO, docs/capacity.md §1.2)",
     )
-    for col in ("method", "capacity (req/s)", "95 % interval", "of bound", "wait (s)", "service (s)", "slot use"):
+    columns = ("method", "capacity (req/s)", "95 % interval", "of bound", "wait (s)", "service (s)", "slot use", "stopped by")
+    for col in columns:
         table.add_column(col, justify="left" if col == "method" else "right")
     for name in result.methods:
         cap, (lo, hi) = result.capacity(name)
@@ -46,6 +48,7 @@ def capacity_table(result) -> Table:
             avg("wait_s"),
             avg("service_s"),
             avg("mean_slot_utilisation"),
+            ", ".join(sorted({s.stopped_by() for s in result.searches[name]} - {""})) or "—",
         )
     return table
 
@@ -111,6 +114,14 @@ def capacity(
     err = Console(stderr=True)
     err.print(f"{sc.name}: {runs} run(s) × {len(names)} methods, SLO {spec.text}", highlight=False)
     result = run_capacity(sc, names, spec, runs, seed, opts, base, jobs=jobs)
+    for name in result.methods:  # no swarm sustains more than the bound: the run was too short to show it
+        if result.ratio(name) > 1.0 + 1e-9:
+            err.print(
+                f"warning: {name} measured {result.ratio(name):.1%} of the provable bound: its overload grows too "
+                f"slowly to show in {horizon_services:g} service times (docs/capacity.md §1.2); rerun with a longer "
+                "--horizon (80 or more)",
+                highlight=False,
+            )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return
