@@ -214,13 +214,13 @@ class MethodSearch:
         return None
 
     def stopped_by(self) -> str:
-        """What failed at the first rate above capacity: "slo" (the metric broke the limit), "backlog" (the
-        metric held but the swarm did not keep up, §1.2), "ceiling" (held up to the search's cap) or "" (no
-        trial above it)."""
+        """What failed at the rate just above capacity: "slo" (the metric broke the limit, whatever the
+        backlog did), "backlog" (the metric held but the swarm did not keep up, §1.2), "ceiling" (held up to
+        the search's cap) or "" (no trial above it)."""
         above = self.at(self.hi) if self.hi > self.lo else None
         if above is None:
             return "ceiling" if self.lo > 0 and self.hi == self.lo else ""
-        return "backlog" if not above.get("keeps_up", True) and not above.get("error") else "slo"
+        return "backlog" if above.get("slo_holds", False) and not above.get("keeps_up", True) else "slo"
 
 
 def _diagnostics(result: SimResult) -> dict:
@@ -238,7 +238,7 @@ def search_method(
     def holds(rate: float) -> bool:
         metric, diag = evaluate(rate)
         ok = metric <= limit_ms and diag.get("keeps_up", True)
-        trials.append({"rate_per_s": rate, "metric_s": metric / 1000.0, "holds": ok, **diag})
+        trials.append({"rate_per_s": rate, "metric_s": metric / 1000.0, "holds": ok, "slo_holds": metric <= limit_ms, **diag})
         return ok
 
     floor = start * 2.0**-10
