@@ -317,33 +317,8 @@ def capacity_upper_bound(
     L, J = pm.L, pm.n_servers
     g = slot_share(pm)
     quant = slo.kind == "response"
-    # Generators (docs/capacity.md §2.6): a class priced at its corners is one generator with one row; a class
-    # with moments has a generator per point of _generators and a row per moment that varies in it (features
-    # scaled by the class's mean, so every row reads Σ λ·φ/μ = w_q Λ).
-    gen_class: list[int] = []
-    times: list[_ClassTimes] = []
-    gen_coef: list[list[float]] = []
-    class_rows: list[list[int]] = []
-    class_gens: list[list[int]] = []
-    for qi, q in enumerate(classes):
-        start = sum(len(r) for r in class_rows)
-        if q.means:
-            feats = _moment_features(q, slo)
-            points = _generators(q, slo)
-        else:
-            feats, points = [], [None]
-        class_rows.append(list(range(start, start + 1 + len(feats))))
-        class_gens.append(list(range(len(times), len(times) + len(points))))
-        for pt in points:
-            gen_class.append(qi)
-            if pt is None:
-                times.append(_class_times(pm, q, slo, d))
-                gen_coef.append([1.0])
-            else:
-                x, z, w = pt
-                phi = (x, z, w, x * w)
-                times.append(_generator_times(pm, q.client, x, z, w, slo, d))
-                gen_coef.append([1.0] + [phi[f] / q.means[f] for f in feats])
+    gen = _generator_set(pm, classes, slo, d)  # every column is (generator, chain), docs/capacity.md §2.6
+    gen_class, times, gen_coef, class_rows, class_gens = gen.cls, gen.times, gen.coef, gen.class_rows, gen.class_gens
     nrows = sum(len(r) for r in class_rows)
     row_server = [nrows + j for j in range(J)]
     row_slo = nrows + J
@@ -365,19 +340,7 @@ def capacity_upper_bound(
 
     grids = [_TimeGrid(t.hold, g, L, slo, t.const_hold, cells, prune) for t in times]
     corner = [class_gens[qi][0] for qi in gen_class]  # the class's lower corner: its quantile test (below)
-    # Quantile pricing over chains that meet the limit by the corner's time: on every chain
-    # T_g ≥ T_corner + shift (the least extra time of any chain) and T_g ≥ (1 + ratio)·T_corner (the least
-    # extra time per unit of corner time of any hop), docs/capacity.md §2.6.
-    # Conversely T_g ≤ (1 + ratio_max)·T_corner, so a chain that meets has T_g below a window of g's own grid.
-    shift, ratio, ratio_max = [0.0] * len(times), [0.0] * len(times), [0.0] * len(times)
-    for gi, t in enumerate(times):
-        if quant and gi != corner[gi]:
-            base, extra = times[corner[gi]].hold, t.hold - times[corner[gi]].hold
-            shift[gi] = _knapsack(np.where(np.isfinite(g), extra, np.inf), L)[0]
-            usable = np.isfinite(g) & (base > 0)
-            if usable.any():
-                per_hop = extra[usable] / base[usable]
-                ratio[gi], ratio_max[gi] = float(per_hop.min()), float(per_hop.max())
+    shift, ratio, ratio_max = _corner_relations(times, corner, g, L) if quant else ([0.0] * len(times),) * 3
 
     def column_of(gi: int, hops):
         t = times[gi]
@@ -490,6 +453,61 @@ def capacity_upper_bound(
     chains = _used_chains(h, columns, gen_class, times)
     bound = max(best_bound, lp_value)
     return BoundResult(bound * 1000.0, lp_value * 1000.0, certified, it, chains)
+
+
+@dataclass
+class _Generators:
+    """Columns' generators (docs/capacity.md §2.6) and the LP rows of each class."""
+
+    cls: list[int]  # generator → its class
+    times: list[_ClassTimes]  # generator → its hop quantities
+    coef: list[list[float]]  # generator → its coefficients in its class's rows
+    class_rows: list[list[int]]  # class → its rows (the class row, then one per moment)
+    class_gens: list[list[int]]  # class → its generators, the lower corner first
+
+
+def _generator_set(pm: PerfModel, classes: list[LengthClass], slo: Slo, d: float) -> _Generators:
+    """A class priced at its corners is one generator with one row; a class with moments has a generator per
+    point of _generators and a row per moment that varies in it (features scaled by the class's mean, so every
+    row reads Σ λ·φ/μ = w_q Λ)."""
+    out = _Generators([], [], [], [], [])
+    row = 0
+    for qi, q in enumerate(classes):
+        feats, points = (_moment_features(q, slo), _generators(q, slo)) if q.means else ([], [None])
+        out.class_rows.append(list(range(row, row + 1 + len(feats))))
+        row += 1 + len(feats)
+        out.class_gens.append(list(range(len(out.times), len(out.times) + len(points))))
+        for pt in points:
+            out.cls.append(qi)
+            if pt is None:
+                out.times.append(_class_times(pm, q, slo, d))
+                out.coef.append([1.0])
+            else:
+                x, z, w = pt
+                phi = (x, z, w, x * w)
+                out.times.append(_generator_times(pm, q.client, x, z, w, slo, d))
+                out.coef.append([1.0] + [phi[f] / q.means[f] for f in feats])
+    return out
+
+
+def _corner_relations(times: list[_ClassTimes], corner: list[int], g: np.ndarray, L: int):
+    """For quantile pricing over chains that meet the limit by their class corner's time (docs/capacity.md
+    §2.6), per generator: on every chain T_g ≥ T_corner + shift (the least extra time of any chain),
+    T_g ≥ (1 + ratio)·T_corner and T_g ≤ (1 + ratio_max)·T_corner (the least and largest extra time per unit
+    of corner time of any hop). All 0 for a class's corner itself."""
+    n = len(times)
+    shift, ratio, ratio_max = [0.0] * n, [0.0] * n, [0.0] * n
+    for gi, t in enumerate(times):
+        if gi == corner[gi]:
+            continue
+        base = times[corner[gi]].hold
+        extra = t.hold - base
+        shift[gi] = _knapsack(np.where(np.isfinite(g), extra, np.inf), L)[0]
+        usable = np.isfinite(g) & (base > 0)
+        if usable.any():
+            per_hop = extra[usable] / base[usable]
+            ratio[gi], ratio_max[gi] = float(per_hop.min()), float(per_hop.max())
+    return shift, ratio, ratio_max
 
 
 def _profit(column, y) -> float:
