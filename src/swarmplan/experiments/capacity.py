@@ -425,7 +425,7 @@ def run_capacity(
                 pm, placement, workload_at(rate), policy, allocation_delay_ms(method, opts.profile, pm), method.name
             )
             diag = _diagnostics(result)
-            # A quantile cannot see requests left waiting (a policy may starve the share it misses anyway), so
+            # A quantile has slack that a growing queue can fill for a long time before it breaks, so
             # under a quantile SLO the swarm must also keep up: its backlog may grow by at most the search's
             # resolution, or by what chance gives a stable swarm (docs/capacity.md §1.2).
             diag["backlog_growth"] = backlog_growth(result, opts.warmup_fraction)
