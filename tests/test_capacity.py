@@ -152,3 +152,33 @@ def test_cli_bins_out_is_validated(run_cli, tmp_path):
     path.write_text(yaml.safe_dump(TINY))
     code, out, err = run_cli("capacity", str(path), "--bins-out", "0")
     assert code == 2 and "--bins-out" in err and out == ""
+
+
+def test_cli_warns_when_a_method_measures_above_the_bound(run_cli, tmp_path, monkeypatch):
+    """No swarm sustains more than the bound: a measurement above it means the horizon was too short to show
+    an overload (docs/capacity.md §1.2), and the CLI says so on stderr, stdout staying one JSON document."""
+    import yaml
+
+    import swarmplan.experiments.capacity as cap
+    from swarmplan.experiments.capacity import CapacityResult, MethodSearch
+
+    def fake(sc, names, spec, runs, seed, opts, base, jobs=1):
+        return CapacityResult(
+            sc.name,
+            spec,
+            1,
+            seed,
+            opts,
+            ["gbp-cr", "slo-pack"],
+            [1000.0],
+            [{"rate_per_s": 10.0, "lp_rate_per_s": 10.0, "certified": True}],
+            {"gbp-cr": [MethodSearch(9.0, 9.3)], "slo-pack": [MethodSearch(10.3, 10.6)]},
+        )
+
+    monkeypatch.setattr(cap, "capacity", fake)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    code, out, err = run_cli("capacity", str(path), "--slo", "p95<=2x", "--json")
+    assert code == 0, err
+    assert json.loads(out)["methods"]["slo-pack"]["capacity_per_s"] == pytest.approx(10.3)
+    assert "slo-pack measured 103.0%" in " ".join(err.split()) and "gbp-cr measured" not in err
