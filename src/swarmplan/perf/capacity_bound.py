@@ -147,15 +147,17 @@ class _ClassTimes:
     slack: float = 0.0  # per-token: and ≥ T / out_div + slack (the least of the rest over chains, §2.6)
 
 
+def hop_parts(pm: PerfModel, client: int, input_tokens) -> tuple[np.ndarray, np.ndarray]:
+    """A hop's share of t_1 and of t_tok for every (server, n), arrays (J, L + 1) (docs/model.md §3.3:
+    t_1 = RTT^in + τ^in·n, t_tok = RTT + τ·n); a whole request's hop time is t_1 + (l_out − 1)·t_tok."""
+    n = np.arange(pm.L + 1)[None, :]
+    first = pm.rtt_in_for(input_tokens)[client][:, None] + pm.tau_in_for(input_tokens)[:, None] * n
+    return first, pm.rtt_ms[client][:, None] + pm.tau_ms[:, None] * n
+
+
 def _class_times(pm: PerfModel, q: LengthClass, slo: Slo, delay_ms: float) -> _ClassTimes:
     """docs/capacity.md §2.3 — hop times at the class's lower corner (docs/model.md §3.3)."""
-    n = np.arange(pm.L + 1)[None, :]
-    rtt_in = pm.rtt_in_for(q.in_min)[q.client][:, None]
-    rtt = pm.rtt_ms[q.client][:, None]
-    tau_in = pm.tau_in_for(q.in_min)[:, None]
-    tau = pm.tau_ms[:, None]
-    first = rtt_in + tau_in * n  # hop's share of t_1
-    tok = rtt + tau * n  # hop's share of t_tok
+    first, tok = hop_parts(pm, q.client, q.in_min)
     hold = first + (q.out_min - 1) * tok
     if slo.kind == "per_token":
         part, const = first / q.out_max + (1.0 - 1.0 / q.out_min) * tok, delay_ms / q.out_max
@@ -166,18 +168,19 @@ def _class_times(pm: PerfModel, q: LengthClass, slo: Slo, delay_ms: float) -> _C
     return _ClassTimes(hold, part, const, delay_ms, float(q.out_max))
 
 
-def _generator_times(pm: PerfModel, client: int, x: float, z: float, w: float, slo: Slo, delay_ms: float) -> _ClassTimes:
+def _generator_times(
+    pm: PerfModel, client: int, x: float, z: float, w: float, slo: Slo, delay_ms: float, least_tok: float
+) -> _ClassTimes:
     """docs/capacity.md §2.6 — hop quantities of one moment generator: a request with l_in = x and l_out = z
     whose 1/l_out is w (w ≤ 1/z; w = 1/z for a real length). Hold time T = t_1 + (z − 1) t_tok and the
     per-token metric (t_1 + d) w + (1 − w) t_tok are linear in the features (1, l_in, l_out, 1/l_out,
-    l_in/l_out) (docs/model.md §3.3: t_1 is affine in l_in), which is what makes the moment rows exact."""
-    n = np.arange(pm.L + 1)[None, :]
-    first = pm.rtt_in_for(x)[client][:, None] + pm.tau_in_for(x)[:, None] * n
-    tok = pm.rtt_ms[client][:, None] + pm.tau_ms[:, None] * n
+    l_in/l_out) (docs/model.md §3.3: t_1 is affine in l_in), which is what makes the moment rows exact.
+    ``least_tok``: the least Σ t_tok of any chain for this client (it does not depend on the lengths)."""
+    first, tok = hop_parts(pm, client, x)
     hold = first + (z - 1.0) * tok
-    if slo.kind == "per_token":  # metric = w·T + (1 − w·z)·Σ t_tok ≥ w·T + (1 − w·z)·(least Σ t_tok of any chain)
-        least_tok = _knapsack(np.where(np.isfinite(slot_share(pm)), tok, np.inf), pm.L)[0] if w * z < 1.0 else 0.0
-        return _ClassTimes(hold, w * first + (1.0 - w) * tok, delay_ms * w, delay_ms, 1.0 / w, (1.0 - w * z) * least_tok)
+    if slo.kind == "per_token":  # metric = w·T + (1 − w·z)·Σ t_tok ≥ w·T + (1 − w·z)·least_tok
+        slack = (1.0 - w * z) * least_tok if w * z < 1.0 else 0.0
+        return _ClassTimes(hold, w * first + (1.0 - w) * tok, delay_ms * w, delay_ms, 1.0 / w, slack)
     return _ClassTimes(hold, first if slo.kind == "ttft" else hold, delay_ms, delay_ms)
 
 
@@ -317,7 +320,7 @@ def capacity_upper_bound(
     L, J = pm.L, pm.n_servers
     g = slot_share(pm)
     quant = slo.kind == "response"
-    gen = _generator_set(pm, classes, slo, d)  # every column is (generator, chain), docs/capacity.md §2.6
+    gen = _generator_set(pm, classes, slo, d, g)  # every column is (generator, chain), docs/capacity.md §2.6
     gen_class, times, gen_coef, class_rows, class_gens = gen.cls, gen.times, gen.coef, gen.class_rows, gen.class_gens
     nrows = sum(len(r) for r in class_rows)
     row_server = [nrows + j for j in range(J)]
@@ -466,12 +469,13 @@ class _Generators:
     class_gens: list[list[int]]  # class → its generators, the lower corner first
 
 
-def _generator_set(pm: PerfModel, classes: list[LengthClass], slo: Slo, d: float) -> _Generators:
+def _generator_set(pm: PerfModel, classes: list[LengthClass], slo: Slo, d: float, g: np.ndarray) -> _Generators:
     """A class priced at its corners is one generator with one row; a class with moments has a generator per
     point of _generators and a row per moment that varies in it (features scaled by the class's mean, so every
     row reads Σ λ·φ/μ = w_q Λ)."""
     out = _Generators([], [], [], [], [])
     row = 0
+    least_tok: dict[int, float] = {}  # per client: the least Σ t_tok of any chain (lengths do not enter it)
     for qi, q in enumerate(classes):
         feats, points = (_moment_features(q, slo), _generators(q, slo)) if q.means else ([], [None])
         out.class_rows.append(list(range(row, row + 1 + len(feats))))
@@ -485,7 +489,10 @@ def _generator_set(pm: PerfModel, classes: list[LengthClass], slo: Slo, d: float
             else:
                 x, z, w = pt
                 phi = (x, z, w, x * w)
-                out.times.append(_generator_times(pm, q.client, x, z, w, slo, d))
+                if slo.kind == "per_token" and q.client not in least_tok:
+                    tok = hop_parts(pm, q.client, x)[1]
+                    least_tok[q.client] = _knapsack(np.where(np.isfinite(g), tok, np.inf), pm.L)[0]
+                out.times.append(_generator_times(pm, q.client, x, z, w, slo, d, least_tok.get(q.client, 0.0)))
                 out.coef.append([1.0] + [phi[f] / q.means[f] for f in feats])
     return out
 

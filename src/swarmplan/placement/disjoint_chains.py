@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from swarmplan.perf.capacity_bound import BoundResult, Slo, quiet_highs
+from swarmplan.perf.capacity_bound import BoundResult, Slo, hop_parts, quiet_highs
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement, slots_for
 
@@ -60,13 +60,10 @@ def hop_tables(pm: PerfModel, slo: Slo, delay_ms: float, lengths: tuple = (), cl
     docs/model.md §3.3: hop = [RTT^in + (l_out−1)RTT] + [τ^in + (l_out−1)τ]·n. The SLO share: hop/l_out for a
     mean per-token SLO, the first-token part for TTFT, the hop itself for a response quantile."""
     pairs = list(lengths) or [(pm.input_tokens, pm.output_tokens)]
-    n = np.arange(pm.L + 1)[None, :]
     hop, part, const = [], [], []
     for l_in, l_out in pairs:
-        rtt_in = pm.rtt_in_for(int(l_in))[client][:, None]
-        tau_in = pm.tau_in_for(int(l_in))[:, None]
-        first = rtt_in + tau_in * n
-        h = first + (int(l_out) - 1) * (pm.rtt_ms[client][:, None] + pm.tau_ms[:, None] * n)
+        first, tok = hop_parts(pm, client, int(l_in))
+        h = first + (int(l_out) - 1) * tok
         hop.append(h)
         if slo.kind == "per_token":
             part.append(h / int(l_out))
