@@ -143,13 +143,18 @@ class UnitStream:
         return Workload(np.cumsum(self.gaps[:n]) / rate_per_s, self.input_tokens[:n], self.output_tokens[:n], self.client[:n], f)
 
 
+def _measured_span(result: SimResult, warmup_fraction: float):
+    """Arrivals, completions, the measured span [t_w, t_end] of the arrivals and how many arrived in it."""
+    arr, done = result.workload.arrival_ms, result.completion_ms
+    t_w, t_end = warmup_fraction * arr[-1], arr[-1]
+    return arr, done, t_w, t_end, int(np.count_nonzero((arr >= t_w) & (arr <= t_end)))
+
+
 def backlog_growth(result: SimResult, warmup_fraction: float = 0.0) -> float:
     """How much the number of requests in the system grew over the measured part of the arrival span, as a
     share of the requests that arrived in it: (N(t_end) − N(t_w)) / arrivals in [t_w, t_end]. In steady state
     it is ~0; an overload ε makes it ~ε/(1 + ε) (docs/capacity.md §1.2)."""
-    arr, done = result.workload.arrival_ms, result.completion_ms
-    t_w, t_end = warmup_fraction * arr[-1], arr[-1]
-    arrived = int(np.count_nonzero((arr >= t_w) & (arr <= t_end)))
+    arr, done, t_w, t_end, arrived = _measured_span(result, warmup_fraction)
     in_system_w = int(np.count_nonzero(arr <= t_w)) - int(np.count_nonzero(done <= t_w))
     in_system_end = int(np.count_nonzero(arr <= t_end)) - int(np.count_nonzero(done <= t_end))
     return (in_system_end - in_system_w) / max(arrived, 1)
@@ -160,9 +165,7 @@ def backlog_noise(result: SimResult, warmup_fraction: float = 0.0, z: float = 3.
     difference of two samples of the number in system N, taking N's variance equal to its mean (Poisson, as
     for infinitely many places by Palm's theorem), so z·√(2 N̄) / arrivals, N̄ the time-average of N over the
     measured span (docs/capacity.md §1.2)."""
-    arr, done = result.workload.arrival_ms, result.completion_ms
-    t_w, t_end = warmup_fraction * arr[-1], arr[-1]
-    arrived = int(np.count_nonzero((arr >= t_w) & (arr <= t_end)))
+    arr, done, t_w, t_end, arrived = _measured_span(result, warmup_fraction)
     overlap = np.clip(np.minimum(np.nan_to_num(done, nan=t_end), t_end) - np.maximum(arr, t_w), 0.0, None)
     mean_in_system = float(overlap.sum()) / max(t_end - t_w, 1e-9)
     return z * float(np.sqrt(2.0 * mean_in_system)) / max(arrived, 1)

@@ -344,6 +344,8 @@ def capacity_upper_bound(
     grids = [_TimeGrid(t.hold, g, L, slo, t.const_hold, cells, prune) for t in times]
     corner = [class_gens[qi][0] for qi in gen_class]  # the class's lower corner: its quantile test (below)
     shift, ratio, ratio_max = _corner_relations(times, corner, g, L) if quant else ([0.0] * len(times),) * 3
+    # TTFT: the metric part of pricing is each generator's least first-token time over chains (no duals in it).
+    least_ttft = [_knapsack(np.where(np.isfinite(g), t.slo, np.inf), L)[0] for t in times] if slo.kind == "ttft" else []
 
     def column_of(gi: int, hops):
         t = times[gi]
@@ -402,7 +404,7 @@ def capacity_upper_bound(
                 # Profit of a column: −(y_g + T·A + y_slo·coef). Lower-bound T·A (+ σ·metric) by a DP over
                 # (blocks, T rounded down); the metric part by T/out_div (per-token) or its own minimum (TTFT).
                 kappa = y_slo / t.out_div if slo.kind == "per_token" else 0.0
-                extra = y_slo * _knapsack(np.where(np.isfinite(g), t.slo, np.inf), L)[0] if slo.kind == "ttft" else 0.0
+                extra = y_slo * least_ttft[gi] if slo.kind == "ttft" else 0.0
                 extra += y_slo * t.slack
                 grid = grids[gi]
                 cells, amin = grid.solve(a, pi)
