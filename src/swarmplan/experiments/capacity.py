@@ -351,7 +351,7 @@ def _interval(lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
     return (float(max(0.0, lo.mean() - t * lo.std(ddof=1) / math.sqrt(n))), float(hi.mean() + t * hi.std(ddof=1) / math.sqrt(n)))
 
 
-def length_samples(pairs: tuple | None, count: int = 100) -> tuple:
+def length_samples(pairs: tuple | None, count: int = 1000) -> tuple:
     """``count`` evenly spaced (l_in, l_out) entries of a length distribution (() for fixed lengths): what
     SLO-Pack's disjoint-chain design averages its chain times over (docs/capacity.md §5.2)."""
     if pairs is None:
@@ -448,9 +448,12 @@ def run_capacity(
                 overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
             )
             try:
-                placement, _ = method.build(ctx)
+                placement, policy = method.build(ctx)
                 search.fluid_per_s = placement_fluid_per_s(pm, placement, limit, delay)
                 search.design = str(placement.info.get("candidate", ""))
+                theta = getattr(getattr(policy, "rule", None), "long_output_limit", None)
+                if theta is not None:  # SLO-Pack's long-output limit at lo (docs/capacity.md §5.5)
+                    search.design += f", outputs > {theta:g} tokens off the fastest tier"
             except SwarmplanError:
                 pass
         searches[method.name] = search

@@ -203,6 +203,9 @@ def run_once(
         summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
         if hasattr(placement.details, "summary"):
             summary.update(placement.details.summary())
+        theta = getattr(getattr(policy, "rule", None), "long_output_limit", None)
+        if theta is not None:  # SLO-Pack's long-output limit (docs/capacity.md §5.5)
+            summary["slo_pack_long_output_limit"] = float(theta)
         if split is not None:
             summary.update(split.metrics(result))
         summaries[method.name] = summary

@@ -21,6 +21,7 @@ from swarmplan.routing.optrr import OptRrRouter
 from swarmplan.routing.petals import PetalsRouter
 from swarmplan.routing.wsrr import WsRrRouter
 from swarmplan.sim.central import JffcDispatcher
+from swarmplan.sim.long_outputs import resolve_rule
 
 Waiting = Literal["book", "retry", "queue"]
 
@@ -87,6 +88,13 @@ def chains_for(pm: PerfModel, placement: Placement) -> list[Chain]:
     return gca(placement, pm.L, tau_c, tau_p)
 
 
+def _jffc(pm: PerfModel, pl: Placement) -> JffcDispatcher:
+    """JFFC over the placement's chains, with SLO-Pack's length-aware rule when its plan has one (its
+    long-output limit chosen at the plan's rate when "auto", docs/capacity.md §5.5)."""
+    chains = chains_for(pm, pl)
+    return JffcDispatcher(chains, resolve_rule(pm, pl, chains, getattr(pl.details, "dispatch_rule", None)))
+
+
 for _p in (
     Policy(
         "ws-rr",
@@ -114,7 +122,7 @@ for _p in (
         "GCA chains, join-the-fastest-free-chain from a central queue (Sun, He, Hou 2026)",
         ("queue",),
         NoPolicyOptions,
-        lambda pm, pl, o: JffcDispatcher(chains_for(pm, pl), getattr(pl.details, "dispatch_rule", None)),
+        lambda pm, pl, o: _jffc(pm, pl),
     ),
     Policy(
         "helix-iwrr",

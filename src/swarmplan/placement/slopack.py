@@ -113,6 +113,10 @@ class SloPackOptions:
     # per-token SLO, deadline best fit for a quantile SLO) when ``samples`` hold more than one length pair;
     # with fixed lengths and for TTFT SLOs it is JFFC, so only length-distribution runs differ.
     dispatch: Literal["jffc", "slo-aware"] = "slo-aware"
+    # Mean per-token SLO with "slo-aware" dispatch (docs/capacity.md §5.5): requests with more output tokens
+    # than this never start on the chains reserved for short outputs; "auto" = chosen by simulating the plan at
+    # its rate, "off" = no limit.
+    long_output_limit: Literal["auto", "off"] | Annotated[int, Field(ge=1)] = "auto"
 
     def slo(self, pm: PerfModel) -> Slo:
         if self.limit_s is not None:
@@ -132,7 +136,8 @@ def _slo_pack(ctx, o: SloPackOptions) -> Placement:
         extra = [(f"gbp-cr at the rate (c={gbp.details.c})", gbp, gbp.details.chains)]
     except SwarmplanError:
         extra = []
-    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra, o.pricing_budget, o.dispatch)
+    limit = None if o.long_output_limit == "off" else o.long_output_limit
+    plan = plan_slo_pack(ctx.pm, o.slo(ctx.pm), ctx.rate_per_s, extra, o.pricing_budget, o.dispatch, limit)
     return dataclasses.replace(plan.placement, details=plan)
 
 

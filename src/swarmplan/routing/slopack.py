@@ -31,10 +31,28 @@ from swarmplan.routing.gca import Chain, gca
 @dataclass(frozen=True)
 class DispatchRule:
     """What SLO-Pack's length-aware central queue needs (sim.central.SloAwareQueue, docs/capacity.md §5.4):
-    the SLO's kind and its absolute limit (ms; for a quantile SLO the response limit)."""
+    the SLO's kind and its absolute limit (ms; for a quantile SLO the response limit). Per-token SLO only
+    (§5.5): requests with more output tokens than ``long_output_limit`` never start on a reserved chain
+    (reserved_chains); "auto" means the limit is still to be chosen (sim.long_outputs, at ``rate_per_s`` on
+    the request mix ``samples``), None that there is none."""
 
     kind: str
     limit_ms: float
+    long_output_limit: float | str | None = None
+    rate_per_s: float | None = None
+    samples: tuple = ()
+
+
+def reserved_chains(chains: list[Chain]) -> list[bool]:
+    """docs/capacity.md §5.5 — the chains a per-token SLO reserves for short outputs: the fastest tier, the
+    chains before the largest relative jump T_(i+1)/T_(i) in their sorted service times (with one speed, or
+    one chain, none: nothing is faster to keep)."""
+    service = sorted(ch.service_ms for ch in chains)
+    jumps = [b / a for a, b in zip(service, service[1:])]
+    if not jumps or max(jumps) <= 1.0:
+        return [False] * len(chains)
+    cut = service[int(np.argmax(jumps))]
+    return [ch.service_ms <= cut for ch in chains]
 
 
 @dataclass(frozen=True)
@@ -160,6 +178,7 @@ def plan_slo_pack(
     extra: list[tuple[str, Placement, list[Chain]]] = (),
     pricing_budget: int | None = PRICING_BUDGET,
     dispatch: str = "slo-aware",
+    long_output_limit: int | str | None = "auto",
 ) -> SloPackPlan:
     """SLO-Pack for ``slo`` (default: mean per-token ≤ 1.2 × the single-request bound) at ``rate_per_s``: the
     candidate with the least Theorem-4 lower bound on JFFC's mean response time at that rate (GBP-CR's
@@ -167,7 +186,9 @@ def plan_slo_pack(
     bound is within the mean response the SLO allows; when none is (or no rate is given), the one predicted
     to carry the highest rate within the SLO. ``dispatch="slo-aware"`` gives the plan a length-aware queue
     rule (docs/capacity.md §5.4) when the SLO's request mix has more than one length pair; otherwise (and with
-    ``"jffc"``) dispatch is JFFC over the admissible chains."""
+    ``"jffc"``) dispatch is JFFC over the admissible chains. ``long_output_limit`` (per-token SLO, §5.5): a
+    fixed output length above which requests keep off the reserved chains, "auto" to have it chosen at the
+    rate (by simulation, sim.long_outputs), or None for no limit."""
     slo = slo or default_slo(pm)
     cands, bound_rate = candidate_designs(pm, slo, pricing_budget)
     cands = cands + [(n, pl, admissible_chains(pm, ch, slo)) for n, pl, ch in extra if ch]
@@ -196,7 +217,10 @@ def plan_slo_pack(
     _, name, pl, chains = best
     rule = None
     if dispatch == "slo-aware" and slo.kind in ("per_token", "response") and len(set(slo.samples)) > 1:
-        rule = DispatchRule(slo.kind, slo.limit_ms)
+        limit = long_output_limit if slo.kind == "per_token" else None
+        if limit == "auto" and (rate_per_s is None or not any(reserved_chains(chains))):
+            limit = None  # nothing to choose it for: no rate, or no reserved chains
+        rule = DispatchRule(slo.kind, slo.limit_ms, limit, rate_per_s, tuple(slo.samples))
         if slo.kind == "response":  # every chain: the deadline rule decides per request which it may use
             tau_c, tau_p = whole_request_times(pm)
             chains = gca(pl, pm.L, tau_c, tau_p)

@@ -20,6 +20,7 @@ import numpy as np
 from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain
+from swarmplan.routing.slopack import reserved_chains
 from swarmplan.scenario.workload import Workload
 from swarmplan.sim.churn import ChurnSchedule
 from swarmplan.sim.core import COMPLETE
@@ -138,7 +139,9 @@ class SloAwareQueue(CentralQueue):
       W costs W/l_out, which short outputs cannot afford). Queued requests are ordered by the cμ index
       1/(l_out · T_r,fastest) (Cox & Smith 1961: the order minimising a weighted mean wait, here weight
       1/l_out); a place on the fastest live chain goes to the head, a place on a slower chain k to the queued
-      request whose per-token time it raises least, (T_rk − min_{f faster} T_rf)/l_out.
+      request whose per-token time it raises least, (T_rk − min_{f faster} T_rf)/l_out. With the rule's
+      ``long_output_limit`` θ (§5.5) a request of more than θ output tokens never starts on a reserved chain
+      (routing.slopack.reserved_chains) while another chain is live: it takes a free place elsewhere or waits.
     * Response-time quantile SLO: FCFS; a request starts on a chain only if it still meets the limit there
       (waited + d + T_rk ≤ limit): the slowest free chain that meets it (best fit, keeping fast chains for
       requests that need them). A request that can no longer meet the limit on any chain is a miss whatever
@@ -164,16 +167,23 @@ class SloAwareQueue(CentralQueue):
         self.arrival = np.asarray(rec.arrival)
         self.per_token = self.rule.kind == "per_token"
         self.limit = float(self.rule.limit_ms) - rec.delay
+        theta = self.rule.long_output_limit if self.per_token else None
+        if isinstance(theta, str):
+            raise ValueError(f"long_output_limit {theta!r} must be resolved first (sim.long_outputs.resolve_rule)")
+        self.reserved = reserved_chains(self.chains) if theta is not None else [False] * K
+        self.long = self.l_out > (theta if theta is not None else np.inf)
         self._rates()
 
     def _rates(self) -> None:
-        """ν_k = Σ over live chains faster than k of c_f/T_f (jobs per ms when full); 0: k is the fastest live."""
+        """ν_k = Σ over live chains faster than k of c_f/T_f (jobs per ms when full); 0: k is the fastest live.
+        Also whether a chain outside the reserved ones is live (else long outputs may use reserved ones)."""
         nu, acc = [], 0.0
         for k, ch in enumerate(self.chains):
             nu.append(acc)
             if not self.down_hops[k]:
                 acc += ch.capacity / ch.service_ms
         self.nu = nu
+        self.elsewhere = any(not r and not down for r, down in zip(self.reserved, self.down_hops))
 
     def enqueue(self, r: int, front: bool = False) -> None:
         if self.churn is not None and not any(d == 0 for d in self.down_hops):
@@ -194,6 +204,11 @@ class SloAwareQueue(CentralQueue):
         """Index in the queue of the request that takes a free place on chain k, or None."""
         q = np.fromiter(self.queue, dtype=np.int64, count=len(self.queue))
         if self.per_token:  # the fastest live chain: the head; a slower one: the least per-token penalty
+            if self.reserved[k] and self.elsewhere:  # §5.5: long outputs keep off the reserved chains
+                ok = np.flatnonzero(~self.long[q])
+                if not len(ok):
+                    return None
+                return int(ok[0]) if self.nu[k] <= 0.0 else int(ok[np.argmin(self.penalty[q[ok], k])])
             return 0 if self.nu[k] <= 0.0 else int(np.argmin(self.penalty[q, k]))
         waited = now - self.arrival[q]
         ok = (waited + self.T[q, k] <= self.limit) | (waited + self.T_min[q] > self.limit)  # meets, or lost
