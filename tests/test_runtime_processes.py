@@ -232,9 +232,17 @@ def test_validate_cli_json(tiny_files, tmp_path, run_cli):
     assert code == 2 and "would overwrite" in err and "Traceback" not in err
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C's default disposition in the child: a shell starts background jobs (`cmd &`, so also a test run
+    launched that way) with SIGINT ignored, and the child would inherit that; a terminal's foreground job
+    does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_no_process(tiny_files, tmp_path):
     sc, cal = tiny_files
-    proc = _cli("validate", str(sc), "--requests", "200", "--calibration", str(cal), "--out", str(tmp_path / "o"))
+    out = str(tmp_path / "o")
+    proc = _cli("validate", str(sc), "--requests", "200", "--calibration", str(cal), "--out", out, preexec_fn=_as_in_a_terminal)
     deadline = time.monotonic() + 90
     line = ""
     while "running" not in line and time.monotonic() < deadline:
