@@ -39,7 +39,7 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import Workload, load_trace
-from swarmplan.sim.result import SimResult
+from swarmplan.sim.result import TAIL_FRACTION, WARMUP_FRACTION, SimResult, measured_windows
 from swarmplan.sim.run import run_policy
 
 _SLO = re.compile(r"^\s*(per[_-]?token|ttft|p(\d{1,2}(?:\.\d+)?))\s*(?:<=|≤|=|:)\s*([0-9.eE+-]+)\s*(x|s)?\s*$")
@@ -91,13 +91,11 @@ def parse_slo(text: str) -> SloSpec:
     return SloSpec(kind, v, unit == "x", 0.95, text.strip())
 
 
-def measure(result: SimResult, slo: Slo, warmup_fraction: float = 0.0, tail_fraction: float = 0.25) -> float:
+def measure(result: SimResult, slo: Slo, warmup_fraction: float = 0.0, tail_fraction: float = TAIL_FRACTION) -> float:
     """The SLO's metric of one run, in ms: the worse of the requests arriving after the first
     ``warmup_fraction`` of the arrival span (an empty swarm at the start flatters every method) and of those
     in its last ``tail_fraction`` (a queue that keeps growing fails there even when the average over the run
     hides it: the SLO must hold in steady state; docs/capacity.md §1.2)."""
-    arr = result.workload.arrival_ms
-    windows = [arr >= warmup_fraction * arr[-1], arr >= (1.0 - tail_fraction) * arr[-1]]
 
     def metric(keep):
         if slo.kind == "per_token":
@@ -106,7 +104,7 @@ def measure(result: SimResult, slo: Slo, warmup_fraction: float = 0.0, tail_frac
             return float(result.ttft_ms[keep].mean())
         return float(np.quantile(result.response_ms[keep], slo.quantile))
 
-    return max(metric(keep) for keep in windows if keep.any())
+    return max(metric(keep) for keep in measured_windows(result.workload.arrival_ms, warmup_fraction, tail_fraction))
 
 
 @dataclass
@@ -180,7 +178,7 @@ class SearchOptions:
     horizon_s: float | None = None
     horizon_services: float = 20.0
     min_horizon_s: float = 60.0
-    warmup_fraction: float = 0.25
+    warmup_fraction: float = WARMUP_FRACTION
     min_requests: int = 200
     rel_tol: float = 0.03  # stop when hi/lo − 1 ≤ rel_tol
     max_steps: int = 24

@@ -6,8 +6,8 @@ chain holds a place for many short ones (a loss system's blocking, which overflo
 chains at once), and long outputs sent elsewhere queue for the slower chains (cheap per token: a wait W
 costs W/l_out) until those saturate. The candidates are quantiles of the request mix's output lengths and
 "no limit"; each runs on the same stream, drawn from the plan's length samples by its own seeded generator
-(independent of any stream the plan is later measured on); the least mean per-token time wins, judged as
-``experiments.capacity.measure`` judges an SLO (after a warm-up, and over the last quarter).
+(independent of any stream the plan is later measured on); the least mean per-token time wins, judged on
+the windows an SLO is judged on (sim.result.measured_windows: after the warm-up, and over the last quarter).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from swarmplan.routing.gca import Chain
 from swarmplan.routing.slopack import DispatchRule, reserved_chains
 from swarmplan.scenario.workload import Workload
 from swarmplan.sim.central import JffcDispatcher, simulate_central
+from swarmplan.sim.result import TAIL_FRACTION, WARMUP_FRACTION, measured_windows
 
 QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)  # candidate limits: output-length quantiles
 REQUESTS = 4000  # requests per candidate run (~0.3 s each on trace-azure-code)
 SEED = 20261201  # the tuning stream's seed: the same for every run, so the limit is a function of the plan
-WARMUP, TAIL = 0.25, 0.25  # as experiments.capacity.SearchOptions' defaults (docs/capacity.md §1.2)
 
 
 def tuning_workload(pm: PerfModel, samples: tuple, rate_per_s: float, n: int, rng: np.random.Generator) -> Workload:
@@ -47,9 +47,7 @@ def candidate_limits(samples: tuple) -> list[float]:
 
 def windowed_per_token_ms(per_token_ms: np.ndarray, arrival_ms: np.ndarray) -> float:
     """The worse mean per-token time of the requests after the warm-up and of those in the last quarter."""
-    after = per_token_ms[arrival_ms >= WARMUP * arrival_ms[-1]]
-    tail = per_token_ms[arrival_ms >= (1.0 - TAIL) * arrival_ms[-1]]
-    return max(float(after.mean()), float(tail.mean()))
+    return max(float(per_token_ms[w].mean()) for w in measured_windows(arrival_ms, WARMUP_FRACTION, TAIL_FRACTION))
 
 
 def limit_trials(

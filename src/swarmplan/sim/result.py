@@ -10,6 +10,17 @@ import numpy as np
 from swarmplan.placement.types import Placement
 from swarmplan.scenario.workload import Workload
 
+WARMUP_FRACTION = 0.25  # docs/capacity.md §1.2: the first quarter of the arrival span is not judged …
+TAIL_FRACTION = 0.25  # … and the last quarter is judged on its own, so a queue still growing there fails
+
+
+def measured_windows(arrival_ms: np.ndarray, warmup_fraction: float, tail_fraction: float) -> list[np.ndarray]:
+    """docs/capacity.md §1.2 — the requests an SLO is judged on, as masks: those arriving after the first
+    ``warmup_fraction`` of the arrival span, and those in its last ``tail_fraction`` (empty ones dropped). The
+    SLO's metric is the worse of the two."""
+    masks = [arrival_ms >= warmup_fraction * arrival_ms[-1], arrival_ms >= (1.0 - tail_fraction) * arrival_ms[-1]]
+    return [m for m in masks if m.any()]
+
 
 @dataclass(frozen=True)
 class ChurnRecord:
