@@ -21,7 +21,7 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.placement.types import Placement
 from swarmplan.routing.gca import Chain
 from swarmplan.routing.slopack import DispatchRule, reserved_chains
-from swarmplan.scenario.workload import Workload
+from swarmplan.scenario.workload import Workload, poisson_arrivals_ms
 from swarmplan.sim.central import JffcDispatcher, simulate_central
 from swarmplan.sim.result import TAIL_FRACTION, WARMUP_FRACTION, measured_windows
 
@@ -32,7 +32,7 @@ SEED = 20261201  # the tuning stream's seed: the same for every run, so the limi
 
 def tuning_workload(pm: PerfModel, samples: tuple, rate_per_s: float, n: int, rng: np.random.Generator) -> Workload:
     """A Poisson stream at ``rate_per_s`` whose (l_in, l_out) are drawn uniformly from ``samples``."""
-    arrival = np.cumsum(rng.exponential(1000.0 / rate_per_s, size=n))
+    arrival = poisson_arrivals_ms(rate_per_s, n, rng)
     pick = rng.integers(0, len(samples), size=n)
     pairs = np.asarray(samples, dtype=np.int64)[pick]
     client = rng.integers(0, pm.swarm.n_clients, size=n) if pm.swarm.n_clients > 1 else np.zeros(n, np.int64)
