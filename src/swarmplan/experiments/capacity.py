@@ -39,6 +39,7 @@ from swarmplan.perf.model import PerfModel
 from swarmplan.scenario.models import Scenario
 from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import Workload, load_trace
+from swarmplan.sim.long_outputs import long_output_limit_of
 from swarmplan.sim.result import TAIL_FRACTION, WARMUP_FRACTION, SimResult, measured_windows
 from swarmplan.sim.run import run_policy
 
@@ -449,7 +450,7 @@ def run_capacity(
                 placement, policy = method.build(ctx)
                 search.fluid_per_s = placement_fluid_per_s(pm, placement, limit, delay)
                 search.design = str(placement.info.get("candidate", ""))
-                theta = getattr(getattr(policy, "rule", None), "long_output_limit", None)
+                theta = long_output_limit_of(policy)
                 if theta is not None:  # SLO-Pack's long-output limit at lo (docs/capacity.md §5.5)
                     search.design += f", outputs > {theta:g} tokens off the fastest tier"
             except SwarmplanError:

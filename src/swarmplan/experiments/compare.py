@@ -36,6 +36,7 @@ from swarmplan.scenario.realize import realize
 from swarmplan.scenario.workload import draw_workload
 from swarmplan.sim.churn import churn_schedule
 from swarmplan.sim.engine import SimResult
+from swarmplan.sim.long_outputs import long_output_limit_of
 from swarmplan.sim.run import run_policy
 from swarmplan.split.compare_methods import SPLIT_METRICS, SplitRun, is_split_method
 
@@ -203,7 +204,7 @@ def run_once(
         summary.update(R=placement.R, bound_ms_per_token=placement.bound_ms_per_token)
         if hasattr(placement.details, "summary"):
             summary.update(placement.details.summary())
-        theta = getattr(getattr(policy, "rule", None), "long_output_limit", None)
+        theta = long_output_limit_of(policy)
         if theta is not None:  # SLO-Pack's long-output limit (docs/capacity.md §5.5)
             summary["slo_pack_long_output_limit"] = float(theta)
         if split is not None:

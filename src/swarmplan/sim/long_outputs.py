@@ -73,3 +73,9 @@ def resolve_rule(pm: PerfModel, placement: Placement, chains: list[Chain], rule:
     trials = limit_trials(pm, placement, chains, rule)
     best = min(trials, key=lambda theta: (trials[theta], -theta))
     return dataclasses.replace(rule, long_output_limit=None if math.isinf(best) else best)
+
+
+def long_output_limit_of(policy) -> float | None:
+    """The long-output limit a built policy dispatches with; None when it has none (or is not a central queue
+    with SLO-Pack's rule)."""
+    return getattr(getattr(policy, "rule", None), "long_output_limit", None)
