@@ -217,9 +217,7 @@ def plan_slo_pack(
     _, name, pl, chains = best
     rule = None
     if dispatch == "slo-aware" and slo.kind in ("per_token", "response") and len(set(slo.samples)) > 1:
-        limit = long_output_limit if slo.kind == "per_token" else None
-        if limit == "auto" and (rate_per_s is None or not any(reserved_chains(chains))):
-            limit = None  # nothing to choose it for: no rate, or no reserved chains
+        limit = long_output_limit if slo.kind == "per_token" else None  # "auto": sim.long_outputs.resolve_rule
         rule = DispatchRule(slo.kind, slo.limit_ms, limit, rate_per_s, tuple(slo.samples))
         if slo.kind == "response":  # every chain: the deadline rule decides per request which it may use
             tau_c, tau_p = whole_request_times(pm)
