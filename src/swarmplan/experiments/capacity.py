@@ -408,8 +408,9 @@ def run_capacity(
 
     searches = {}
     for method in get_methods(method_names):
+        built: dict[float, tuple] = {}  # rate → (placement, policy): the one at lo is reported below
 
-        def evaluate(rate: float, method=method) -> tuple[float, dict]:
+        def evaluate(rate: float, method=method, built=built) -> tuple[float, dict]:
             method_rng = run_seeds(seed, run)[2]
             ctx = MethodContext(
                 pm,
@@ -420,7 +421,7 @@ def run_capacity(
                 overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
             )
             try:
-                placement, policy = method.build(ctx)
+                placement, policy = built[rate] = method.build(ctx)
             except SwarmplanError:
                 return math.inf, {"error": "no placement"}
             result = run_policy(
@@ -438,16 +439,8 @@ def run_capacity(
 
         search = search_method(evaluate, limit.limit_ms, start if bound.rate_per_s > 0 else spec.rate_per_s, ceiling, opts)
         if search.lo > 0:  # how much of the bound its placement keeps before any waiting (docs/capacity.md §6)
-            ctx = MethodContext(
-                pm,
-                run_seeds(seed, run)[2],
-                search.lo,
-                scenario.placement.R,
-                opts.cache_test,
-                overrides={"slo-pack": slo_pack_options(limit, opts.slo_pack_dispatch)},
-            )
+            placement, policy = built[search.lo]  # lo held, so it was built there
             try:
-                placement, policy = method.build(ctx)
                 search.fluid_per_s = placement_fluid_per_s(pm, placement, limit, delay)
                 search.design = str(placement.info.get("candidate", ""))
                 theta = long_output_limit_of(policy)
